@@ -1,0 +1,156 @@
+"""The brain: `init_brain` and `step` compose neurons, synapses, homeostasis
+and plasticity; `burst` runs T steps as one `lax.scan`.
+
+Contract (jax-md style pure pairs):
+    wiring, state = init_brain(config, seed=...)
+    state, metrics = step(config, wiring, state, stim)        # one step
+    state, metrics = burst(config, wiring, state, stims, length=T)
+
+`stim` is (input_channels,) f32 or None: channel c drives input neurons
+[c*G, (c+1)*G) with input_gain * stim[c]. Metrics are computed on the device;
+the host reads them once per burst. Delta synapses with one step of delay:
+step t integrates W @ s(t-1) and the neighbours' s(t-1).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+
+from jbrain import homeostasis, neurons, plasticity, synapses
+from jbrain.config import BrainConfig
+from jbrain.state import STATUS_NONFINITE, BrainState, Metrics, Wiring
+
+
+def init_brain(config: BrainConfig, *, seed: int) -> tuple[Wiring, BrainState]:
+    """A newborn brain. One root key is split into named streams
+    (wiring, init, run); the run stream's key data seeds the per-step noise."""
+    k_wiring, k_init, k_run = jax.random.split(jax.random.key(seed), 3)
+    wiring, weights = synapses.init_synapses(config, k_wiring)
+    n = config.n_neurons
+    state = BrainState(
+        v=jax.random.uniform(k_init, (n,), jnp.float32) * 0.5 * config.theta_init,
+        theta=jnp.full((n,), config.theta_init, jnp.float32),
+        adapt=jnp.zeros((n,), jnp.float32),
+        refrac=jnp.zeros((n,), jnp.uint8),
+        mode=jnp.zeros((n,), jnp.uint8),
+        spikes=jnp.zeros((n,), jnp.uint8),
+        x_pre=jnp.zeros((n,), jnp.float32),
+        y_post=jnp.zeros((n,), jnp.float32),
+        weights=weights,
+        ctrl=jnp.zeros((), jnp.float32),
+        rate=jnp.asarray(config.target_rate, jnp.float32),
+        step=jnp.zeros((), jnp.int32),
+        key=jax.random.key_data(k_run).astype(jnp.uint32),
+        status=jnp.zeros((), jnp.uint32),
+    )
+    return wiring, state
+
+
+def external_input(config: BrainConfig, stim: jax.Array) -> jax.Array:
+    """(input_channels,) f32 -> (N,) f32 current on the input population."""
+    g = config.input_group
+    per_neuron = jnp.repeat(stim.astype(jnp.float32) * config.input_gain, g, total_repeat_length=stim.shape[0] * g)
+    return jnp.pad(per_neuron, (0, config.n_neurons - per_neuron.shape[0]))
+
+
+def synaptic_input(
+    config: BrainConfig, wiring: Wiring, state: BrainState
+) -> tuple[jax.Array, jax.Array]:
+    """W @ s(t-1) on the configured path: (I (N,) f32, status bits () uint32)."""
+    path = config.resolved_propagation
+    s = state.spikes
+    if path == "gather":
+        return synapses.propagate_gather(wiring, state.weights, s), jnp.uint32(0)
+    if path == "bcoo":
+        return synapses.propagate_bcoo(wiring, state.weights, s), jnp.uint32(0)
+    ids, count = synapses.spike_list(s, config.spike_capacity)
+    return synapses.propagate_event(wiring, state.weights, s, ids, count)
+
+
+def step(
+    config: BrainConfig, wiring: Wiring, state: BrainState, stim: jax.Array | None = None
+) -> tuple[BrainState, Metrics]:
+    """Advance the brain by one step (pure). See the module docstring."""
+    n = config.n_neurons
+    i_syn, status = synaptic_input(config, wiring, state)
+    i_nbr = synapses.neighbour_input(config, state.spikes)
+    ctrl, drive = homeostasis.controller_step(config, state.ctrl, state.rate, state.step)
+    current = (
+        i_syn
+        + i_nbr
+        + (config.bias + drive)
+        + config.noise_sd * neurons.gaussian_noise(state.key, state.step, n)
+    )
+    if stim is not None:
+        current = current + external_input(config, stim)
+    v, spikes, adapt, refrac, mode = neurons.neuron_update(
+        config, state.v, state.theta, state.adapt, state.refrac, state.mode, current
+    )
+    # Materialise the update once: otherwise XLA may re-evaluate the noise
+    # hash and the whole membrane update inside every consumer fusion.
+    v, spikes = jax.lax.optimization_barrier((v, spikes))
+    theta = homeostasis.threshold_step(config, state.theta, spikes)
+    count = jnp.sum(spikes, dtype=jnp.int32)
+    weights, x_pre, y_post = state.weights, state.x_pre, state.y_post
+    if config.plasticity:
+        ids, _ = synapses.spike_list(spikes, config.spike_capacity)
+        weights, x_pre, y_post = plasticity.stdp_step(
+            config, wiring, weights, x_pre, y_post, spikes, ids, count > config.spike_capacity
+        )
+    finite = jnp.isfinite(v).all() & jnp.isfinite(theta).all()
+    if config.plasticity:
+        finite = finite & jnp.isfinite(weights).all()
+    status = state.status | status | jnp.where(finite, jnp.uint32(0), jnp.uint32(STATUS_NONFINITE))
+    rate = count.astype(jnp.float32) / n
+    spikes_u8 = spikes.astype(jnp.uint8)
+    out = spikes_u8[config.output_start :].reshape(config.output_channels, config.output_group)
+    new_state = state.replace(
+        v=v,
+        theta=theta,
+        adapt=adapt,
+        refrac=refrac,
+        mode=mode,
+        spikes=spikes_u8,
+        x_pre=x_pre,
+        y_post=y_post,
+        weights=weights,
+        ctrl=ctrl,
+        rate=rate,
+        step=state.step + 1,
+        status=status,
+    )
+    metrics = Metrics(
+        spikes=count,
+        rate=rate,
+        mean_input=jnp.mean(i_syn + i_nbr),
+        mean_threshold=jnp.mean(theta),
+        mean_voltage=jnp.mean(v),
+        out_counts=out.sum(axis=1, dtype=jnp.int32),
+        raster=spikes_u8[: config.record_spikes],
+    )
+    return new_state, metrics
+
+
+def _burst(config, wiring, state, stims, length):
+    def body(carry, stim):
+        return step(config, wiring, carry, stim)
+
+    unroll = config.unroll or (1 if jax.default_backend() == "cpu" else 8)
+    return jax.lax.scan(body, state, stims, length=length, unroll=max(1, min(unroll, length)))
+
+
+burst = jax.jit(_burst, static_argnames=("config", "length"), donate_argnames=("state",))
+burst.__doc__ = """Run `length` steps as one `lax.scan` (one compiled program per
+(config, length, stims is None)). stims: (length, input_channels) f32 or None.
+`state` is donated: do not reuse it. Returns (state, Metrics with a T axis)."""
+
+step_jit = jax.jit(step, static_argnames=("config",))
+
+
+@functools.partial(jax.jit, static_argnames=("config",))
+def synaptic_input_reference(config: BrainConfig, wiring: Wiring, state: BrainState) -> jax.Array:
+    """W @ s(t-1) through the BCOO (what every path is tested against)."""
+    return synapses.propagate_bcoo(wiring, state.weights, state.spikes)

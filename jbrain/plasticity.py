@@ -1,0 +1,85 @@
+"""Event-driven STDP on the sparse weights (pair-based, nearest-trace).
+
+Traces (per neuron, decaying each step, bumped by this step's spikes s):
+    x_pre  <- x_pre  * exp(-1/tau_pre)  + s
+    y_post <- y_post * exp(-1/tau_post) + s
+Weight update for synapse j -> i (uses the traces *before* this step's bump):
+    post i fires: w_ij += a_plus  * x_pre[j]    (pre fired before post: LTP)
+    pre  j fires: w_ij -= a_minus * y_post[i]   (post fired before pre: LTD)
+    w_ij <- clip(w_ij, 0, w_max)
+Only rows of neurons that fired (LTP: their in-synapses, a row of the BCOO)
+and columns of neurons that fired (LTD: their out-synapses) are touched.
+
+Synaptic scaling (optional): each neuron that fired has its incoming row
+rescaled so that sum_k w_ik = K * w_max / 2 (the expected total at birth),
+which keeps learning a redistribution, not a runaway.
+"""
+
+from __future__ import annotations
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+from jbrain.config import BrainConfig
+from jbrain.state import Wiring
+
+
+def stdp_step(
+    config: BrainConfig,
+    wiring: Wiring,
+    weights: jax.Array,
+    x_pre: jax.Array,
+    y_post: jax.Array,
+    spikes: jax.Array,
+    ids: jax.Array,
+    overflow: jax.Array,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One STDP step. weights (N*K,) f32; traces (N,) f32; spikes (N,) bool;
+    ids (C,) int32 spike list padded with N; overflow () bool (list incomplete:
+    then the dense update, exact, is used). Returns (weights, x_pre, y_post)."""
+    c = config
+    n, k = wiring.pre.shape
+
+    def sparse_update(w):
+        w = w.reshape(n, k)
+        # LTP on the in-rows of fired neurons
+        rows = w.at[ids].get(mode="fill", fill_value=0.0)  # (C, K)
+        pre_ids = wiring.pre.at[ids].get(mode="fill", fill_value=0)
+        rows = jnp.clip(rows + c.a_plus * x_pre[pre_ids], 0.0, c.w_max)
+        w = w.at[ids].set(rows, mode="drop").reshape(-1)
+        # LTD on the out-synapses of fired neurons
+        posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K)
+        syn = posts * k + jnp.arange(k, dtype=jnp.int32)
+        old = w.at[syn].get(mode="fill", fill_value=0.0)
+        new = jnp.clip(old - c.a_minus * y_post.at[posts].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
+        w = w.at[syn].set(new, mode="drop")
+        if c.synaptic_scaling:
+            w = w.reshape(n, k)
+            rows = w.at[ids].get(mode="fill", fill_value=1.0)
+            total = jnp.maximum(rows.sum(axis=1, keepdims=True), 1e-12)
+            rows = jnp.clip(rows * (0.5 * k * c.w_max / total), 0.0, c.w_max)
+            w = w.at[ids].set(rows, mode="drop").reshape(-1)
+        return w
+
+    def dense_update(w):
+        s = spikes.astype(jnp.float32)
+        w = w.reshape(n, k)
+        w = jnp.clip(w + c.a_plus * s[:, None] * x_pre[wiring.pre], 0.0, c.w_max)
+        w = w.reshape(-1)
+        # out-synapse (j, kk) is synapse out_post[j, kk]*K + kk; as a row-major
+        # (N, K) array the LTD of synapse (i, kk) is s[pre[i, kk]] * y_post[i].
+        w = w.reshape(n, k)
+        w = jnp.clip(w - c.a_minus * s[wiring.pre] * y_post[:, None], 0.0, c.w_max)
+        if c.synaptic_scaling:
+            total = jnp.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+            scaled = jnp.clip(w * (0.5 * k * c.w_max / total), 0.0, c.w_max)
+            w = jnp.where(s[:, None] > 0, scaled, w)
+        return w.reshape(-1)
+
+    weights = jax.lax.cond(overflow, dense_update, sparse_update, weights)
+    s = spikes.astype(jnp.float32)
+    x_pre = x_pre * math.exp(-1.0 / c.tau_pre) + s
+    y_post = y_post * math.exp(-1.0 / c.tau_post) + s
+    return weights, x_pre, y_post

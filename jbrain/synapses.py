@@ -1,0 +1,136 @@
+"""The sparse synapse matrix W (post x pre) and three ways to compute W @ s.
+
+Wiring: K random cyclic permutations. For each k, sigma_k = pi_k c pi_k^-1 with
+pi_k a uniform random permutation and c the shift i -> i+1, so sigma_k is a
+random N-cycle: no fixed points (no self-synapses) and a bijection. Synapse
+(i, k) runs from pre = sigma_k(i) to post = i. Hence every neuron has exactly
+K inputs (fixed fan-in) AND exactly K outputs (fixed fan-out): the row-major
+BCOO gathers in fixed-width rows, and the event-driven scatter reads fixed-width
+rows of the transpose with no padding. (Two of a neuron's K inputs can share a
+presynaptic neuron with probability ~K^2/2N.)
+
+Paths, all returning I = W @ s, (N,) f32:
+  gather  one fused gather over the BCOO's own buffers (data, column indices),
+          fixed-width rows: I_i = sum_k w[i,k] s[pre[i,k]]. Touches N*K synapses.
+  event   only the out-synapses of neurons that spiked: a spike list of static
+          size C (`spike_buffer`), then a scatter-add of C*K weights. Touches
+          ~rate*N*K synapses. If more than C neurons spike in a step, that step
+          uses the gather path (exact) and sets STATUS_SPIKE_OVERFLOW.
+  bcoo    `jax.experimental.sparse` BCOO @ s (float; the reference).
+
+gather and event accumulate in int32 fixed point (WEIGHT_FRAC_BITS), which is
+associative: they agree bit for bit, on any device, whatever the atomic order.
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import sparse
+
+from jbrain.config import WEIGHT_FRAC_BITS, BrainConfig
+from jbrain.state import STATUS_SPIKE_OVERFLOW, Wiring
+
+_SCALE = float(2**WEIGHT_FRAC_BITS)
+
+
+def init_synapses(config: BrainConfig, key: jax.Array) -> tuple[Wiring, jax.Array]:
+    """Random wiring and weights ~ U[0, w_max): (Wiring, weights (N*K,) f32)."""
+    n, k = config.n_neurons, config.fan_in
+    k_perm, k_w = jax.random.split(key)
+    pre, out_post = _cyclic_tables(k_perm, n, k)
+    weights = jax.random.uniform(k_w, (n * k,), jnp.float32) * config.w_max
+    return Wiring(pre=pre, out_post=out_post), weights
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def _cyclic_tables(key: jax.Array, n: int, k: int) -> tuple[jax.Array, jax.Array]:
+    def one(kk):
+        perm = jax.random.permutation(kk, n).astype(jnp.int32)
+        inv = jnp.zeros((n,), jnp.int32).at[perm].set(jnp.arange(n, dtype=jnp.int32))
+        pre = perm[(inv + 1) % n]  # sigma(i)
+        post = perm[(inv - 1) % n]  # sigma^-1(j)
+        return pre, post
+
+    pre, out_post = jax.lax.map(one, jax.random.split(key, k))  # (K, N) each
+    return pre.T, out_post.T
+
+
+def to_bcoo(wiring: Wiring, weights: jax.Array) -> sparse.BCOO:
+    """W as a BCOO (post x pre), row-major: entry e = i*K + k is (i, pre[i, k])."""
+    n, k = wiring.pre.shape
+    rows = jnp.arange(n * k, dtype=jnp.int32) // k
+    idx = jnp.stack([rows, wiring.pre.reshape(-1)], axis=1)
+    return sparse.BCOO((weights, idx), shape=(n, n), indices_sorted=True, unique_indices=False)
+
+
+def _quantize(w: jax.Array) -> jax.Array:
+    return jnp.round(w * _SCALE).astype(jnp.int32)
+
+
+def _from_fixed(acc: jax.Array) -> jax.Array:
+    return acc.astype(jnp.float32) * (1.0 / _SCALE)
+
+
+def propagate_gather(wiring: Wiring, weights: jax.Array, spikes: jax.Array) -> jax.Array:
+    """I = W @ s by a fixed-width gather. spikes (N,) uint8/bool -> (N,) f32."""
+    n, k = wiring.pre.shape
+    fired = spikes[wiring.pre] != 0  # (N, K)
+    q = jnp.where(fired, _quantize(weights.reshape(n, k)), 0)
+    return _from_fixed(q.sum(axis=1))
+
+
+def spike_list(spikes: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
+    """(ids (C,) int32 padded with N, count () int32) of the neurons that fired."""
+    n = spikes.shape[0]
+    count = jnp.sum(spikes, dtype=jnp.int32)
+    (ids,) = jnp.nonzero(spikes, size=capacity, fill_value=n)
+    return ids.astype(jnp.int32), count
+
+
+def propagate_event(
+    wiring: Wiring, weights: jax.Array, spikes: jax.Array, ids: jax.Array, count: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """I = W @ s touching only the out-synapses of the C listed spikes.
+
+    ids, count: from `spike_list`. Returns (I (N,) f32, status bits ()).
+    Overflow (count > C) takes the exact gather path for this step instead.
+    """
+    n, k = wiring.pre.shape
+    capacity = ids.shape[0]
+
+    def scatter():
+        posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K)
+        syn = posts * k + jnp.arange(k, dtype=jnp.int32)
+        q = _quantize(weights.at[syn].get(mode="fill", fill_value=0.0))
+        acc = jnp.zeros((n,), jnp.int32).at[posts].add(q, mode="drop")
+        return _from_fixed(acc)
+
+    overflow = count > capacity
+    current = jax.lax.cond(
+        overflow, lambda: propagate_gather(wiring, weights, spikes), scatter
+    )
+    return current, jnp.where(overflow, jnp.uint32(STATUS_SPIKE_OVERFLOW), jnp.uint32(0))
+
+
+def propagate_bcoo(wiring: Wiring, weights: jax.Array, spikes: jax.Array) -> jax.Array:
+    """I = W @ s with `jax.experimental.sparse` (the reference; float sums)."""
+    return to_bcoo(wiring, weights) @ spikes.astype(jnp.float32)
+
+
+def neighbour_input(config: BrainConfig, spikes: jax.Array) -> jax.Array:
+    """Local excitation from last step's spikes, (N,) f32.
+
+    Ring: (w/2) (s[i-1] + s[i+1]). Sheet H x W (torus): (w/8) * sum of the 8
+    neighbours. w = neighbour_weight, the input if every neighbour fired.
+    """
+    s = spikes.astype(jnp.float32)
+    if config.sheet is None:
+        return (0.5 * config.neighbour_weight) * (jnp.roll(s, 1) + jnp.roll(s, -1))
+    h, w = config.sheet
+    g = s.reshape(h, w)
+    rows = jnp.roll(g, 1, axis=0) + g + jnp.roll(g, -1, axis=0)
+    box = jnp.roll(rows, 1, axis=1) + rows + jnp.roll(rows, -1, axis=1)
+    return ((config.neighbour_weight / 8.0) * (box - g)).reshape(-1)
