@@ -89,9 +89,6 @@ def step(
     v, spikes, adapt, refrac, mode = neurons.neuron_update(
         config, state.v, state.theta, state.adapt, state.refrac, state.mode, current
     )
-    # Materialise the update once: otherwise XLA may re-evaluate the noise
-    # hash and the whole membrane update inside every consumer fusion.
-    v, spikes = jax.lax.optimization_barrier((v, spikes))
     theta = homeostasis.threshold_step(config, state.theta, spikes)
     count = jnp.sum(spikes, dtype=jnp.int32)
     weights, x_pre, y_post = state.weights, state.x_pre, state.y_post

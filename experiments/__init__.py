@@ -1,0 +1,1 @@
+"""Launchers: thin absl apps over the jbrain library (`jbrain <command>`)."""

@@ -1,0 +1,81 @@
+"""`brain_debug.log`: one tab-separated line per step, written once per burst.
+
+Format (text, UTF-8):
+    step	spikes	rate	mean_input	mean_threshold
+    1	812	0.004060	0.012345	0.999812
+    ...
+`step` counts from 1 (the step just taken); floats have 6 decimals, so the
+same run always writes byte-identical lines.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+
+import numpy as np
+
+HEADER = "step\tspikes\trate\tmean_input\tmean_threshold"
+LOG_NAME = "brain_debug.log"
+
+
+def format_lines(first_step: int, metrics: Mapping[str, np.ndarray]) -> str:
+    """Lines for steps first_step, first_step+1, ... (host numpy metrics)."""
+    spikes = np.asarray(metrics["spikes"])
+    rate = np.asarray(metrics["rate"])
+    inp = np.asarray(metrics["mean_input"])
+    th = np.asarray(metrics["mean_threshold"])
+    return "".join(
+        f"{first_step + i}\t{spikes[i]}\t{rate[i]:.6f}\t{inp[i]:.6f}\t{th[i]:.6f}\n"
+        for i in range(spikes.shape[0])
+    )
+
+
+class DebugLog:
+    """Appends per-step metrics to WORKDIR/brain_debug.log.
+
+    A new file gets the header. On restart (a restored brain at step S) lines
+    after S are cut, so the log continues exactly where the state does.
+    """
+
+    def __init__(self, path: str, *, start_step: int = 0):
+        self.path = path
+        if start_step == 0 or not os.path.exists(path):
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(HEADER + "\n")
+        else:
+            _truncate_after(path, start_step)
+        self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
+
+    def append(self, first_step: int, metrics: Mapping[str, np.ndarray]) -> None:
+        self._f.write(format_lines(first_step, metrics))
+
+    def flush(self) -> None:
+        self._f.flush()
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.flush()
+            self._f.close()
+
+
+def _truncate_after(path: str, step: int) -> None:
+    """Keep the header and the lines of steps <= step."""
+    with open(path, encoding="utf-8") as f:
+        lines = f.readlines()
+    keep = [lines[0]] if lines else [HEADER + "\n"]
+    for line in lines[1:]:
+        head = line.split("\t", 1)[0]
+        if head.isdigit() and int(head) <= step and line.endswith("\n"):
+            keep.append(line)
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        f.writelines(keep)
+    os.replace(tmp, path)
+
+
+def read_log(path: str) -> dict[str, np.ndarray]:
+    """Parse a debug log into columns (for plots and tests)."""
+    data = np.loadtxt(path, delimiter="\t", skiprows=1, ndmin=2)
+    cols = HEADER.split("\t")
+    return {c: data[:, i] for i, c in enumerate(cols)}
