@@ -7,6 +7,9 @@ import sys
 
 COMMANDS = {
     "run": "experiments.run",
+    "chat": "experiments.chat",
+    "plot": "experiments.plot",
+    "bench": "experiments.bench",
 }
 USAGE = "usage: jbrain {" + ",".join(COMMANDS) + "} [--flags]   (jbrain COMMAND --help for flags)"
 

@@ -82,10 +82,6 @@ def neuron_update(
     theta_eff = theta + jnp.where(mode == ADAPTED, jnp.float32(c.adapt_boost), 0.0)
     spikes = jnp.logical_and(~refractory, v > theta_eff)
     v = jnp.where(spikes, jnp.float32(c.v_reset), v)
-    # Materialise (v, s) once. Without this barrier XLA (CPU especially)
-    # re-evaluates the membrane update, noise hash included, inside every
-    # consumer fusion below (adapt, refrac, mode, theta, count: 6x the work).
-    v, spikes = jax.lax.optimization_barrier((v, spikes))
     adapt = adapt * math.exp(-1.0 / c.tau_adapt) + spikes.astype(jnp.float32)
     refrac = jnp.where(spikes, jnp.uint8(c.refractory), jnp.maximum(refrac, 1) - 1).astype(jnp.uint8)
     mode = jnp.where(

@@ -1,6 +1,7 @@
-"""Event-driven STDP on the sparse weights (pair-based, nearest-trace).
+"""Event-driven STDP on the sparse weights (pair-based, all-to-all traces).
 
-Traces (per neuron, decaying each step, bumped by this step's spikes s):
+Traces (per neuron, decaying each step, bumped by this step's spikes s; the
+bumps add up, so every earlier spike pairs, weighted by exp(-dt/tau)):
     x_pre  <- x_pre  * exp(-1/tau_pre)  + s
     y_post <- y_post * exp(-1/tau_post) + s
 Weight update for synapse j -> i (uses the traces *before* this step's bump):
@@ -8,7 +9,11 @@ Weight update for synapse j -> i (uses the traces *before* this step's bump):
     pre  j fires: w_ij -= a_minus * y_post[i]   (post fired before pre: LTD)
     w_ij <- clip(w_ij, 0, w_max)
 Only rows of neurons that fired (LTP: their in-synapses, a row of the BCOO)
-and columns of neurons that fired (LTD: their out-synapses) are touched.
+and columns of neurons that fired (LTD: their out-synapses) are touched. A
+pre and post spike in the same step do not pair. Averaged over uncorrelated
+firing at rates r_pre, r_post the drift is (a_plus - a_minus) * tau * r_pre *
+r_post per step, so a_plus > a_minus is Hebbian for co-active neurons and
+a_plus < a_minus (the default) is stable, depressing unless pre leads post.
 
 Synaptic scaling (optional): each neuron that fired has its incoming row
 rescaled so that sum_k w_ik = K * w_max / 2 (the expected total at birth),
@@ -41,19 +46,23 @@ def stdp_step(
     then the dense update, exact, is used). Returns (weights, x_pre, y_post)."""
     c = config
     n, k = wiring.pre.shape
+    # Per-neuron increments, materialised once and shared by both paths: the
+    # barrier stops the compiler from contracting `w + a*x` into FMAs in one
+    # path and not the other, so sparse and dense agree bit for bit.
+    ltp, ltd = jax.lax.optimization_barrier((c.a_plus * x_pre, c.a_minus * y_post))
 
     def sparse_update(w):
         w = w.reshape(n, k)
         # LTP on the in-rows of fired neurons
         rows = w.at[ids].get(mode="fill", fill_value=0.0)  # (C, K)
         pre_ids = wiring.pre.at[ids].get(mode="fill", fill_value=0)
-        rows = jnp.clip(rows + c.a_plus * x_pre[pre_ids], 0.0, c.w_max)
+        rows = jnp.clip(rows + ltp[pre_ids], 0.0, c.w_max)
         w = w.at[ids].set(rows, mode="drop").reshape(-1)
         # LTD on the out-synapses of fired neurons
         posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K)
         syn = posts * k + jnp.arange(k, dtype=jnp.int32)
         old = w.at[syn].get(mode="fill", fill_value=0.0)
-        new = jnp.clip(old - c.a_minus * y_post.at[posts].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
+        new = jnp.clip(old - ltd.at[posts].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
         w = w.at[syn].set(new, mode="drop")
         if c.synaptic_scaling:
             w = w.reshape(n, k)
@@ -64,18 +73,17 @@ def stdp_step(
         return w
 
     def dense_update(w):
-        s = spikes.astype(jnp.float32)
+        # The per-synapse expressions of sparse_update, selected with `where`.
+        fired = spikes.astype(bool)
         w = w.reshape(n, k)
-        w = jnp.clip(w + c.a_plus * s[:, None] * x_pre[wiring.pre], 0.0, c.w_max)
-        w = w.reshape(-1)
+        w = jnp.where(fired[:, None], jnp.clip(w + ltp[wiring.pre], 0.0, c.w_max), w)
         # out-synapse (j, kk) is synapse out_post[j, kk]*K + kk; as a row-major
-        # (N, K) array the LTD of synapse (i, kk) is s[pre[i, kk]] * y_post[i].
-        w = w.reshape(n, k)
-        w = jnp.clip(w - c.a_minus * s[wiring.pre] * y_post[:, None], 0.0, c.w_max)
+        # (N, K) array the LTD of synapse (i, kk) applies where pre[i, kk] fired.
+        w = jnp.where(fired[wiring.pre], jnp.clip(w - ltd[:, None], 0.0, c.w_max), w)
         if c.synaptic_scaling:
             total = jnp.maximum(w.sum(axis=1, keepdims=True), 1e-12)
             scaled = jnp.clip(w * (0.5 * k * c.w_max / total), 0.0, c.w_max)
-            w = jnp.where(s[:, None] > 0, scaled, w)
+            w = jnp.where(fired[:, None], scaled, w)
         return w.reshape(-1)
 
     weights = jax.lax.cond(overflow, dense_update, sparse_update, weights)

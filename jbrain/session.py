@@ -16,6 +16,7 @@ import numpy as np
 from jbrain import brain
 from jbrain.config import BrainConfig
 from jbrain.logs import LOG_NAME, DebugLog
+from jbrain.raster import SpikeRecorder
 from jbrain.state import STATUS_NONFINITE, STATUS_SPIKE_OVERFLOW, BrainState, Wiring
 
 
@@ -47,6 +48,10 @@ class Session:
         self.overflow_warned = False
         self.warnings: list[str] = []
         self.log = DebugLog(os.path.join(workdir, LOG_NAME), start_step=self.step) if workdir else None
+        # --record_spikes=R: WORKDIR/spikes.u8 + spikes.json (format in raster.py)
+        self.spikes = (
+            SpikeRecorder.open(workdir, config.record_spikes, start_step=self.step) if workdir else None
+        )
 
     @classmethod
     def new(cls, config: BrainConfig, *, seed: int, workdir: str | None = None) -> Session:
@@ -68,6 +73,8 @@ class Session:
             self.last_rate = float(host["rate"][-1])
             if self.log is not None:
                 self.log.append(first, host)
+            if self.spikes is not None:
+                self.spikes.append(first, host["raster"])
             self._check(int(status))
             return host
 
@@ -93,3 +100,5 @@ class Session:
     def close(self) -> None:
         if self.log is not None:
             self.log.close()
+        if self.spikes is not None:
+            self.spikes.close()

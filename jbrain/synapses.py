@@ -74,20 +74,81 @@ def _from_fixed(acc: jax.Array) -> jax.Array:
     return acc.astype(jnp.float32) * (1.0 / _SCALE)
 
 
+def pack_spikes(spikes: jax.Array) -> jax.Array:
+    """(N,) uint8/bool -> (ceil(N/32),) uint32 bitmask; neuron i is bit i%32 of word i//32.
+
+    32x smaller than the uint8 spikes: at 1M neurons the mask (125 KB) stays in
+    L1 for the random reads of the gather path.
+    """
+    n = spikes.shape[0]
+    words = -(-n // 32)
+    bits = jnp.pad((spikes != 0).astype(jnp.uint32), (0, words * 32 - n)).reshape(words, 32)
+    return jnp.sum(bits << jnp.arange(32, dtype=jnp.uint32), axis=1, dtype=jnp.uint32)
+
+
+def _fired(mask: jax.Array, ids: jax.Array) -> jax.Array:
+    """Bit test: did neurons `ids` (any shape, int32) fire? -> bool."""
+    word = mask[ids >> 5]
+    return ((word >> (ids & 31).astype(jnp.uint32)) & 1) != 0
+
+
 def propagate_gather(wiring: Wiring, weights: jax.Array, spikes: jax.Array) -> jax.Array:
     """I = W @ s by a fixed-width gather. spikes (N,) uint8/bool -> (N,) f32."""
     n, k = wiring.pre.shape
-    fired = spikes[wiring.pre] != 0  # (N, K)
+    fired = _fired(pack_spikes(spikes), wiring.pre)  # (N, K)
     q = jnp.where(fired, _quantize(weights.reshape(n, k)), 0)
     return _from_fixed(q.sum(axis=1))
 
 
+_ROW = 256  # prefix sums run as (rows, 256) @ triangular matrices
+
+
+def _exclusive_prefix(x: jax.Array) -> jax.Array:
+    """Exclusive prefix sum of small non-negative int32 counts (M,), x <= 32.
+
+    jnp.cumsum lowers to an associative scan: ~2 log2(M) kernels, each a full
+    pass (about 0.9 ms/step at N = 10M). Here: two triangular matmuls in exact
+    float32 (Precision.HIGHEST; every partial sum < 2**24 thanks to a hi/lo
+    split of the row totals), a few kernels whatever the size.
+    """
+    m = x.shape[0]
+    rows = -(-m // _ROW)
+    xr = jnp.pad(x, (0, rows * _ROW - m)).reshape(rows, _ROW).astype(jnp.float32)
+    i = jnp.arange(_ROW)
+    strict_upper = (i[:, None] < i[None, :]).astype(jnp.float32)  # sum over j < col
+    within = jnp.matmul(xr, strict_upper, precision=jax.lax.Precision.HIGHEST)  # (rows, ROW)
+    totals = xr.sum(axis=1).astype(jnp.int32)  # <= 32 * 256
+    r = jnp.arange(rows)
+    before = (r[:, None] < r[None, :]).astype(jnp.float32)  # (rows, rows)
+    hi, lo = (totals >> 8).astype(jnp.float32), (totals & 255).astype(jnp.float32)
+    hp = jax.lax.Precision.HIGHEST
+    offset = (jnp.matmul(hi, before, precision=hp).astype(jnp.int32) << 8) + jnp.matmul(
+        lo, before, precision=hp
+    ).astype(jnp.int32)
+    return (within.astype(jnp.int32) + offset[:, None]).reshape(-1)[:m]
+
+
 def spike_list(spikes: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
-    """(ids (C,) int32 padded with N, count () int32) of the neurons that fired."""
+    """(ids (C,) int32 ascending, padded with N; count () int32) of neurons that fired.
+
+    Stream compaction over the bitmask: popcount per 32-neuron word, exclusive
+    prefix over words, then each fired neuron writes its id to
+    offset[word] + popcount(lower bits of its word). Ids past C are dropped
+    (count > C tells the caller).
+    """
     n = spikes.shape[0]
-    count = jnp.sum(spikes, dtype=jnp.int32)
-    (ids,) = jnp.nonzero(spikes, size=capacity, fill_value=n)
-    return ids.astype(jnp.int32), count
+    mask = pack_spikes(spikes)
+    per_word = jax.lax.population_count(mask).astype(jnp.int32)
+    offset = _exclusive_prefix(per_word)
+    count = offset[-1] + per_word[-1]
+    b = jnp.arange(32, dtype=jnp.uint32)
+    below = mask[:, None] & ((jnp.uint32(1) << b) - jnp.uint32(1))  # (W, 32)
+    pos = offset[:, None] + jax.lax.population_count(below).astype(jnp.int32)
+    fired = ((mask[:, None] >> b) & 1) != 0
+    pos = jnp.where(fired, pos, capacity).reshape(-1)
+    neuron = jnp.arange(pos.shape[0], dtype=jnp.int32)
+    ids = jnp.full((capacity,), n, jnp.int32).at[pos].set(neuron, mode="drop")
+    return ids, count
 
 
 def propagate_event(

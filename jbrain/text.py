@@ -1,0 +1,157 @@
+"""Text <-> brain: the byte encoder, the spike-count decoder and `reply`.
+
+Host-side and pure NumPy. A reply is ONE burst of T = `reply_steps` steps (one
+compiled program for every text: the stimulus always has the shape
+(T, input_channels)), split in two phases:
+
+    steps [0, T_in)   input phase,  T_in = T // 2: the text is presented
+    steps [T_in, T)   output phase: R = `reply_chars` windows are read
+
+Encoder (text -> stims (T, input_channels) f32, values 0 or 1)
+    The text is taken as UTF-8 bytes b_0 .. b_{L-1}, so every input is
+    accepted (accents, emoji, control characters, an empty line; strings that
+    came from undecodable input through `surrogateescape` give back their
+    original bytes). Byte value v drives input channel v (256 channels).
+    Bytes are presented one after another in S = min(L, T_in) time slots:
+        byte i goes to slot  s(i) = floor(i * S / L)
+        slot s spans steps   [floor(s * T_in / S), floor((s + 1) * T_in / S))
+    In the first len - floor(len / 4) steps of its slot a byte's channel is 1
+    (stimulated), in the rest 0: the gap separates repeated bytes, so "a",
+    "aa" and "aaa" differ. Order matters ("dog" != "god"). A text longer than
+    T_in bytes shares slots: several bytes (consecutive ones) are presented at
+    once, as a set. The output phase gets no stimulus; an empty text gives an
+    all-zero stimulus (the brain answers from its own activity).
+
+Decoder (out_counts (T, output_channels) int32 -> R characters)
+    Window r spans steps [T_in + floor(r * T_out / R), T_in + floor((r+1) * T_out / R)),
+    T_out = T - T_in. Its spike count per output group is summed and the
+    group with the most spikes names the character ALPHABET[group] (ties:
+    the lowest group, so a silent window reads as ALPHABET[0], a space).
+
+So the same brain state and text always give the same reply, and, the
+network being chaotic, different texts usually give different ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Protocol
+
+import numpy as np
+
+# 64 printable characters, one per output group (BrainConfig.output_channels).
+# Space first: a silent window decodes to a space.
+ALPHABET = " abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-:;()/&+=*#@%$<>_~^[]"
+BYTE_CHANNELS = 256
+
+
+def to_bytes(text: str | bytes) -> bytes:
+    """UTF-8 bytes of any text (bytes pass through; lone surrogates are kept)."""
+    if isinstance(text, bytes | bytearray):
+        return bytes(text)
+    try:
+        return text.encode("utf-8", "surrogateescape")
+    except UnicodeEncodeError:  # a surrogate that is not an escaped byte
+        return text.encode("utf-8", "surrogatepass")
+
+
+class _Runs(Protocol):
+    def run(self, length: int, stims: np.ndarray | None = None) -> dict[str, np.ndarray]: ...
+
+
+@dataclasses.dataclass(frozen=True)
+class Codec:
+    """Encoder and decoder of one reply program (see the module docstring).
+
+    reply_steps: T, steps of a reply burst (>= 2); reply_chars: R, characters
+    per reply, 1 <= R <= T - T // 2 (a window has at least one step).
+    """
+
+    reply_steps: int = 200
+    reply_chars: int = 8
+    input_channels: int = BYTE_CHANNELS
+    output_channels: int = len(ALPHABET)
+
+    def __post_init__(self) -> None:
+        t, r = self.reply_steps, self.reply_chars
+        if not isinstance(t, int) or t < 2:
+            raise ValueError(f"--reply_steps={t} must be an integer >= 2, e.g. --reply_steps=200")
+        if not isinstance(r, int) or not 1 <= r <= t - t // 2:
+            raise ValueError(
+                f"--reply_chars={r} must be between 1 and {t - t // 2} (half of --reply_steps={t}, "
+                "so that every character has at least one step): lower it or raise --reply_steps"
+            )
+        if self.input_channels < BYTE_CHANNELS:
+            raise ValueError(
+                f"input_channels={self.input_channels} is too small for the byte encoder: "
+                f"it needs {BYTE_CHANNELS} (one per byte value)"
+            )
+        if self.output_channels != len(ALPHABET):
+            raise ValueError(
+                f"output_channels={self.output_channels} does not match the decoder's "
+                f"{len(ALPHABET)}-character alphabet: use output_channels={len(ALPHABET)}"
+            )
+
+    @classmethod
+    def for_config(cls, config, *, reply_steps: int = 200, reply_chars: int = 8) -> Codec:
+        """The codec of a BrainConfig's input and output populations."""
+        return cls(
+            reply_steps=reply_steps,
+            reply_chars=reply_chars,
+            input_channels=config.input_channels,
+            output_channels=config.output_channels,
+        )
+
+    @property
+    def input_steps(self) -> int:
+        """T_in: steps of the input phase."""
+        return self.reply_steps // 2
+
+    def encode(self, text: str | bytes) -> np.ndarray:
+        """Text -> stims (reply_steps, input_channels) f32 of 0/1."""
+        data = np.frombuffer(to_bytes(text), np.uint8)
+        t, t_in = self.reply_steps, self.input_steps
+        stims = np.zeros((t, self.input_channels), np.float32)
+        n = data.shape[0]
+        if n == 0:
+            return stims
+        s = min(n, t_in)
+        slot = np.arange(n, dtype=np.int64) * s // n  # slot of each byte
+        present = np.zeros((s, self.input_channels), bool)
+        present[slot, data] = True
+        bounds = np.arange(s + 1, dtype=np.int64) * t_in // s  # slot s: [bounds[s], bounds[s+1])
+        steps = np.arange(t_in)
+        slot_of_step = np.searchsorted(bounds, steps, side="right") - 1
+        length = bounds[1:] - bounds[:-1]
+        on_until = bounds[1:] - length // 4  # stimulated while step < on_until
+        on = steps < on_until[slot_of_step]
+        stims[:t_in] = present[slot_of_step] & on[:, None]
+        return stims
+
+    def window_counts(self, out_counts: np.ndarray) -> np.ndarray:
+        """out_counts (reply_steps, output_channels) -> (reply_chars, output_channels) int64."""
+        out_counts = np.asarray(out_counts)
+        if out_counts.shape != (self.reply_steps, self.output_channels):
+            raise ValueError(
+                f"out_counts has shape {out_counts.shape}, expected "
+                f"({self.reply_steps}, {self.output_channels})"
+            )
+        t_in, t_out, r = self.input_steps, self.reply_steps - self.input_steps, self.reply_chars
+        edges = t_in + np.arange(r + 1) * t_out // r
+        csum = np.concatenate([np.zeros((1, self.output_channels), np.int64), np.cumsum(out_counts, 0)])
+        return csum[edges[1:]] - csum[edges[:-1]]
+
+    def decode(self, out_counts: np.ndarray) -> str:
+        """out_counts (reply_steps, output_channels) int -> reply of reply_chars characters."""
+        winners = np.argmax(self.window_counts(out_counts), axis=1)
+        return "".join(ALPHABET[i] for i in winners)
+
+
+def reply(session: _Runs, codec: Codec, text: str | bytes) -> str:
+    """Present `text` to the brain for one reply burst and decode its answer.
+
+    Runs `session.run(codec.reply_steps, codec.encode(text))`: the reply's
+    steps advance the brain (and go to its debug log) like any others.
+    """
+    metrics = session.run(codec.reply_steps, codec.encode(text))
+    return codec.decode(metrics["out_counts"])
