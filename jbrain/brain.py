@@ -15,6 +15,7 @@ step t integrates W @ s(t-1) and the neighbours' s(t-1).
 from __future__ import annotations
 
 import functools
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -70,6 +71,21 @@ def synaptic_input(
     return synapses.propagate_event(wiring, state.weights, s, ids, count)
 
 
+def materialize(tree: Any, step: jax.Array) -> Any:
+    """Compute `tree` once, in its own kernels, before its consumers run.
+
+    XLA:CPU fuses a cheap elementwise producer into each consumer and so
+    re-evaluates the membrane update once per output (v, adapt, refrac, mode,
+    theta, count); it drops optimization barriers before fusion. A conditional
+    with a run-time predicate is opaque to fusion and costs nothing on a CPU.
+    On GPUs the barriers in `step` suffice (a conditional there would cost a
+    device-to-host sync per step), so this is the identity.
+    """
+    if jax.default_backend() != "cpu":
+        return tree
+    return jax.lax.cond(step >= 0, lambda t: t, lambda t: jax.tree.map(jnp.zeros_like, t), tree)
+
+
 def step(
     config: BrainConfig, wiring: Wiring, state: BrainState, stim: jax.Array | None = None
 ) -> tuple[BrainState, Metrics]:
@@ -92,7 +108,14 @@ def step(
     if stim is not None:
         current = current + external_input(config, stim)
     v, spikes, adapt, refrac, mode = neurons.neuron_update(
-        config, state.v, state.theta, state.adapt, state.refrac, state.mode, current
+        config,
+        state.v,
+        state.theta,
+        state.adapt,
+        state.refrac,
+        state.mode,
+        current,
+        fence=lambda t: materialize(t, state.step),
     )
     theta = homeostasis.threshold_step(config, state.theta, spikes)
     v, spikes, adapt, refrac, mode, theta = jax.lax.optimization_barrier(

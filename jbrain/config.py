@@ -17,7 +17,7 @@ PROPAGATIONS = ("auto", "event", "gather", "bcoo")
 
 # Above this size `propagation="auto"` picks the event-driven scatter; below
 # it the gather over the BCOO buffers (one fused kernel, no spike list).
-AUTO_EVENT_MIN_NEURONS = 500_000
+AUTO_EVENT_MIN_NEURONS = 2_000_000
 
 
 def parse_sheet(text: str | None) -> tuple[int, int] | None:

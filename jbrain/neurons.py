@@ -29,6 +29,8 @@ are grouped into bursts.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -67,13 +69,15 @@ def neuron_update(
     refrac: jax.Array,
     mode: jax.Array,
     current: jax.Array,
+    fence: Callable[[Any], Any] = lambda tree: tree,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
     """Advance the membrane and mode machine by one step.
 
     v, theta, adapt: (N,) f32; refrac, mode: (N,) uint8;
     current: (N,) f32, everything added to v this step (drive, bias, noise, I_in).
     Returns (v, spikes (N,) bool, adapt, refrac, mode). `theta` is read only:
-    its homeostatic update lives in `homeostasis.py`.
+    its homeostatic update lives in `homeostasis.py`. `fence` materialises
+    (v, s) before the bookkeeping reads them (see `brain.materialize`).
     """
     c = config
     refractory = refrac > 0
@@ -82,6 +86,7 @@ def neuron_update(
     theta_eff = theta + jnp.where(mode == ADAPTED, jnp.float32(c.adapt_boost), 0.0)
     spikes = jnp.logical_and(~refractory, v > theta_eff)
     v = jnp.where(spikes, jnp.float32(c.v_reset), v)
+    v, spikes = fence((v, spikes))
     adapt = adapt * math.exp(-1.0 / c.tau_adapt) + spikes.astype(jnp.float32)
     refrac = jnp.where(spikes, jnp.uint8(c.refractory), jnp.maximum(refrac, 1) - 1).astype(jnp.uint8)
     mode = jnp.where(
