@@ -121,17 +121,23 @@ def step(
     v, spikes, adapt, refrac, mode, theta = jax.lax.optimization_barrier(
         (v, spikes, adapt, refrac, mode, theta)
     )
-    count = jnp.sum(spikes, dtype=jnp.int32)
+    # One stacked reduction gives the count and the three means (one kernel,
+    # not four). Sums of 0/1 in float32 are exact below 2**24 neurons; beyond,
+    # the count gets its own integer reduction. A NaN/inf anywhere in v or
+    # theta makes its sum non-finite. Weights need no check: STDP only adds
+    # bounded trace terms and clips.
+    rows = [i_syn + i_nbr, theta, v]
+    exact_f32 = n < 2**24
+    if exact_f32:
+        rows.append(spikes.astype(jnp.float32))
+    sums = jnp.stack(rows).sum(axis=1)
+    count = sums[3].astype(jnp.int32) if exact_f32 else jnp.sum(spikes, dtype=jnp.int32)
     weights, x_pre, y_post = state.weights, state.x_pre, state.y_post
     if config.plasticity:
         ids, _ = synapses.spike_list(spikes, config.spike_capacity)
         weights, x_pre, y_post = plasticity.stdp_step(
             config, wiring, weights, x_pre, y_post, spikes, ids, count > config.spike_capacity
         )
-    # One stacked reduction for the three means (one kernel, not three); a
-    # NaN/inf anywhere in v or theta makes its sum non-finite. Weights need
-    # no check: STDP only adds bounded trace terms and clips.
-    sums = jnp.stack([i_syn + i_nbr, theta, v]).sum(axis=1)
     mean_input, mean_threshold, mean_voltage = sums[0] / n, sums[1] / n, sums[2] / n
     finite = jnp.isfinite(sums[1]) & jnp.isfinite(sums[2])
     status = state.status | status | jnp.where(finite, jnp.uint32(0), jnp.uint32(STATUS_NONFINITE))
