@@ -1,8 +1,11 @@
 """jbrain run: step the brain for --steps steps (or until Ctrl-C with --steps=0).
 
 Writes WORKDIR/brain_debug.log (one line per step, once per burst) and shows a
-progress bar (steps/s, firing rate). Ctrl-C finishes the current burst,
-flushes the log, prints a summary and exits 0.
+progress bar (steps/s, firing rate). Checkpoints go to WORKDIR/checkpoints
+every --save_every steps and on exit; a later run continues the latest one
+(its flags come from the checkpoint; --fresh starts a new brain). Ctrl-C
+finishes the current burst, saves, flushes the log, prints a summary and
+exits 0.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from jbrain.session import BrainFault, Session
 
 FLAGS = flags.FLAGS
 common.define_brain_flags()
+common.define_checkpoint_flags()
 flags.DEFINE_integer("steps", 1000, "Steps to run; 0 runs until Ctrl-C.")
 flags.DEFINE_integer("burst", 200, "Steps per burst (one lax.scan, one compiled program).")
 
@@ -48,17 +52,20 @@ def main(argv: list[str]) -> None:
         raise ValueError(f"--burst={FLAGS.burst} must be a positive number of steps, e.g. --burst=200")
     config = common.brain_config_from_flags()
     workdir = common.prepare_workdir(FLAGS.workdir)
-    session = Session.new(config, seed=FLAGS.seed, workdir=workdir)
+    session = common.open_session("run", config, workdir)  # restores WORKDIR/checkpoints unless --fresh
     summary = run_loop(session, FLAGS.steps, FLAGS.burst)
     print(summary)
+    if session.saved_step != session.step:
+        sys.exit(1)  # the last checkpoint failed (the warning says why)
 
 
 def run_loop(session: Session, steps: int, burst: int) -> str:
     """Run bursts until `steps` (0: until Ctrl-C); return the summary line."""
     interrupt = _Interrupt()
     endless = steps == 0
-    bar = tqdm(total=None if endless else steps, unit="step", dynamic_ncols=True, file=sys.stderr,
-               disable=None)
+    bar = tqdm(
+        total=None if endless else steps, unit="step", dynamic_ncols=True, file=sys.stderr, disable=None
+    )
     done, rate_sum, t0 = 0, 0.0, time.perf_counter()
     try:
         while (endless or done < steps) and not interrupt.hit:
@@ -79,14 +86,17 @@ def run_loop(session: Session, steps: int, burst: int) -> str:
     finally:
         interrupt.restore()
         bar.close()
-    session.close()
+    saved = session.close()  # saves a last checkpoint (Ctrl-C included)
+    for w in session.warnings:
+        print(f"jbrain run: warning: {w}", file=sys.stderr, flush=True)
+    session.warnings.clear()
     wall = time.perf_counter() - t0
     how = "interrupted" if interrupt.hit else "done"
     mean_rate = rate_sum / max(done, 1)
     return (
         f"jbrain run {how}: {done} steps (now at step {session.step}) in {wall:.1f} s, "
         f"{done / max(wall, 1e-9):.0f} steps/s, mean rate {mean_rate:.4f}, "
-        f"log {session.log.path}"
+        f"log {session.log.path}" + (f", checkpoint {saved}" if saved else ", no checkpoint saved")
     )
 
 

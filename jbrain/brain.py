@@ -53,13 +53,13 @@ def init_brain(config: BrainConfig, *, seed: int) -> tuple[Wiring, BrainState]:
 def external_input(config: BrainConfig, stim: jax.Array) -> jax.Array:
     """(input_channels,) f32 -> (N,) f32 current on the input population."""
     g = config.input_group
-    per_neuron = jnp.repeat(stim.astype(jnp.float32) * config.input_gain, g, total_repeat_length=stim.shape[0] * g)
+    per_neuron = jnp.repeat(
+        stim.astype(jnp.float32) * config.input_gain, g, total_repeat_length=stim.shape[0] * g
+    )
     return jnp.pad(per_neuron, (0, config.n_neurons - per_neuron.shape[0]))
 
 
-def synaptic_input(
-    config: BrainConfig, wiring: Wiring, state: BrainState
-) -> tuple[jax.Array, jax.Array]:
+def synaptic_input(config: BrainConfig, wiring: Wiring, state: BrainState) -> tuple[jax.Array, jax.Array]:
     """W @ s(t-1) on the configured path: (I (N,) f32, status bits () uint32)."""
     path = config.resolved_propagation
     s = state.spikes

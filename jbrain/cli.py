@@ -10,6 +10,7 @@ COMMANDS = {
     "chat": "experiments.chat",
     "plot": "experiments.plot",
     "bench": "experiments.bench",
+    "inspect": "experiments.inspect",
 }
 USAGE = "usage: jbrain {" + ",".join(COMMANDS) + "} [--flags]   (jbrain COMMAND --help for flags)"
 

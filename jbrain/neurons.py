@@ -95,9 +95,7 @@ def neuron_update(
         jnp.where(
             adapt >= c.adapt_on,
             jnp.uint8(ADAPTED),
-            jnp.where(
-                (mode == ADAPTED) & (adapt >= c.adapt_off), jnp.uint8(ADAPTED), jnp.uint8(INTEGRATING)
-            ),
+            jnp.where((mode == ADAPTED) & (adapt >= c.adapt_off), jnp.uint8(ADAPTED), jnp.uint8(INTEGRATING)),
         ),
     )
     return v, spikes, adapt, refrac, mode

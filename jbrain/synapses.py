@@ -173,9 +173,7 @@ def propagate_event(
         return _from_fixed(acc)
 
     overflow = count > capacity
-    current = jax.lax.cond(
-        overflow, lambda: propagate_gather(wiring, weights, spikes), scatter
-    )
+    current = jax.lax.cond(overflow, lambda: propagate_gather(wiring, weights, spikes), scatter)
     return current, jnp.where(overflow, jnp.uint32(STATUS_SPIKE_OVERFLOW), jnp.uint32(0))
 
 

@@ -1,9 +1,16 @@
 """Quick per-path timing of the jbrain burst (development probe; the real
 benchmark is `jbrain bench`). Usage: PYTHONPATH=. python3 scripts/probe_step.py"""
-import json, os, sys, time
-import jax, numpy as np
-from jbrain.config import BrainConfig
+
+import json
+import os
+import sys
+import time
+
+import jax
+import numpy as np
+
 from jbrain import brain
+from jbrain.config import BrainConfig
 
 sizes = [int(x) for x in (sys.argv[1] if len(sys.argv) > 1 else "200000,1000000,10000000").split(",")]
 paths = (sys.argv[2] if len(sys.argv) > 2 else "gather,event").split(",")
@@ -32,13 +39,27 @@ for n in sizes:
             jax.block_until_ready(s)
             ts.append(time.perf_counter() - t0)
         r = np.asarray(m.rate)
-        row = dict(n=n, path=p, us=min(ts) / T * 1e6, med=float(np.median(ts)) / T * 1e6, init_s=t_init, first_s=t_first, rate=float(r.mean()), rmax=float(r.max()), status=int(s.status))
+        row = dict(
+            n=n,
+            path=p,
+            us=min(ts) / T * 1e6,
+            med=float(np.median(ts)) / T * 1e6,
+            init_s=t_init,
+            first_s=t_first,
+            rate=float(r.mean()),
+            rmax=float(r.max()),
+            status=int(s.status),
+        )
         rows.append(row)
         print(row, flush=True)
         del w, s, m
         jax.clear_caches()
 out = os.environ.get("OUT", "/tmp")
-json.dump(rows, open(os.path.join(out, "probe.json"), "w"), indent=1)
+with open(os.path.join(out, "probe.json"), "w") as f:
+    json.dump(rows, f, indent=1)
 print("| N | path | us/step best | median | init s | compile+first s | rate | max | status |")
 for r in rows:
-    print(f"| {r['n']:,} | {r['path']} | {r['us']:.1f} | {r['med']:.1f} | {r['init_s']:.2f} | {r['first_s']:.2f} | {r['rate']:.4f} | {r['rmax']:.4f} | {r['status']} |")
+    print(
+        f"| {r['n']:,} | {r['path']} | {r['us']:.1f} | {r['med']:.1f} | {r['init_s']:.2f} "
+        f"| {r['first_s']:.2f} | {r['rate']:.4f} | {r['rmax']:.4f} | {r['status']} |"
+    )

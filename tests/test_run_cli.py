@@ -18,7 +18,12 @@ SMALL = os.path.join(ROOT, "experiments", "configs", "small.flags")
 def jbrain(*args, **kw):
     env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
     return subprocess.run(
-        [sys.executable, "-m", "jbrain.cli", *args], capture_output=True, text=True, env=env, timeout=300, **kw
+        [sys.executable, "-m", "jbrain.cli", *args],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=300,
+        **kw,
     )
 
 
@@ -99,7 +104,9 @@ def test_ctrl_c_finishes_burst_and_exits_0(tmp_path):
 
 
 def test_config_messages():
-    with pytest.raises(ValueError, match=r"--propagation='fast' is unknown: use one of auto, event, gather, bcoo"):
+    with pytest.raises(
+        ValueError, match=r"--propagation='fast' is unknown: use one of auto, event, gather, bcoo"
+    ):
         BrainConfig(propagation="fast")
     with pytest.raises(ValueError, match=r"--spike_buffer=0.0 must be in \(0, 1\]"):
         BrainConfig(spike_buffer=0.0)
