@@ -116,6 +116,35 @@ def git_revision() -> str | None:
     return p.stdout.strip() or None if p.returncode == 0 else None
 
 
+def cpu_idle(interval_s: float = 0.5) -> float | None:
+    """Fraction of all CPUs' time spent idle over `interval_s` (Linux /proc/stat)."""
+
+    def snap() -> tuple[int, int]:
+        with open("/proc/stat", encoding="utf-8") as f:
+            v = [int(x) for x in f.readline().split()[1:]]
+        return v[3] + v[4], sum(v)  # idle + iowait, total
+
+    try:
+        i0, t0 = snap()
+        time.sleep(interval_s)
+        i1, t1 = snap()
+    except (OSError, ValueError, IndexError):
+        return None
+    return (i1 - i0) / max(1, t1 - t0)
+
+
+def wait_for_idle(threshold: float, max_wait_s: float = 60.0) -> float | None:
+    """On a shared CPU machine: wait until the CPUs are at least `threshold`
+    idle (other processes quiet), at most `max_wait_s`. Returns the idle
+    fraction last seen (None where /proc/stat is unavailable)."""
+    end = time.perf_counter() + max_wait_s
+    while True:
+        idle = cpu_idle()
+        if idle is None or idle >= threshold or time.perf_counter() >= end:
+            return None if idle is None else round(idle, 2)
+        time.sleep(1.0)
+
+
 def targets_for(platform_name: str) -> dict[int, float]:
     return CPU_TARGETS_US if platform_name == "cpu" else GPU_TARGETS_US
 
@@ -133,9 +162,11 @@ def time_brain(
     warmup: int = 1000,
     seed: int = 0,
     row_budget_s: float = 60.0,
+    idle_threshold: float = 0.0,
 ) -> dict[str, Any]:
     """Time the jbrain step at N = n_neurons on one propagation path (see the
-    module docstring). Returns one JSON-ready row."""
+    module docstring). Returns one JSON-ready row. idle_threshold > 0 (shared
+    CPU machines): before each timed burst, wait until the CPUs are that idle."""
     import jax
 
     from jbrain import brain
@@ -158,17 +189,21 @@ def time_brain(
     jax.block_until_ready(state)
     first_s = time.perf_counter() - t0
 
-    n_warm = max(1, math.ceil(warmup / steps))
-    est = first_s
-    for _ in range(n_warm - 1):
+    n_warm, est = 1, first_s
+    for _ in range(max(1, math.ceil(warmup / steps)) - 1):
+        if 2 * est > row_budget_s:  # a slow row: the compiling burst is warm-up enough
+            break
+        n_warm += 1
         t0 = time.perf_counter()
         state, metrics = brain.burst(config, wiring, state, None, length=steps)
         jax.block_until_ready(state)
         est = time.perf_counter() - t0
     reps_run = max(1, min(reps, int(row_budget_s // max(est, 1e-9))))
 
-    times, rates = [], []
+    times, rates, idles = [], [], []
     for _ in range(reps_run):
+        if idle_threshold > 0:
+            idles.append(wait_for_idle(idle_threshold))
         t0 = time.perf_counter()
         state, metrics = brain.burst(config, wiring, state, None, length=steps)
         jax.block_until_ready(state)
@@ -198,6 +233,8 @@ def time_brain(
         status_names=describe_status(status),
         loadavg=loadavg(),
     )
+    if idles:
+        row["cpu_idle_before_reps"] = idles
     if reps_run < reps:
         row["note"] = f"{reps_run} of {reps} reps (row budget {row_budget_s:.0f} s)"
     del wiring, state, metrics

@@ -1,0 +1,186 @@
+"""Chat reply latency: one reply after warm-up, and `jbrain chat` start to first reply.
+
+    PYTHONPATH=. python scripts/bench_reply.py --flagfile=experiments/configs/small.flags
+    PYTHONPATH=. python scripts/bench_reply.py --flagfile=experiments/configs/default.flags  # GPU
+
+1. Reply latency (in process): a Session with the chat's defaults (plasticity
+   on, a workdir so the reply is logged), `--warmup` replies (compile), then
+   `--repeats` replies to texts of different lengths. One reply = encode +
+   one `--reply_steps` burst + metrics to host + log lines + decode, i.e. what
+   `jbrain chat` does per message. Targets: <= 10 ms at 200k neurons on an
+   H100/H200; <= 1 s with the small preset on a 2-core CPU.
+2. Time to first reply (`--ttfr_runs` subprocesses): from launching
+   `python -m jbrain.cli chat --live=false` with the same brain flags to its
+   first `Brain:` line, imports, birth and compile included. Target: <= 10 s
+   on that CPU.
+
+Writes bench_reply.json to --out (default: $OUT, else /tmp) and prints a table.
+The machine's load average is recorded: other work on the CPU skews timings.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import flags
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments import common  # noqa: E402
+
+FLAGS = flags.FLAGS
+common.define_brain_flags()
+FLAGS.set_default("plasticity", True)  # as in jbrain chat
+flags.DEFINE_integer("reply_steps", 200, "Steps of one reply burst.")
+flags.DEFINE_integer("reply_chars", 8, "Characters per reply.")
+flags.DEFINE_integer("warmup", 3, "Replies before timing (the first one compiles).")
+flags.DEFINE_integer("repeats", 20, "Timed replies.")
+flags.DEFINE_integer("ttfr_runs", 3, "`jbrain chat` launches timed to their first reply; 0 skips.")
+flags.DEFINE_float("ttfr_timeout_s", 120.0, "Give up on one launch after this long.")
+flags.DEFINE_string("out", "", "Folder for bench_reply.json; empty: $OUT, else /tmp.")
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def texts(n: int) -> list[str]:
+    """n messages of different lengths (0 to ~1,000 characters, some non-ASCII)."""
+    base = ["hello", "dog", "god", "why?", "1 = 1 yes", "caf\u00e9 \U0001f600", "", "tab\there"]
+    return [
+        (base[i % len(base)] + " ") * (1 + (i * 37) % 120) if i % 3 else base[i % len(base)] for i in range(n)
+    ]
+
+
+def bench_reply() -> dict:
+    import jax
+
+    from jbrain.session import Session
+    from jbrain.text import Codec, reply
+
+    config = common.brain_config_from_flags()
+    codec = Codec.for_config(config, reply_steps=FLAGS.reply_steps, reply_chars=FLAGS.reply_chars)
+    with tempfile.TemporaryDirectory() as workdir:
+        t0 = time.perf_counter()
+        session = Session.new(config, seed=FLAGS.seed, workdir=workdir)
+        jax.block_until_ready(session.state)
+        birth_s = time.perf_counter() - t0
+        warm = []
+        for text in texts(FLAGS.warmup):
+            t0 = time.perf_counter()
+            reply(session, codec, text)
+            warm.append(time.perf_counter() - t0)
+        times, answers = [], []
+        for text in texts(FLAGS.repeats):
+            t0 = time.perf_counter()
+            answers.append(reply(session, codec, text))
+            times.append(time.perf_counter() - t0)
+        session.close()
+    times_ms = sorted(t * 1e3 for t in times)
+    return {
+        "birth_s": round(birth_s, 3),
+        "first_reply_s": round(warm[0], 3) if warm else None,
+        "reply_ms_min": round(times_ms[0], 2),
+        "reply_ms_median": round(statistics.median(times_ms), 2),
+        "reply_ms_p90": round(times_ms[int(0.9 * (len(times_ms) - 1))], 2),
+        "reply_ms_max": round(times_ms[-1], 2),
+        "repeats": len(times_ms),
+        "distinct_replies": len(set(answers)),
+        "final_rate": session.last_rate,
+    }
+
+
+def brain_flag_args() -> list[str]:
+    """The brain flags as set here, for the `jbrain chat` subprocess."""
+    args = []
+    for flag in FLAGS.get_flags_for_module(common.__name__):
+        if flag.name != "workdir":
+            args.append(flag.serialize())
+    return args
+
+
+def bench_ttfr() -> list[float]:
+    runs = []
+    for _ in range(FLAGS.ttfr_runs):
+        with tempfile.TemporaryDirectory() as workdir:
+            cmd = [
+                sys.executable,
+                "-m",
+                "jbrain.cli",
+                "chat",
+                *brain_flag_args(),
+                f"--reply_steps={FLAGS.reply_steps}",
+                f"--reply_chars={FLAGS.reply_chars}",
+                "--live=false",
+                f"--workdir={workdir}",
+            ]
+            env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+            t0 = time.perf_counter()
+            p = subprocess.Popen(
+                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO
+            )
+            p.stdin.write(b"hello\n")
+            p.stdin.flush()
+            line = p.stdout.readline()  # blocks until the first reply (or exit)
+            elapsed = time.perf_counter() - t0
+            try:  # closes stdin: end of input, the chat exits
+                _, err = p.communicate(timeout=FLAGS.ttfr_timeout_s)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                raise RuntimeError("jbrain chat did not exit after end of input") from None
+            if not line.startswith(b"Brain: "):
+                raise RuntimeError(
+                    f"jbrain chat gave no reply: {err.decode(errors='replace').strip()[-300:]}"
+                )
+            runs.append(round(elapsed, 3))
+    return runs
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    import jax
+
+    dev = jax.devices()[0]
+    result = {
+        "device": dev.device_kind if dev.platform != "cpu" else "cpu",
+        "cpu_count": os.cpu_count(),
+        "python": platform.python_version(),
+        "jax": jax.__version__,
+        "n_neurons": FLAGS.n_neurons,
+        "fan_in": FLAGS.fan_in,
+        "reply_steps": FLAGS.reply_steps,
+        "reply_chars": FLAGS.reply_chars,
+        "plasticity": FLAGS.plasticity,
+        "load_before": [round(x, 2) for x in os.getloadavg()],
+    }
+    result.update(bench_reply())
+    if FLAGS.ttfr_runs > 0:
+        runs = bench_ttfr()
+        result["ttfr_s_runs"] = runs
+        result["ttfr_s_median"] = statistics.median(runs)
+    result["load_after"] = [round(x, 2) for x in os.getloadavg()]
+    out = FLAGS.out or os.environ.get("OUT") or "/tmp"
+    os.makedirs(out, exist_ok=True)
+    path = os.path.join(out, "bench_reply.json")
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1)
+    print(
+        "| device | N | reply steps | reply ms median (min, p90) | first reply s | start to first reply s |"
+    )
+    print("|---|---|---|---|---|---|")
+    ttfr = result.get("ttfr_s_median")
+    print(
+        f"| {result['device']} ({result['cpu_count']} CPUs) | {FLAGS.n_neurons:,} | {FLAGS.reply_steps} | "
+        f"{result['reply_ms_median']:.1f} ({result['reply_ms_min']:.1f}, {result['reply_ms_p90']:.1f}) | "
+        f"{result['first_reply_s']} | {'-' if ttfr is None else f'{ttfr:.2f}'} |"
+    )
+    print(f"load average before/after: {result['load_before']} / {result['load_after']}; wrote {path}")
+
+
+if __name__ == "__main__":
+    common.run_app("bench_reply", main, sys.argv)
