@@ -10,10 +10,14 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from absl import app, flags, logging
 
 from jbrain.config import PROPAGATIONS, BrainConfig, parse_sheet
+
+if TYPE_CHECKING:
+    from jbrain.session import Session
 
 FLAGS = flags.FLAGS
 _D = BrainConfig()
@@ -29,11 +33,15 @@ def define_brain_flags() -> None:
     flags.DEFINE_float("noise_sd", _D.noise_sd, "Membrane noise per step (threshold units).")
     flags.DEFINE_float("bias", _D.bias, "Global bias current per step.")
     flags.DEFINE_float("w_max", _D.w_max, "Initial weights ~ U[0, w_max); plastic upper bound.")
-    flags.DEFINE_enum("propagation", _D.propagation, list(PROPAGATIONS),
-                      "Synaptic path: event (scatter of spikes), gather, bcoo (reference); auto by size.")
+    flags.DEFINE_enum(
+        "propagation",
+        _D.propagation,
+        list(PROPAGATIONS),
+        "Synaptic path: event (scatter of spikes), gather, bcoo (reference); auto by size.",
+    )
     flags.DEFINE_float("spike_buffer", _D.spike_buffer, "Event spike list capacity, fraction of N.")
     flags.DEFINE_integer("unroll", _D.unroll, "lax.scan unroll; 0 picks by device.")
-    flags.DEFINE_integer("record_spikes", 0, "Record the spike trains of neurons [0, R) to WORKDIR/spikes.npy.")
+    flags.DEFINE_integer("record_spikes", 0, "Record neurons [0, R) to WORKDIR/spikes.u8 (jbrain/raster.py).")
     flags.DEFINE_string("workdir", "runs/default", "Folder for brain_debug.log, checkpoints and plots.")
     flags.DEFINE_boolean("plasticity", False, "STDP on the synaptic weights (on in chat).")
     flags.DEFINE_float("a_plus", _D.a_plus, "STDP potentiation per pre-before-post pairing.")
@@ -64,6 +72,49 @@ def brain_config_from_flags(**overrides) -> BrainConfig:
         synaptic_scaling=FLAGS.synaptic_scaling,
         **overrides,
     )
+
+
+def define_checkpoint_flags() -> None:
+    """Checkpoint flags (launchers that keep a brain in WORKDIR: run, chat)."""
+    flags.DEFINE_integer("save_every", 50_000, "Autosave every N steps; 0: save only on exit and /save.")
+    flags.DEFINE_integer("keep", 3, "Checkpoints kept in WORKDIR/checkpoints (the newest).")
+    flags.DEFINE_boolean("fresh", False, "Start a new brain; earlier checkpoints move to checkpoints.old-*.")
+
+
+# flag -> the BrainConfig fields it sets (flags not listed set the field of their name)
+_FLAG_FIELDS = {"tau_stdp": ("tau_pre", "tau_post")}
+
+
+def explicit_fields() -> set[str]:
+    """Config fields (and "seed") set by flags the user passed: on a restored
+    brain these override the checkpoint's values; the rest come from it."""
+    names = set()
+    for name in ("seed", *BrainConfig.__dataclass_fields__, *_FLAG_FIELDS):
+        if name in FLAGS and FLAGS[name].present:
+            names.update(_FLAG_FIELDS.get(name, (name,)))
+    return names
+
+
+def open_session(prog: str, config: BrainConfig, workdir: str, *, always: tuple[str, ...] = ()) -> Session:
+    """Session.open from the flags (restore unless --fresh); prints its notes
+    and warnings on stderr. `always`: fields the launcher sets whatever the
+    checkpoint says (chat: plasticity)."""
+    from jbrain.session import Session  # jax and orbax: only for launchers that step a brain
+
+    session = Session.open(
+        config,
+        seed=FLAGS.seed,
+        workdir=workdir,
+        fresh=FLAGS.fresh,
+        explicit=explicit_fields() | set(always),
+        save_every=FLAGS.save_every,
+        keep=FLAGS.keep,
+    )
+    for note in session.notes:
+        print(f"jbrain {prog}: {note}", file=sys.stderr, flush=True)
+    while session.warnings:
+        print(f"jbrain {prog}: warning: {session.warnings.pop(0)}", file=sys.stderr, flush=True)
+    return session
 
 
 def prepare_workdir(path: str) -> str:
@@ -103,11 +154,18 @@ def flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
     return parse
 
 
+def _not_orbax(record) -> bool:
+    return "orbax" not in record.pathname
+
+
 def run_app(prog: str, main: Callable[[list[str]], None], argv: list[str]) -> None:
     """app.run with one-line errors for bad flags and bad values."""
 
     def guarded(args: list[str]) -> None:
         logging.set_verbosity(logging.WARNING)  # no backend-probing chatter
+        # orbax logs a failed background save with its traceback; jbrain
+        # reports it as a one-line warning instead (jbrain/checkpoint.py)
+        logging.get_absl_logger().addFilter(_not_orbax)
         if len(args) > 1:
             fail(prog, f"unexpected argument {args[1]!r}: every option is a --flag")
         try:
@@ -115,4 +173,20 @@ def run_app(prog: str, main: Callable[[list[str]], None], argv: list[str]) -> No
         except ValueError as e:
             fail(prog, str(e))
 
+    if any(a in ("-h", "--help", "-help", "--helpshort") for a in argv[1:]):
+        print(launcher_help(prog, main.__module__))  # absl's would show jbrain.cli's doc, exit 1
+        sys.exit(0)
     app.run(guarded, argv=argv, flags_parser=flags_parser(prog))
+
+
+def launcher_help(prog: str, module: str) -> str:
+    """`jbrain PROG --help`: the launcher's docstring, its own flags, then the brain flags."""
+    parts = [(sys.modules[module].__doc__ or f"jbrain {prog}").strip(), ""]
+    for name in (module, __name__):
+        text = FLAGS.module_help(name)
+        if text:
+            parts += [text, ""]
+    if FLAGS.module_help(__name__):
+        parts.append("--flagfile=experiments/configs/small.flags loads a preset (see experiments/configs/).")
+    parts.append("--helpfull lists every flag.")
+    return "\n".join(parts)

@@ -2,19 +2,23 @@
 
 `Session` is the one mutable object of jbrain. It owns (config, wiring,
 state), calls the jitted `burst`, reads the metrics once per burst, checks the
-status bits and appends to the debug log. Launchers (run, chat) build one.
+status bits and appends to the debug log. Launchers (run, chat) build one
+with `Session.open`, which restores the workdir's latest checkpoint
+(jbrain/checkpoint.py); `save()`, the autosave every `save_every` steps and
+`close()` write new ones.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Collection
 
 import jax
 import numpy as np
 
-from jbrain import brain
-from jbrain.config import BrainConfig
+from jbrain import brain, checkpoint
+from jbrain.config import SHAPE_FIELDS, BrainConfig
 from jbrain.logs import LOG_NAME, DebugLog
 from jbrain.raster import SpikeRecorder
 from jbrain.state import STATUS_NONFINITE, STATUS_SPIKE_OVERFLOW, BrainState, Wiring
@@ -35,6 +39,9 @@ class Session:
         *,
         workdir: str | None = None,
         seed: int | None = None,
+        store: checkpoint.Checkpointer | None = None,
+        save_every: int = 0,
+        messages: int = 0,
     ):
         self.config = config
         self.wiring = wiring
@@ -44,9 +51,16 @@ class Session:
         self.lock = threading.RLock()
         self.step = int(state.step)
         self.last_rate = float(state.rate)
-        self.messages = 0
+        self.messages = messages
         self.overflow_warned = False
         self.warnings: list[str] = []
+        self.notes: list[str] = []  # what `open` did (restored, flags applied, ...)
+        self.faulted = False
+        # checkpoints: the store, the autosave period, the step saved last
+        self.store = store
+        self.save_every = save_every
+        self.saved_step: int | None = None
+        self._autosave_mark = self.step // save_every if save_every else 0
         self.log = DebugLog(os.path.join(workdir, LOG_NAME), start_step=self.step) if workdir else None
         # --record_spikes=R: WORKDIR/spikes.u8 + spikes.json (format in raster.py)
         self.spikes = (
@@ -57,6 +71,91 @@ class Session:
     def new(cls, config: BrainConfig, *, seed: int, workdir: str | None = None) -> Session:
         wiring, state = brain.init_brain(config, seed=seed)
         return cls(config, wiring, state, workdir=workdir, seed=seed)
+
+    @classmethod
+    def open(
+        cls,
+        config: BrainConfig,
+        *,
+        seed: int,
+        workdir: str,
+        fresh: bool = False,
+        explicit: Collection[str] = (),
+        save_every: int = 0,
+        keep: int = 3,
+        device: jax.Device | None = None,
+    ) -> Session:
+        """The brain of `workdir`: its latest checkpoint restored, or a new one.
+
+        Restoring, the checkpoint's config and seed win, except for the config
+        fields named in `explicit` (the flags the user passed), which are
+        applied over it. An explicit shape field (n_neurons, fan_in, sheet)
+        that differs is a ValueError naming the fields, and nothing on disk
+        changes. Newer checkpoints that fail to restore (truncated, corrupt)
+        are set aside as `<step>.corrupt`, one warning each. fresh: a new
+        brain; earlier checkpoints move to `checkpoints.old-<UTC time>`.
+        save_every: autosave period in steps (0: only `save()` and `close()`);
+        keep: checkpoints kept; device: where a restored brain goes (default
+        device if None). What happened is in `notes` and `warnings`.
+        """
+        if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 0:
+            raise ValueError(f"--save_every={save_every} must be >= 0 steps (0: save only on exit and /save)")
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"--keep={keep} must be >= 1 (checkpoints kept in WORKDIR/checkpoints)")
+        ckdir = checkpoint.checkpoint_dir(workdir)
+        notes, warnings, restored = [], [], None
+        if fresh:
+            moved = checkpoint.archive(ckdir)
+            if moved:
+                notes.append(f"--fresh: a new brain; the previous checkpoints were moved to {moved}")
+        else:
+            restored, bad = checkpoint.find_latest(ckdir, device=device)
+            if restored is not None:
+                config, applied = _merge_config(restored, config, explicit)
+                saved_at = restored.meta.get("saved_at")
+                notes.append(
+                    f"restored step {restored.step} from {restored.path} (saved {saved_at})"
+                    + (f"; flags applied over the checkpoint: {', '.join(applied)}" if applied else "")
+                )
+                if "seed" in explicit and seed != restored.seed:
+                    warnings.append(
+                        f"--seed={seed} is ignored: the restored brain was born with seed {restored.seed} "
+                        "(pass --fresh for a new brain)"
+                    )
+            for path, reason in bad:
+                try:
+                    moved = f"moved to {checkpoint.set_aside(path)}"
+                except OSError as e:
+                    moved = f"could not move it aside ({checkpoint.one_line(e)})"
+                warnings.append(f"checkpoint {path} is damaged ({reason}): skipped and {moved}")
+            if bad:
+                warnings.append(
+                    f"restored the previous checkpoint, step {restored.step}"
+                    if restored is not None
+                    else "no checkpoint could be restored: starting a new brain"
+                )
+        store = checkpoint.Checkpointer(ckdir, keep=keep)
+        if restored is None:
+            wiring, state = brain.init_brain(config, seed=seed)
+            messages = 0
+        else:
+            wiring, state, seed = restored.wiring, restored.state, restored.seed
+            messages = int(restored.meta.get("messages", 0))
+        session = cls(
+            config,
+            wiring,
+            state,
+            workdir=workdir,
+            seed=seed,
+            store=store,
+            save_every=save_every,
+            messages=messages,
+        )
+        if restored is not None:
+            session.saved_step = restored.step
+        session.notes += notes
+        session.warnings += warnings
+        return session
 
     def run(self, length: int, stims: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Advance `length` steps as one burst; returns host metrics (T-leading).
@@ -76,10 +175,17 @@ class Session:
             if self.spikes is not None:
                 self.spikes.append(first, host["raster"])
             self._check(int(status))
+            if self.store is not None:
+                self._report(self.store.poll())
+                due = self.save_every and self.step // self.save_every > self._autosave_mark
+                if due and not self.store.busy:  # never wait for a slow disk: retry next burst
+                    self._autosave_mark = self.step // self.save_every
+                    self.save()
             return host
 
     def _check(self, status: int) -> None:
         if status & STATUS_NONFINITE:
+            self.faulted = True  # never checkpoint this state
             if self.log is not None:
                 self.log.flush()
             raise BrainFault(
@@ -97,8 +203,102 @@ class Session:
         with self.lock:
             return float(self.state.theta.mean())
 
-    def close(self) -> None:
+    def save(self, *, wait: bool = False) -> str | None:
+        """Checkpoint the current step to WORKDIR/checkpoints/<step>.
+
+        Blocks for the device-to-host copy only; the files are written in the
+        background (wait=True: until written). Returns the checkpoint's folder
+        (also when this step is saved already), or None if it failed: then a
+        warning is queued, the brain keeps running and older checkpoints are
+        untouched.
+        """
+        with self.lock:
+            if self.store is None:
+                self.warnings.append("nothing saved: this brain has no checkpoint folder (no workdir)")
+                return None
+            if self.faulted:
+                self.warnings.append(f"step {self.step} not saved: the state is non-finite")
+                return None
+            if self.saved_step != self.step:
+                if self.log is not None:
+                    self.log.flush()  # the log is never behind a checkpoint
+                try:
+                    self.store.save(
+                        config=self.config,
+                        wiring=self.wiring,
+                        state=self.state,
+                        seed=-1 if self.seed is None else self.seed,
+                        rate=self.last_rate,
+                        messages=self.messages,
+                    )
+                except checkpoint.CheckpointError as e:
+                    self._report([(self.step, str(e))])
+                    return None
+                self.saved_step = self.step
+            if wait:
+                self._report(self.store.wait())
+                if self.saved_step is None:
+                    return None
+            return self.store.path(self.step)
+
+    def _report(self, errors: list[tuple[int, str]]) -> None:
+        """Warnings for failed saves, (step, error) each; a failed step is saved again."""
+        for step, error in errors:
+            if step == self.saved_step:
+                self.saved_step = None
+            where = f"step {step}: " if step >= 0 else ""
+            self.warnings.append(
+                f"checkpoint not saved ({where}{error}); the brain keeps running and earlier "
+                "checkpoints are untouched: free disk space or fix WORKDIR/checkpoints"
+            )
+
+    def close(self, *, save: bool = True) -> str | None:
+        """Save a last checkpoint (unless save=False or the state is faulted),
+        wait for the writes, close the files. Returns the last checkpoint's
+        folder, or None (nothing saved; see `warnings`). Idempotent."""
+        path = None
+        with self.lock:
+            if self.store is not None:
+                if save and not self.faulted:
+                    path = self.save()
+                self._report(self.store.close())
+                if self.saved_step != self.step:
+                    path = None
+                self.store = None
         if self.log is not None:
             self.log.close()
         if self.spikes is not None:
             self.spikes.close()
+        return path
+
+
+def _merge_config(
+    restored: checkpoint.Restored, config: BrainConfig, explicit: Collection[str]
+) -> tuple[BrainConfig, list[str]]:
+    """The restored config with the explicitly passed fields applied over it.
+
+    Returns (config, ["--field=value", ...] applied). A shape field that
+    differs is a ValueError naming every differing field and the fix.
+    """
+    saved = restored.config
+    fields = {f for f in explicit if f in BrainConfig.__dataclass_fields__}
+    clash = [f for f in SHAPE_FIELDS if f in fields and getattr(config, f) != getattr(saved, f)]
+    if clash:
+        raise ValueError(
+            ", ".join(f"--{f}={_flag(getattr(config, f))}" for f in clash)
+            + " conflicts with the checkpoint's "
+            + ", ".join(f"{f}={_flag(getattr(saved, f))}" for f in clash)
+            + f" in {os.path.dirname(restored.path)}: drop the flag to continue that brain, or pass "
+            "--fresh to start a new one (the old checkpoints are kept aside)"
+        )
+    changes = {f: getattr(config, f) for f in sorted(fields) if getattr(config, f) != getattr(saved, f)}
+    return saved.replace(**changes), [f"--{f}={_flag(v)}" for f, v in changes.items()]
+
+
+def _flag(value) -> str:
+    """A config value as written on the command line (sheet as HxW)."""
+    if isinstance(value, tuple):
+        return "x".join(str(v) for v in value)
+    if value is None:
+        return "''"
+    return str(value)

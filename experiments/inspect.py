@@ -1,0 +1,80 @@
+"""jbrain inspect: list the checkpoints of a workdir and print the saved config.
+
+One line per checkpoint folder in WORKDIR/checkpoints: step, when it was saved
+(UTC), its size on disk and the firing rate at save; damaged checkpoints that
+a restore set aside (*.corrupt) and interrupted saves are listed with what is
+wrong. Then the config of the newest complete checkpoint, as JSON. Reads only
+the metadata: nothing is restored or changed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import flags
+
+from experiments import common
+from jbrain import checkpoint
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("workdir", "runs/default", "Folder whose checkpoints to list (WORKDIR/checkpoints).")
+
+
+def human_size(n: int) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""  # unreachable
+
+
+def report(workdir: str) -> str:
+    """The listing and the saved config (text, several lines)."""
+    directory = checkpoint.checkpoint_dir(workdir)
+    entries = checkpoint.list_checkpoints(directory)
+    if not entries:
+        return f"no checkpoints in {directory}"
+    rows = [("step", "saved (UTC)", "size", "rate", "")]
+    for e in entries:
+        meta = e.meta or {}
+        saved = str(meta.get("saved_at", "-")).replace("T", " ").removesuffix("+00:00")
+        rate = f"{meta['rate']:.4f}" if isinstance(meta.get("rate"), int | float) else "-"
+        note = ""
+        if e.kind != "complete" or e.problem is not None:
+            note = f"{e.kind}: {e.problem}" if e.problem else e.kind
+        if e.kind == "set aside":
+            note += f" ({os.path.basename(e.path)})"
+        rows.append((str(e.step), saved, human_size(e.size), rate, note))
+    widths = [max(len(r[i]) for r in rows) for i in range(4)]
+    lines = [f"checkpoints in {directory}:"]
+    for r in rows:
+        cells = [r[0].rjust(widths[0]), r[1].ljust(widths[1]), r[2].rjust(widths[2]), r[3].rjust(widths[3])]
+        lines.append(("  " + "  ".join(cells) + ("  " + r[4] if r[4] else "")).rstrip())
+    good = [e for e in entries if e.kind == "complete" and e.meta is not None]
+    if good:
+        meta = good[-1].meta
+        lines.append(
+            f"config of step {meta['step']} (jbrain {meta.get('jbrain_version', '?')}, "
+            f"seed {meta.get('seed', '?')}, {meta.get('messages', 0)} chat messages):"
+        )
+        lines.append(json.dumps(meta.get("config"), indent=1, sort_keys=True))
+    else:
+        lines.append("no complete checkpoint with readable metadata")
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    if not os.path.isdir(FLAGS.workdir):
+        raise ValueError(f"--workdir={FLAGS.workdir!r} is not a folder: pass the workdir of a brain")
+    print(report(FLAGS.workdir))
+
+
+def launch(argv: list[str]) -> None:
+    common.run_app("inspect", main, argv)
+
+
+if __name__ == "__main__":
+    launch(sys.argv)

@@ -1,0 +1,513 @@
+"""Orbax checkpoints of a brain (the only module that imports orbax).
+
+Layout: one folder per saved step under WORKDIR/checkpoints, written by an
+orbax `CheckpointManager`:
+
+    WORKDIR/checkpoints/
+      1000/                       a complete checkpoint of step 1000
+        arrays/                   the pytree {"state": {...}, "wiring": {...}}
+        meta/metadata             JSON, see below
+        _CHECKPOINT_METADATA      orbax's own (commit time)
+      2000/
+      2000.orbax-checkpoint-tmp   a save in progress (or killed): never listed
+      3000.corrupt/               a damaged checkpoint, set aside on restore
+
+arrays: every field of `BrainState` (weights, thresholds, voltages, traces,
+  modes, refractory counters, controller state, step, PRNG key data, status)
+  and of `Wiring`, as plain dicts of host NumPy arrays, so the files do not
+  depend on the device that wrote them.
+meta: {"format", "jbrain_version", "config": BrainConfig.to_dict(), "seed",
+  "step", "rate" (firing rate of the last step), "messages", "saved_at" (UTC,
+  ISO 8601), "arrays": {"state.v": {"shape", "dtype", "crc32"}, ...}}.
+
+Safety
+  * Atomic: orbax writes into `<step>.orbax-checkpoint-tmp` and renames it
+    to `<step>` only when every file is written, so a save killed at any
+    moment never looks complete; stale tmp folders are removed on the next
+    start.
+  * Verified: `restore` checks the metadata, every array's shape, dtype and
+    crc32 and the step. `find_latest` tries the newest first and reports the
+    ones that fail, so the caller can warn and set them aside.
+  * Asynchronous: `Checkpointer.save` blocks only for the device-to-host copy
+    and the checksums (orbax's own extra host copy is switched off: ours is
+    never touched again); orbax writes the files in a background thread. A
+    failed write deletes nothing: older checkpoints are pruned (the newest
+    `keep` stay) only after a save has completed.
+  * Portable: a restore builds its target from the saved config (abstract
+    shapes and dtypes, placed on an explicit device), so a checkpoint written
+    on a GPU restores on a CPU-only machine.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime
+import functools
+import glob
+import json
+import os
+import re
+import shutil
+import zlib
+from typing import Any
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+
+import jbrain
+from jbrain import brain
+from jbrain.config import BrainConfig
+from jbrain.state import BrainState, Wiring
+
+FORMAT = "jbrain-checkpoint/1"
+DIRNAME = "checkpoints"
+CORRUPT = ".corrupt"
+_STEP = re.compile(r"(0|[1-9]\d*)")
+_ASIDE = re.compile(r"(0|[1-9]\d*)\.corrupt(-\d+)?")
+_TMP = re.compile(r"(0|[1-9]\d*)\.orbax-checkpoint-tmp.*")
+_KINDS = (("complete", _STEP), ("set aside", _ASIDE), ("incomplete", _TMP))
+
+
+class CheckpointError(RuntimeError):
+    """A save that failed (disk full, unwritable folder, ...); one-line message."""
+
+
+class DamagedCheckpoint(Exception):
+    """A checkpoint that cannot be restored; the message says why (one line)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Restored:
+    """A restored brain: config, wiring and state (on the target device)."""
+
+    path: str
+    step: int
+    config: BrainConfig
+    seed: int
+    wiring: Wiring
+    state: BrainState
+    meta: dict[str, Any]
+
+
+@dataclasses.dataclass(frozen=True)
+class Entry:
+    """A folder under WORKDIR/checkpoints, for listings (`jbrain inspect`).
+
+    kind: "complete", "set aside" (damaged, renamed *.corrupt) or
+    "incomplete" (an interrupted save); meta: its JSON, or None with
+    `problem` saying why.
+    """
+
+    path: str
+    step: int
+    kind: str
+    size: int
+    meta: dict[str, Any] | None
+    problem: str | None
+
+
+def checkpoint_dir(workdir: str) -> str:
+    return os.path.join(workdir, DIRNAME)
+
+
+_OS_ERROR = re.compile(r"os_error_code='?(\d+)")
+_TS_ERROR = re.compile(r'[A-Z_]+: Error (?:reading|writing) "([^"/]+)[^"]*" in OCDBT database at [^:]*: (.*)')
+
+
+def one_line(e: BaseException) -> str:
+    """A short, single-line description of an exception: an OS error by its
+    errno text (e.g. a full disk), a tensorstore error by array and cause."""
+    chain = []
+    while e is not None and e not in chain:
+        chain.append(e)
+        e = e.__cause__ or e.__context__
+    texts = [" ".join(str(x).split()) for x in chain]
+    for x, text in zip(chain, texts, strict=True):
+        if isinstance(x, OSError) and x.strerror:
+            return x.strerror + (f": {x.filename}" if x.filename else "")
+        if m := _OS_ERROR.search(text):
+            return f"{os.strerror(int(m.group(1)))} (errno {m.group(1)})"
+    for text in reversed(texts):
+        if m := _TS_ERROR.search(text):
+            text = f"{m.group(1)}: {m.group(2)}"
+            break
+    else:
+        text = " ".join(str(chain[0]).splitlines()[:1]).strip() or type(chain[0]).__name__
+    return text if len(text) <= 200 else text[:197] + "..."
+
+
+# ---------------------------------------------------------------- pytrees ---
+
+
+def _fields(x) -> dict[str, Any]:
+    return {f.name: getattr(x, f.name) for f in dataclasses.fields(x)}
+
+
+def _flat(tree: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    return {f"{group}.{name}": v for group, leaves in tree.items() for name, v in leaves.items()}
+
+
+def _crc32(a: np.ndarray) -> int:
+    return zlib.crc32(np.ascontiguousarray(a).reshape(-1).view(np.uint8))
+
+
+def _describe(tree: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any]]:
+    """{"state.v": {"shape", "dtype", "crc32"}, ...} of host arrays."""
+    return {
+        name: {"shape": list(a.shape), "dtype": str(a.dtype), "crc32": _crc32(a)}
+        for name, a in _flat(tree).items()
+    }
+
+
+def _host_copy(tree: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Owned host copies (a view of a CPU buffer could be donated under us)."""
+    fetched = jax.device_get(tree)
+    return {
+        k: v if isinstance(v, np.ndarray) and v.flags.owndata and v.flags.c_contiguous else np.array(v)
+        for k, v in fetched.items()
+    }
+
+
+@functools.lru_cache(maxsize=8)
+def abstract_brain(config: BrainConfig) -> tuple[Wiring, BrainState]:
+    """Shapes and dtypes of (wiring, state) for `config`, without computing them."""
+    return jax.eval_shape(lambda: brain.init_brain(config, seed=0))
+
+
+def _target(config: BrainConfig, device: jax.Device) -> dict[str, dict[str, jax.ShapeDtypeStruct]]:
+    wiring, state = abstract_brain(config)
+    sharding = jax.sharding.SingleDeviceSharding(device)
+
+    def place(x):
+        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+
+    return {
+        "state": {k: place(v) for k, v in _fields(state).items()},
+        "wiring": {k: place(v) for k, v in _fields(wiring).items()},
+    }
+
+
+# ---------------------------------------------------------------- reading ---
+
+
+def read_meta(path: str) -> dict[str, Any]:
+    """The metadata JSON of a checkpoint folder (DamagedCheckpoint if unreadable)."""
+    file = os.path.join(path, "meta", "metadata")
+    try:
+        with open(file, encoding="utf-8") as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        raise DamagedCheckpoint("its metadata file is missing") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise DamagedCheckpoint(f"its metadata is unreadable ({one_line(e)})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+        raise DamagedCheckpoint(f"its metadata is not a {FORMAT} record")
+    return meta
+
+
+def restore(path: str, *, device: jax.Device | None = None) -> Restored:
+    """Restore and verify the checkpoint folder `path` onto `device`.
+
+    device: where the arrays go (default: the default device, jax.devices()[0]).
+    Raises DamagedCheckpoint naming the first problem found.
+    """
+    meta = read_meta(path)
+    try:
+        config = BrainConfig.from_dict(meta["config"])
+        step, seed = int(meta["step"]), int(meta["seed"])
+        saved = meta["arrays"]
+    except (KeyError, TypeError, ValueError) as e:
+        raise DamagedCheckpoint(f"its metadata is inconsistent ({one_line(e)})") from None
+    name = os.path.basename(os.path.normpath(path))
+    m = _STEP.fullmatch(name) or _ASIDE.fullmatch(name)
+    if m and int(m.group(1)) != step:
+        raise DamagedCheckpoint(f"its metadata says step {step}")
+    target = _target(config, device or jax.devices()[0])
+    for name, t in _flat(target).items():
+        info = saved.get(name) if isinstance(saved, dict) else None
+        if not info or list(info.get("shape", ())) != list(t.shape) or info.get("dtype") != str(t.dtype):
+            raise DamagedCheckpoint(f"array {name} does not match its config")
+    try:
+        with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
+            tree = ckptr.restore(os.path.join(path, "arrays"), args=ocp.args.StandardRestore(target))
+    except Exception as e:  # tensorstore and orbax raise many types
+        raise DamagedCheckpoint(f"its arrays do not load ({one_line(e)})") from None
+    for name, x in _flat(tree).items():
+        if _crc32(np.asarray(x)) != saved[name]["crc32"]:
+            raise DamagedCheckpoint(f"checksum mismatch in {name}")
+    state = BrainState(**tree["state"])
+    if int(state.step) != step:
+        raise DamagedCheckpoint(f"its state is at step {int(state.step)}, not {step}")
+    return Restored(
+        path=path,
+        step=step,
+        config=config,
+        seed=seed,
+        wiring=Wiring(**tree["wiring"]),
+        state=state,
+        meta=meta,
+    )
+
+
+def _check_dir(directory: str) -> None:
+    if os.path.exists(directory) and not os.path.isdir(directory):
+        raise ValueError(f"{directory} exists but is not a folder: move it away, or pass another --workdir")
+
+
+def _names(directory: str) -> list[str]:
+    try:
+        return os.listdir(directory)
+    except OSError as e:
+        raise ValueError(f"cannot read {directory} ({one_line(e)}): check its permissions") from None
+
+
+def complete_steps(directory: str) -> list[int]:
+    """Steps of the complete checkpoints in `directory`, ascending."""
+    _check_dir(directory)
+    if not os.path.isdir(directory):
+        return []
+    steps = [int(n) for n in _names(directory) if _STEP.fullmatch(n)]
+    return sorted(s for s in steps if os.path.isdir(os.path.join(directory, str(s))))
+
+
+def find_latest(
+    directory: str, *, device: jax.Device | None = None
+) -> tuple[Restored | None, list[tuple[str, str]]]:
+    """The newest checkpoint that restores, and the newer ones that did not.
+
+    Returns (restored or None, [(path, reason), ...]). Changes nothing on disk.
+    """
+    bad = []
+    for step in reversed(complete_steps(directory)):
+        path = os.path.join(directory, str(step))
+        try:
+            return restore(path, device=device), bad
+        except DamagedCheckpoint as e:
+            bad.append((path, str(e)))
+    return None, bad
+
+
+def _size(path: str) -> int:
+    total = 0
+    for root, _, files in os.walk(path):
+        for name in files:
+            with contextlib.suppress(OSError):
+                total += os.lstat(os.path.join(root, name)).st_size
+    return total
+
+
+def list_checkpoints(directory: str) -> list[Entry]:
+    """Every checkpoint folder in `directory` (complete, set aside, incomplete),
+    by step. Reads only the metadata, never the arrays."""
+    _check_dir(directory)
+    if not os.path.isdir(directory):
+        return []
+    entries = []
+    for name in _names(directory):
+        path = os.path.join(directory, name)
+        if not os.path.isdir(path):
+            continue
+        found = [(k, m) for k, p in _KINDS if (m := p.fullmatch(name))]
+        if not found:
+            continue
+        kind, m = found[0]
+        meta, problem = None, None
+        if kind == "incomplete":
+            problem = "an interrupted save"
+        else:
+            try:
+                meta = read_meta(path)
+            except DamagedCheckpoint as e:
+                problem = str(e)
+        entries.append(Entry(path, int(m.group(1)), kind, _size(path), meta, problem))
+    order = {"complete": 0, "set aside": 1, "incomplete": 2}
+    return sorted(entries, key=lambda e: (e.step, order[e.kind]))
+
+
+# ---------------------------------------------------------- moving aside ---
+
+
+def _free_name(path: str) -> str:
+    if not os.path.exists(path):
+        return path
+    i = 2
+    while os.path.exists(f"{path}-{i}"):
+        i += 1
+    return f"{path}-{i}"
+
+
+def set_aside(path: str) -> str:
+    """Rename a damaged checkpoint folder to `<step>.corrupt` (kept, never
+    listed as a step again). Returns the new path."""
+    new = _free_name(os.path.normpath(path) + CORRUPT)
+    os.rename(path, new)
+    return new
+
+
+def archive(directory: str) -> str | None:
+    """Move a checkpoints folder aside for a new brain (`--fresh`): renamed
+    to `checkpoints.old-<UTC time>`; nothing is deleted. None if empty."""
+    _check_dir(directory)
+    if not os.path.isdir(directory) or not os.listdir(directory):
+        return None
+    stamp = datetime.datetime.now(datetime.UTC).strftime("%Y%m%d-%H%M%S")
+    new = _free_name(f"{os.path.normpath(directory)}.old-{stamp}")
+    try:
+        os.rename(directory, new)
+    except OSError as e:
+        raise ValueError(f"--fresh: cannot move {directory} aside ({one_line(e)})") from None
+    return new
+
+
+# ----------------------------------------------------------------- saving ---
+
+
+class Checkpointer:
+    """Asynchronous saves of one brain into `directory`, keeping the newest `keep`.
+
+    `save(...)` blocks for the host copy only and returns the folder the
+    checkpoint will have; `poll()` (non-blocking) and `wait()` return the
+    (step, one-line error) of background writes that failed. Not thread-safe: the
+    caller (Session) serialises calls.
+    """
+
+    def __init__(self, directory: str, *, keep: int):
+        if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
+            raise ValueError(f"--keep={keep} must be >= 1 (checkpoints kept in WORKDIR/{DIRNAME})")
+        _check_dir(directory)
+        try:
+            os.makedirs(directory, exist_ok=True)
+        except OSError as e:
+            raise ValueError(f"cannot create {directory} ({one_line(e)}): pass another --workdir") from None
+        self.directory = directory
+        self.keep = keep
+        self._manager = ocp.CheckpointManager(
+            os.path.abspath(directory),
+            options=ocp.CheckpointManagerOptions(
+                max_to_keep=keep,
+                cleanup_tmp_directories=True,
+                enable_async_checkpointing=True,
+                save_root_metadata=False,
+                # Folders are made in save() itself: a folder that cannot be
+                # made fails at once, instead of stalling orbax's writer
+                # threads until their signal timeout (minutes).
+                async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
+            ),
+            item_handlers={
+                # The arrays are our own host copies, never touched again:
+                # orbax need not copy them once more before its background write.
+                "arrays": ocp.PyTreeCheckpointHandler(
+                    type_handler_registry=ocp.type_handlers.create_type_handler_registry(
+                        (np.ndarray, ocp.type_handlers.NumpyHandler(deepcopy_host_arrays=False)),
+                        (np.number, ocp.type_handlers.ScalarHandler()),
+                        (jax.Array, ocp.type_handlers.ArrayHandler()),  # unused; keeps orbax quiet
+                    )
+                ),
+                "meta": ocp.JsonCheckpointHandler(),
+            },
+        )
+        self._wiring: tuple[Wiring, dict[str, np.ndarray], dict[str, dict]] | None = None
+        self._errors: list[tuple[int, str]] = []
+        self.pending: int | None = None  # step of the save being written
+
+    def path(self, step: int) -> str:
+        return os.path.join(self.directory, str(step))
+
+    def _wiring_host(self, wiring: Wiring) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
+        # The wiring never changes: one host copy (and its checksums) for every save.
+        if self._wiring is None or self._wiring[0] is not wiring:
+            host = _host_copy(_fields(wiring))
+            self._wiring = (wiring, host, _describe({"wiring": host}))
+        return self._wiring[1], self._wiring[2]
+
+    def save(
+        self,
+        *,
+        config: BrainConfig,
+        wiring: Wiring,
+        state: BrainState,
+        seed: int,
+        rate: float,
+        messages: int = 0,
+    ) -> str:
+        """Start saving `state`; returns the checkpoint's folder (at once if
+        this step is saved already). A save still being written is waited for
+        first. Raises CheckpointError (one line)."""
+        self._finish()
+        try:
+            step = int(jax.device_get(state.step))
+            if step in self._manager.all_steps() and os.path.isdir(self.path(step)):
+                return self.path(step)
+            wiring_host, wiring_info = self._wiring_host(wiring)
+            tree = {"state": _host_copy(_fields(state)), "wiring": wiring_host}
+            meta = {
+                "format": FORMAT,
+                "jbrain_version": jbrain.__version__,
+                "config": config.to_dict(),
+                "seed": int(seed),
+                "step": step,
+                "rate": float(rate),
+                "messages": int(messages),
+                "saved_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+                "arrays": _describe({"state": tree["state"]}) | wiring_info,
+            }
+            saved = self._manager.save(
+                step,
+                args=ocp.args.Composite(arrays=ocp.args.PyTreeSave(tree), meta=ocp.args.JsonSave(meta)),
+            )
+        except Exception as e:  # OSError, orbax's ValueErrors, a deleted (donated) array, ...
+            self._cleanup_tmp()
+            raise CheckpointError(one_line(e)) from None
+        if not saved:
+            raise CheckpointError(f"a checkpoint of step {step} or later already exists in {self.directory}")
+        self.pending = step
+        return self.path(step)
+
+    @property
+    def busy(self) -> bool:
+        """A save is still being written (a new one would wait for it)."""
+        return self.pending is not None and self._manager.is_saving_in_progress()
+
+    def poll(self) -> list[tuple[int, str]]:
+        """Non-blocking: errors of saves that finished and failed (drained)."""
+        if self.pending is not None and not self.busy:
+            self._finish()
+        errors, self._errors = self._errors, []
+        return errors
+
+    def wait(self) -> list[tuple[int, str]]:
+        """Block until the save in flight is written; errors of failed saves (drained)."""
+        self._finish()
+        errors, self._errors = self._errors, []
+        return errors
+
+    def _finish(self) -> None:
+        if self.pending is None:
+            return
+        step, self.pending = self.pending, None
+        try:
+            self._manager.wait_until_finished()
+        except Exception as e:
+            self._cleanup_tmp()
+            self._errors.append((step, one_line(e)))
+            return
+        if not os.path.isdir(self.path(step)):
+            self._errors.append((step, "the checkpoint folder is missing after the save"))
+
+    def _cleanup_tmp(self) -> None:
+        # Only called with no save in flight: every tmp folder is a failed one.
+        for tmp in glob.glob(os.path.join(glob.escape(self.directory), "*.orbax-checkpoint-tmp*")):
+            shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(Exception):
+            self._manager.reload()
+
+    def close(self) -> list[tuple[int, str]]:
+        """Wait for the save in flight and release orbax's threads; errors (drained)."""
+        errors = self.wait()
+        try:
+            self._manager.close()
+        except Exception as e:
+            errors.append((-1, one_line(e)))
+        return errors
