@@ -45,6 +45,7 @@ import dataclasses
 import datetime
 import functools
 import glob
+import inspect
 import json
 import os
 import re
@@ -364,6 +365,18 @@ def archive(directory: str) -> str | None:
 # ----------------------------------------------------------------- saving ---
 
 
+def _new(cls: Any, **kwargs: Any) -> Any:
+    """cls(**kwargs) without the options this orbax version does not know.
+
+    The tuning options here (no extra host copy, synchronous folder creation)
+    appeared in later orbax releases; older ones work without them.
+    """
+    params = inspect.signature(cls).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return cls(**kwargs)
+
+
 class Checkpointer:
     """Asynchronous saves of one brain into `directory`, keeping the newest `keep`.
 
@@ -385,7 +398,8 @@ class Checkpointer:
         self.keep = keep
         self._manager = ocp.CheckpointManager(
             os.path.abspath(directory),
-            options=ocp.CheckpointManagerOptions(
+            options=_new(
+                ocp.CheckpointManagerOptions,
                 max_to_keep=keep,
                 cleanup_tmp_directories=True,
                 enable_async_checkpointing=True,
@@ -393,14 +407,14 @@ class Checkpointer:
                 # Folders are made in save() itself: a folder that cannot be
                 # made fails at once, instead of stalling orbax's writer
                 # threads until their signal timeout (minutes).
-                async_options=ocp.AsyncOptions(create_directories_asynchronously=False),
+                async_options=_new(ocp.AsyncOptions, create_directories_asynchronously=False),
             ),
             item_handlers={
                 # The arrays are our own host copies, never touched again:
                 # orbax need not copy them once more before its background write.
                 "arrays": ocp.PyTreeCheckpointHandler(
                     type_handler_registry=ocp.type_handlers.create_type_handler_registry(
-                        (np.ndarray, ocp.type_handlers.NumpyHandler(deepcopy_host_arrays=False)),
+                        (np.ndarray, _new(ocp.type_handlers.NumpyHandler, deepcopy_host_arrays=False)),
                         (np.number, ocp.type_handlers.ScalarHandler()),
                         (jax.Array, ocp.type_handlers.ArrayHandler()),  # unused; keeps orbax quiet
                     )
