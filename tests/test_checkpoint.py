@@ -131,7 +131,11 @@ def test_1000_steps_exit_restore_1000_more_equals_2000_steps(tmp_path):
     r1 = checkpoint.restore(os.path.join(one, "checkpoints", "2000"))
     r2 = checkpoint.restore(os.path.join(two, "checkpoints", "2000"))
     assert r1.meta["arrays"] == r2.meta["arrays"]
-    assert sorted(os.listdir(os.path.join(one, "checkpoints"))) == ["1200", "1800", "2000"]
+    # autosaves (every 600 steps, deferred by a burst while the previous one
+    # is still being written, so which ones exist depends on timing) plus the
+    # exit save; the newest --keep=3 stay
+    kept = sorted(int(x) for x in os.listdir(os.path.join(one, "checkpoints")))
+    assert kept[-1] == 2000 and len(kept) <= 3 and all(x % 200 == 0 and x >= 600 for x in kept)
 
 
 def test_restore_gives_the_saved_state_config_seed_and_keeps_the_newest(template):
