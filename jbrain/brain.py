@@ -14,7 +14,6 @@ step t integrates W @ s(t-1) and the neighbours' s(t-1).
 
 from __future__ import annotations
 
-import functools
 from typing import Any
 
 import jax
@@ -202,9 +201,3 @@ burst.__doc__ = """Run `length` steps as one `lax.scan` (one compiled program pe
 `state` is donated: do not reuse it. Returns (state, Metrics with a T axis)."""
 
 step_jit = jax.jit(step, static_argnames=("config",))
-
-
-@functools.partial(jax.jit, static_argnames=("config",))
-def synaptic_input_reference(config: BrainConfig, wiring: Wiring, state: BrainState) -> jax.Array:
-    """W @ s(t-1) through the BCOO (what every path is tested against)."""
-    return synapses.propagate_bcoo(wiring, state.weights, state.spikes)

@@ -13,7 +13,6 @@ import jax
 INTEGRATING = 0
 REFRACTORY = 1
 ADAPTED = 2
-MODE_NAMES = ("integrating", "refractory", "adapted")
 
 # Status bits (uint32, sticky: OR-ed every step, read by the host per burst).
 STATUS_NONFINITE = 1 << 0  # a voltage, threshold or weight became NaN/inf
@@ -97,7 +96,3 @@ class Metrics:
     mean_voltage: jax.Array
     out_counts: jax.Array
     raster: jax.Array
-
-
-def state_nbytes(tree) -> int:
-    return sum(x.size * x.dtype.itemsize for x in jax.tree.leaves(tree))
