@@ -211,7 +211,7 @@ def time_brain(
         rates.append(np.asarray(jax.device_get(metrics.rate)))
     status = int(jax.device_get(state.status))
     rate = np.concatenate(rates)
-    unroll = config.unroll or (1 if jax.default_backend() == "cpu" else 8)
+    unroll = brain.resolved_unroll(config)
     row = dict(
         impl="jbrain",
         path=path,

@@ -170,6 +170,12 @@ def step(
     return new_state, metrics
 
 
+def resolved_unroll(config: BrainConfig) -> int:
+    """The scan unroll: --unroll, or by device when 0 (8 on GPU; 1 on CPU,
+    where unrolling makes XLA:CPU slower)."""
+    return config.unroll or (1 if jax.default_backend() == "cpu" else 8)
+
+
 def _burst(config, wiring, state, stims, length):
     # Per-step outputs leave the scan packed in two arrays: each scan output
     # costs a dynamic-update-slice kernel per step, so 2 instead of 7.
@@ -179,9 +185,8 @@ def _burst(config, wiring, state, stims, length):
         floats = jnp.stack([m.rate, m.mean_input, m.mean_threshold, m.mean_voltage])
         return carry, (ints, floats, m.raster)
 
-    unroll = config.unroll or (1 if jax.default_backend() == "cpu" else 8)
     state, (ints, floats, raster) = jax.lax.scan(
-        body, state, stims, length=length, unroll=max(1, min(unroll, length))
+        body, state, stims, length=length, unroll=max(1, min(resolved_unroll(config), length))
     )
     metrics = Metrics(
         spikes=ints[:, 0],
