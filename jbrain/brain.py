@@ -9,7 +9,10 @@ Contract (jax-md style pure pairs):
 `stim` is (input_channels,) f32 or None: channel c drives input neurons
 [c*G, (c+1)*G) with input_gain * stim[c]. Metrics are computed on the device;
 the host reads them once per burst. Delta synapses with one step of delay:
-step t integrates W @ s(t-1) and the neighbours' s(t-1).
+step t integrates W @ s(t-1) and the neighbours' s(t-1). With plasticity,
+the STDP update for s(t-1) is applied at the start of step t, just before W
+is used (the first use of W after those spikes), so a saved state holds the
+weights and traces from before its last spike vector's update.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jbrain import homeostasis, neurons, plasticity, synapses
+from jbrain import homeostasis, kernels, neurons, plasticity, synapses
 from jbrain.config import BrainConfig
 from jbrain.state import STATUS_NONFINITE, BrainState, Metrics, Wiring
 
@@ -58,16 +61,34 @@ def external_input(config: BrainConfig, stim: jax.Array) -> jax.Array:
     return jnp.pad(per_neuron, (0, config.n_neurons - per_neuron.shape[0]))
 
 
-def synaptic_input(config: BrainConfig, wiring: Wiring, state: BrainState) -> tuple[jax.Array, jax.Array]:
-    """W @ s(t-1) on the configured path: (I (N,) f32, status bits () uint32)."""
+def synaptic_input(
+    config: BrainConfig, wiring: Wiring, state: BrainState
+) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
+    """W @ s(t-1) on the configured path, after the STDP update for s(t-1)
+    when plasticity is on: (I (N,) f32, status bits () uint32,
+    (weights, x_pre, y_post) for the new state)."""
     path = config.resolved_propagation
-    s = state.spikes
+    s, weights = state.spikes, state.weights
+    learned = (weights, state.x_pre, state.y_post)
+    if config.plasticity and path == "gather" and kernels.use_kernels(config.fan_in):
+        # GPU: STDP and W @ s in one Pallas pass (kernels.py)
+        ltp, ltd, x_pre, y_post = plasticity.trace_step(config, state.x_pre, state.y_post, s)
+        acc, weights = kernels.gather_stdp(
+            wiring.pre, weights, synapses.pack_spikes(s), ltp, ltd,
+            w_max=config.w_max, scaling=config.synaptic_scaling,
+        )  # fmt: skip
+        return synapses.from_fixed(acc), jnp.uint32(0), (weights, x_pre, y_post)
+    if path == "event" or config.plasticity:  # one spike list serves both
+        ids, count = synapses.spike_list(s, config.spike_capacity)
+    if config.plasticity:
+        learned = plasticity.stdp_step(config, wiring, weights, state.x_pre, state.y_post, s, ids, count)
+        weights = learned[0]
     if path == "gather":
-        return synapses.propagate_gather(wiring, state.weights, s), jnp.uint32(0)
+        return synapses.propagate_gather(wiring, weights, s), jnp.uint32(0), learned
     if path == "bcoo":
-        return synapses.propagate_bcoo(wiring, state.weights, s), jnp.uint32(0)
-    ids, count = synapses.spike_list(s, config.spike_capacity)
-    return synapses.propagate_event(wiring, state.weights, s, ids, count)
+        return synapses.propagate_bcoo(wiring, weights, s), jnp.uint32(0), learned
+    current, status = synapses.propagate_event(wiring, weights, s, ids, count)
+    return current, status, learned
 
 
 def materialize(tree: Any, step: jax.Array) -> Any:
@@ -90,7 +111,7 @@ def step(
 ) -> tuple[BrainState, Metrics]:
     """Advance the brain by one step (pure). See the module docstring."""
     n = config.n_neurons
-    i_syn, status = synaptic_input(config, wiring, state)
+    i_syn, status, (weights, x_pre, y_post) = synaptic_input(config, wiring, state)
     # Fusion fences (kept by XLA:GPU). Without them XLA fuses the 32-wide
     # gather and the noise hash into every reduction that reads them (metrics,
     # isfinite), recomputing them 4x inside poorly parallel reduction kernels:
@@ -131,12 +152,6 @@ def step(
         rows.append(spikes.astype(jnp.float32))
     sums = jnp.stack(rows).sum(axis=1)
     count = sums[3].astype(jnp.int32) if exact_f32 else jnp.sum(spikes, dtype=jnp.int32)
-    weights, x_pre, y_post = state.weights, state.x_pre, state.y_post
-    if config.plasticity:
-        ids, _ = synapses.spike_list(spikes, config.spike_capacity)
-        weights, x_pre, y_post = plasticity.stdp_step(
-            config, wiring, weights, x_pre, y_post, spikes, ids, count > config.spike_capacity
-        )
     mean_input, mean_threshold, mean_voltage = sums[0] / n, sums[1] / n, sums[2] / n
     finite = jnp.isfinite(sums[1]) & jnp.isfinite(sums[2])
     status = state.status | status | jnp.where(finite, jnp.uint32(0), jnp.uint32(STATUS_NONFINITE))

@@ -31,6 +31,20 @@ from jbrain.config import BrainConfig
 from jbrain.state import Wiring
 
 
+def trace_step(
+    config: BrainConfig, x_pre: jax.Array, y_post: jax.Array, spikes: jax.Array
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
+    """(ltp, ltd, x_pre', y_post'): this step's per-neuron increments
+    a_plus * x_pre, a_minus * y_post (traces before the bump) and the bumped
+    traces. The barrier materialises the increments once, so the compiler
+    cannot contract `w + a*x` into an FMA in one path and not another: all
+    paths agree bit for bit."""
+    c = config
+    ltp, ltd = jax.lax.optimization_barrier((c.a_plus * x_pre, c.a_minus * y_post))
+    s = spikes.astype(jnp.float32)
+    return ltp, ltd, x_pre * math.exp(-1.0 / c.tau_pre) + s, y_post * math.exp(-1.0 / c.tau_post) + s
+
+
 def stdp_step(
     config: BrainConfig,
     wiring: Wiring,
@@ -39,17 +53,16 @@ def stdp_step(
     y_post: jax.Array,
     spikes: jax.Array,
     ids: jax.Array,
-    overflow: jax.Array,
+    count: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One STDP step. weights (N*K,) f32; traces (N,) f32; spikes (N,) bool;
-    ids (C,) int32 spike list padded with N; overflow () bool (list incomplete:
-    then the dense update, exact, is used). Returns (weights, x_pre, y_post)."""
+    ids (C,) int32 spike list padded with N; count () int32 spikes in all (if
+    > C the list is incomplete: then the dense update, exact, is used).
+    Returns (weights, x_pre, y_post). (On GPUs the gather path fuses this
+    update into its pass over the synapses: `kernels.gather`.)"""
     c = config
     n, k = wiring.pre.shape
-    # Per-neuron increments, materialised once and shared by both paths: the
-    # barrier stops the compiler from contracting `w + a*x` into FMAs in one
-    # path and not the other, so sparse and dense agree bit for bit.
-    ltp, ltd = jax.lax.optimization_barrier((c.a_plus * x_pre, c.a_minus * y_post))
+    ltp, ltd, x_pre, y_post = trace_step(config, x_pre, y_post, spikes)
 
     def sparse_update(w):
         w = w.reshape(n, k)
@@ -86,8 +99,5 @@ def stdp_step(
             w = jnp.where(fired[:, None], scaled, w)
         return w.reshape(-1)
 
-    weights = jax.lax.cond(overflow, dense_update, sparse_update, weights)
-    s = spikes.astype(jnp.float32)
-    x_pre = x_pre * math.exp(-1.0 / c.tau_pre) + s
-    y_post = y_post * math.exp(-1.0 / c.tau_post) + s
+    weights = jax.lax.cond(count > ids.shape[0], dense_update, sparse_update, weights)
     return weights, x_pre, y_post

@@ -31,6 +31,7 @@ import jax.numpy as jnp
 from jax.experimental import sparse
 
 from jbrain.config import WEIGHT_FRAC_BITS, BrainConfig
+from jbrain.kernels import quantize
 from jbrain.state import STATUS_SPIKE_OVERFLOW, Wiring
 
 _SCALE = float(2**WEIGHT_FRAC_BITS)
@@ -66,11 +67,7 @@ def to_bcoo(wiring: Wiring, weights: jax.Array) -> sparse.BCOO:
     return sparse.BCOO((weights, idx), shape=(n, n), indices_sorted=True, unique_indices=False)
 
 
-def _quantize(w: jax.Array) -> jax.Array:
-    return jnp.round(w * _SCALE).astype(jnp.int32)
-
-
-def _from_fixed(acc: jax.Array) -> jax.Array:
+def from_fixed(acc: jax.Array) -> jax.Array:
     return acc.astype(jnp.float32) * (1.0 / _SCALE)
 
 
@@ -99,8 +96,8 @@ def propagate_gather(wiring: Wiring, weights: jax.Array, spikes: jax.Array) -> j
         fired = spikes[wiring.pre] != 0  # XLA:CPU gathers bytes faster than bits
     else:
         fired = _fired(pack_spikes(spikes), wiring.pre)  # (N, K)
-    q = jnp.where(fired, _quantize(weights.reshape(n, k)), 0)
-    return _from_fixed(q.sum(axis=1))
+    q = jnp.where(fired, quantize(weights.reshape(n, k)), 0)
+    return from_fixed(q.sum(axis=1))
 
 
 _ROW = 256  # prefix sums run as (rows, 256) @ triangular matrices
@@ -164,17 +161,18 @@ def propagate_event(
     """
     n, k = wiring.pre.shape
     capacity = ids.shape[0]
+    overflow = count > capacity
+    status = jnp.where(overflow, jnp.uint32(STATUS_SPIKE_OVERFLOW), jnp.uint32(0))
 
     def scatter():
         posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K)
         syn = posts * k + jnp.arange(k, dtype=jnp.int32)
-        q = _quantize(weights.at[syn].get(mode="fill", fill_value=0.0))
+        q = quantize(weights.at[syn].get(mode="fill", fill_value=0.0))
         acc = jnp.zeros((n,), jnp.int32).at[posts].add(q, mode="drop")
-        return _from_fixed(acc)
+        return from_fixed(acc)
 
-    overflow = count > capacity
     current = jax.lax.cond(overflow, lambda: propagate_gather(wiring, weights, spikes), scatter)
-    return current, jnp.where(overflow, jnp.uint32(STATUS_SPIKE_OVERFLOW), jnp.uint32(0))
+    return current, status
 
 
 def propagate_bcoo(wiring: Wiring, weights: jax.Array, spikes: jax.Array) -> jax.Array:

@@ -15,13 +15,14 @@ from jbrain.config import BrainConfig
 sizes = [int(x) for x in (sys.argv[1] if len(sys.argv) > 1 else "200000,1000000,10000000").split(",")]
 paths = (sys.argv[2] if len(sys.argv) > 2 else "gather,event").split(",")
 T = 1000
+plast = os.environ.get("PLASTICITY", "0") == "1"
 rows = []
 print(jax.devices(), flush=True)
 for n in sizes:
     for p in paths:
         if p == "bcoo" and n > 1_000_000:
             continue
-        cfg = BrainConfig(n_neurons=n, propagation=p)
+        cfg = BrainConfig(n_neurons=n, propagation=p, plasticity=plast)
         t0 = time.perf_counter()
         w, s = brain.init_brain(cfg, seed=1)
         jax.block_until_ready(s)
@@ -41,7 +42,7 @@ for n in sizes:
         r = np.asarray(m.rate)
         row = dict(
             n=n,
-            path=p,
+            path=p + ("+stdp" if plast else ""),
             us=min(ts) / T * 1e6,
             med=float(np.median(ts)) / T * 1e6,
             init_s=t_init,

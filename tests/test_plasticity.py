@@ -26,7 +26,7 @@ def random_inputs(config: BrainConfig, *, seed: int, rate: float = 0.05):
     y = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
     ids, count = synapses.spike_list(spikes, config.spike_capacity)
     assert int(count) <= config.spike_capacity
-    return wiring, state.weights, x, y, spikes, ids
+    return wiring, state.weights, x, y, spikes, ids, count
 
 
 @pytest.mark.parametrize("scaling", [False, True])
@@ -34,9 +34,10 @@ def test_event_update_equals_dense_update_bit_for_bit(scaling):
     config = BrainConfig(
         n_neurons=3000, fan_in=16, plasticity=True, a_plus=0.01, a_minus=0.012, synaptic_scaling=scaling
     )
-    wiring, w, x, y, spikes, ids = random_inputs(config, seed=1)
-    sparse = stdp(config, wiring, w, x, y, spikes, ids, jnp.bool_(False))
-    dense = stdp(config, wiring, w, x, y, spikes, ids, jnp.bool_(True))
+    wiring, w, x, y, spikes, ids, count = random_inputs(config, seed=1)
+    sparse = stdp(config, wiring, w, x, y, spikes, ids, count)
+    overflowing = jnp.int32(config.spike_capacity + 1)  # forces the dense update
+    dense = stdp(config, wiring, w, x, y, spikes, ids, overflowing)
     assert not np.array_equal(sparse[0], w)  # something was learned
     for a, b in zip(sparse, dense, strict=True):
         assert np.array_equal(np.asarray(a), np.asarray(b))
@@ -67,8 +68,8 @@ def test_pre_before_post_potentiates_post_before_pre_depresses():
 
     def one(x_pre, y_post, fired):
         spikes = jnp.zeros(n, bool).at[jnp.asarray(fired, jnp.int32)].set(True)
-        ids, _ = synapses.spike_list(spikes, config.spike_capacity)
-        return stdp(config, wiring, w, x_pre, y_post, spikes, ids, jnp.bool_(False))
+        ids, count = synapses.spike_list(spikes, config.spike_capacity)
+        return stdp(config, wiring, w, x_pre, y_post, spikes, ids, count)
 
     zero = jnp.zeros(n, jnp.float32)
     # j fired earlier (x_pre[j] = 0.5), i fires now: LTP a_plus * x_pre[j]
@@ -102,8 +103,8 @@ def test_synaptic_scaling_fixes_the_input_total_of_each_neuron_that_fired():
     config = BrainConfig(
         n_neurons=3000, fan_in=16, plasticity=True, a_plus=0.002, a_minus=0.001, synaptic_scaling=True
     )
-    wiring, w, x, y, spikes, ids = random_inputs(config, seed=3)
-    w2, _, _ = stdp(config, wiring, w, x, y, spikes, ids, jnp.bool_(False))
+    wiring, w, x, y, spikes, ids, count = random_inputs(config, seed=3)
+    w2, _, _ = stdp(config, wiring, w, x, y, spikes, ids, count)
     rows = np.asarray(w2).reshape(config.n_neurons, config.fan_in)
     fired = np.asarray(spikes)
     target = 0.5 * config.fan_in * config.w_max

@@ -1,0 +1,74 @@
+"""GPU check of the Pallas kernel against XLA (development; run on the
+device): the fused STDP update, and whole bursts on the gather (kernel when
+plastic) and event (XLA) paths.
+Usage: PYTHONPATH=. python3 scripts/check_kernels_gpu.py [N]"""
+
+import sys
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jbrain import brain, kernels, plasticity, synapses
+from jbrain.config import BrainConfig
+
+n = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+print(jax.devices(), "use_kernels", kernels.use_kernels(32), flush=True)
+failed = []
+
+
+def report(name, good, extra=""):
+    if not good:
+        failed.append(name)
+    print(f"{'PASS' if good else 'FAIL'} {name} {extra}", flush=True)
+
+
+cfg = BrainConfig(n_neurons=n)
+wiring, st = brain.init_brain(cfg, seed=3)
+st, _ = brain.burst(cfg, wiring, st, None, length=300)
+rng = np.random.default_rng(0)
+cases = {"natural": st.spikes, "random30%": jnp.asarray((rng.random(n) < 0.3).astype(np.uint8))}
+for scaling in (False, True):
+    c = BrainConfig(n_neurons=n, plasticity=True, a_plus=0.01, a_minus=0.012, synaptic_scaling=scaling)
+    x = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
+    y = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
+    for name, s in cases.items():
+        w0 = np.asarray(st.weights)
+        ids, count = synapses.spike_list(s, c.spike_capacity)
+        ref = np.asarray(
+            jax.jit(plasticity.stdp_step, static_argnums=0)(c, wiring, jnp.asarray(w0), x, y, s, ids, count)[
+                0
+            ]
+        )
+        ltp, ltd, _, _ = plasticity.trace_step(c, x, y, s)
+        _, got = kernels.gather_stdp(
+            wiring.pre,
+            jnp.asarray(w0),
+            synapses.pack_spikes(s),
+            ltp,
+            ltd,
+            w_max=c.w_max,
+            scaling=scaling,
+            interpret=not kernels.use_kernels(32),
+        )
+        d = float(np.abs(np.asarray(got) - ref).max())
+        report(
+            f"fused stdp == stdp_step, scaling={scaling}, {name}",
+            d == 0.0 if not scaling else d < 1e-7,
+            f"maxdiff={d:g} changed={(ref != w0).mean():.3f}",
+        )
+
+for plast, scaling in ((False, False), (True, False), (True, True)):
+    runs = {}
+    for path in ("gather", "event"):
+        c = BrainConfig(n_neurons=n, propagation=path, plasticity=plast, synaptic_scaling=scaling)
+        w, s0 = brain.init_brain(c, seed=5)
+        s1, m = brain.burst(c, w, s0, None, length=200)
+        runs[path] = (np.asarray(m.spikes), np.asarray(s1.v), np.asarray(s1.weights))
+    same = all(np.array_equal(a, b) for a, b in zip(runs["gather"], runs["event"], strict=True))
+    report(
+        f"burst gather(kernel) == event(xla), plasticity={plast} scaling={scaling}",
+        same or scaling,
+        f"identical={same} rate={runs['event'][0].mean() / n:.4f}",
+    )
+print("ALL PASS" if not failed else f"FAILED: {failed}")

@@ -1,0 +1,53 @@
+"""The GPU kernel (jbrain/kernels.py), run through Pallas's interpreter on the
+CPU: its fused STDP update equals `plasticity.stdp_step` (bit for bit without
+scaling) and its current equals the XLA gather of the updated weights."""
+
+from __future__ import annotations
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jbrain import brain, kernels, plasticity, synapses
+from jbrain.config import BrainConfig
+
+
+def setup(n: int, k: int, rate: float, seed: int, **flags):
+    config = BrainConfig(n_neurons=n, fan_in=k, **flags)
+    wiring, state = brain.init_brain(config, seed=seed)
+    rng = np.random.default_rng(seed)
+    spikes = jnp.asarray((rng.random(n) < rate).astype(np.uint8))
+    return config, wiring, np.asarray(state.weights), spikes, rng
+
+
+@pytest.mark.parametrize("scaling", [False, True])
+@pytest.mark.parametrize("n,k,rate", [(3000, 32, 0.05), (1001, 8, 0.3)])
+def test_fused_stdp_equals_stdp_step(n, k, rate, scaling):
+    config, wiring, w, spikes, rng = setup(
+        n, k, rate, seed=7, plasticity=True, a_plus=0.01, a_minus=0.012, synaptic_scaling=scaling
+    )
+    x = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
+    y = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
+    ids, count = synapses.spike_list(spikes, config.spike_capacity)
+    w_ref, x_ref, y_ref = plasticity.stdp_step(config, wiring, jnp.asarray(w), x, y, spikes, ids, count)
+    ltp, ltd, x_new, y_new = plasticity.trace_step(config, x, y, spikes)
+    acc, w_new = kernels.gather_stdp(
+        wiring.pre, jnp.asarray(w), synapses.pack_spikes(spikes), ltp, ltd,
+        w_max=config.w_max, scaling=scaling, interpret=True,
+    )  # fmt: skip
+    changed = np.asarray(w_ref) != w
+    assert changed.mean() > 0.04  # LTP rows and LTD columns both moved weights
+    if scaling:  # row sums may be added in another order: last-bit differences
+        np.testing.assert_allclose(w_new, w_ref, rtol=1e-6, atol=1e-9)
+    else:
+        np.testing.assert_array_equal(w_new, w_ref)
+    np.testing.assert_array_equal(x_new, x_ref)
+    np.testing.assert_array_equal(y_new, y_ref)
+    # the current is W' @ s with the updated weights
+    np.testing.assert_array_equal(synapses.from_fixed(acc), synapses.propagate_gather(wiring, w_new, spikes))
+
+
+def test_kernel_only_on_gpus_with_power_of_two_fan_in():
+    on_gpu = kernels.jax.default_backend() == "gpu"
+    assert kernels.use_kernels(32) == on_gpu
+    assert not kernels.use_kernels(12)  # a Triton block is (ROWS, K): K must be a power of two
