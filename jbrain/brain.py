@@ -66,7 +66,9 @@ def synaptic_input(
 ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
     """W @ s(t-1) on the configured path, after the STDP update for s(t-1)
     when plasticity is on: (I (N,) f32, status bits () uint32,
-    (weights, x_pre, y_post) for the new state)."""
+    (weights, x_pre, y_post) for the new state). Status: SPIKE_OVERFLOW when
+    a spike list was used and s(t-1) did not fit (the step is then inexact;
+    `Session.run` re-runs such bursts with a larger list)."""
     path = config.resolved_propagation
     s, weights = state.spikes, state.weights
     learned = (weights, state.x_pre, state.y_post)
@@ -78,17 +80,27 @@ def synaptic_input(
             w_max=config.w_max, scaling=config.synaptic_scaling,
         )  # fmt: skip
         return synapses.from_fixed(acc), jnp.uint32(0), (weights, x_pre, y_post)
+    status = jnp.uint32(0)
     if path == "event" or config.plasticity:  # one spike list serves both
         ids, count = synapses.spike_list(s, config.spike_capacity)
+        status = synapses.overflow_status(count, config.spike_capacity)
     if config.plasticity:
-        learned = plasticity.stdp_step(config, wiring, weights, state.x_pre, state.y_post, s, ids, count)
+        learned = plasticity.stdp_step(config, wiring, weights, state.x_pre, state.y_post, s, ids)
         weights = learned[0]
     if path == "gather":
-        return synapses.propagate_gather(wiring, weights, s), jnp.uint32(0), learned
-    if path == "bcoo":
-        return synapses.propagate_bcoo(wiring, weights, s), jnp.uint32(0), learned
-    current, status = synapses.propagate_event(wiring, weights, s, ids, count)
+        current = synapses.propagate_gather(wiring, weights, s)
+    elif path == "bcoo":
+        current = synapses.propagate_bcoo(wiring, weights, s)
+    else:
+        current = synapses.propagate_event(wiring, weights, ids)
     return current, status, learned
+
+
+def uses_spike_list(config: BrainConfig) -> bool:
+    """Whether `step` builds a spike list (event path, or XLA's STDP), i.e.
+    whether a burst can report STATUS_SPIKE_OVERFLOW."""
+    fused = config.resolved_propagation == "gather" and kernels.use_kernels(config.fan_in)
+    return config.resolved_propagation == "event" or (config.plasticity and not fused)
 
 
 def materialize(tree: Any, step: jax.Array) -> Any:

@@ -53,51 +53,31 @@ def stdp_step(
     y_post: jax.Array,
     spikes: jax.Array,
     ids: jax.Array,
-    count: jax.Array,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One STDP step. weights (N*K,) f32; traces (N,) f32; spikes (N,) bool;
-    ids (C,) int32 spike list padded with N; count () int32 spikes in all (if
-    > C the list is incomplete: then the dense update, exact, is used).
-    Returns (weights, x_pre, y_post). (On GPUs the gather path fuses this
-    update into its pass over the synapses: `kernels.gather`.)"""
+    ids (C,) int32 spike list padded with N (if more than C fired, the
+    update is incomplete: the caller flags STATUS_SPIKE_OVERFLOW).
+    Returns (weights, x_pre, y_post). On GPUs the gather path fuses this
+    update into its pass over the synapses (`kernels.gather_stdp`)."""
     c = config
     n, k = wiring.pre.shape
     ltp, ltd, x_pre, y_post = trace_step(config, x_pre, y_post, spikes)
-
-    def sparse_update(w):
+    w = weights.reshape(n, k)
+    # LTP on the in-rows of fired neurons
+    rows = w.at[ids].get(mode="fill", fill_value=0.0)  # (C, K)
+    pre_ids = wiring.pre.at[ids].get(mode="fill", fill_value=0)
+    rows = jnp.clip(rows + ltp[pre_ids], 0.0, c.w_max)
+    w = w.at[ids].set(rows, mode="drop").reshape(-1)
+    # LTD on the out-synapses of fired neurons
+    posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K)
+    syn = posts * k + jnp.arange(k, dtype=jnp.int32)
+    old = w.at[syn].get(mode="fill", fill_value=0.0)
+    new = jnp.clip(old - ltd.at[posts].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
+    w = w.at[syn].set(new, mode="drop")
+    if c.synaptic_scaling:
         w = w.reshape(n, k)
-        # LTP on the in-rows of fired neurons
-        rows = w.at[ids].get(mode="fill", fill_value=0.0)  # (C, K)
-        pre_ids = wiring.pre.at[ids].get(mode="fill", fill_value=0)
-        rows = jnp.clip(rows + ltp[pre_ids], 0.0, c.w_max)
+        rows = w.at[ids].get(mode="fill", fill_value=1.0)
+        total = jnp.maximum(rows.sum(axis=1, keepdims=True), 1e-12)
+        rows = jnp.clip(rows * (0.5 * k * c.w_max / total), 0.0, c.w_max)
         w = w.at[ids].set(rows, mode="drop").reshape(-1)
-        # LTD on the out-synapses of fired neurons
-        posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K)
-        syn = posts * k + jnp.arange(k, dtype=jnp.int32)
-        old = w.at[syn].get(mode="fill", fill_value=0.0)
-        new = jnp.clip(old - ltd.at[posts].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
-        w = w.at[syn].set(new, mode="drop")
-        if c.synaptic_scaling:
-            w = w.reshape(n, k)
-            rows = w.at[ids].get(mode="fill", fill_value=1.0)
-            total = jnp.maximum(rows.sum(axis=1, keepdims=True), 1e-12)
-            rows = jnp.clip(rows * (0.5 * k * c.w_max / total), 0.0, c.w_max)
-            w = w.at[ids].set(rows, mode="drop").reshape(-1)
-        return w
-
-    def dense_update(w):
-        # The per-synapse expressions of sparse_update, selected with `where`.
-        fired = spikes.astype(bool)
-        w = w.reshape(n, k)
-        w = jnp.where(fired[:, None], jnp.clip(w + ltp[wiring.pre], 0.0, c.w_max), w)
-        # out-synapse (j, kk) is synapse out_post[j, kk]*K + kk; as a row-major
-        # (N, K) array the LTD of synapse (i, kk) applies where pre[i, kk] fired.
-        w = jnp.where(fired[wiring.pre], jnp.clip(w - ltd[:, None], 0.0, c.w_max), w)
-        if c.synaptic_scaling:
-            total = jnp.maximum(w.sum(axis=1, keepdims=True), 1e-12)
-            scaled = jnp.clip(w * (0.5 * k * c.w_max / total), 0.0, c.w_max)
-            w = jnp.where(fired[:, None], scaled, w)
-        return w.reshape(-1)
-
-    weights = jax.lax.cond(count > ids.shape[0], dense_update, sparse_update, weights)
-    return weights, x_pre, y_post
+    return w, x_pre, y_post

@@ -15,6 +15,7 @@ import threading
 from collections.abc import Collection
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 
 from jbrain import brain, checkpoint
@@ -52,7 +53,6 @@ class Session:
         self.step = int(state.step)
         self.last_rate = float(state.rate)
         self.messages = messages
-        self.overflow_warned = False
         self.warnings: list[str] = []
         self.notes: list[str] = []  # what `open` did (restored, flags applied, ...)
         self.faulted = False
@@ -165,8 +165,7 @@ class Session:
         """
         with self.lock:
             first = self.step + 1
-            self.state, metrics = brain.burst(self.config, self.wiring, self.state, stims, length=length)
-            host, status = jax.device_get((metrics, self.state.status))
+            host, status = self._burst(length, stims)
             host = {k: np.asarray(v) for k, v in host.items()}
             self.step += length
             self.last_rate = float(host["rate"][-1])
@@ -183,6 +182,33 @@ class Session:
                     self.save()
             return host
 
+    def _burst(self, length: int, stims: np.ndarray | None) -> tuple[dict, int]:
+        """One exact burst: (host metrics, status bits).
+
+        A spike list that overflowed (STATUS_SPIKE_OVERFLOW) left its steps
+        incomplete, so the burst is run again from a copy of the state with a
+        list that fits the busiest step (JAX MD's neighbour-list idiom: the
+        host reallocates outside jit; one more compile).
+        """
+        listed = brain.uses_spike_list(self.config)
+        if listed:  # a bit left by an older jbrain or an abandoned burst
+            self.state = self.state.replace(status=self.state.status & ~jnp.uint32(STATUS_SPIKE_OVERFLOW))
+        while True:
+            backup = jax.tree.map(jnp.copy, self.state) if listed else None
+            self.state, metrics = brain.burst(self.config, self.wiring, self.state, stims, length=length)
+            host, status = jax.device_get((metrics, self.state.status))
+            if not (listed and status & STATUS_SPIKE_OVERFLOW) or self.config.spike_buffer >= 1.0:
+                return host, int(status)
+            peak = int(np.max(host.spikes))
+            grown = min(1.0, max(2.0 * self.config.spike_buffer, 1.25 * peak / self.config.n_neurons))
+            self.warnings.append(
+                f"{peak} neurons fired in one step, more than the spike list "
+                f"holds ({self.config.spike_capacity}): the burst was re-run exactly with "
+                f"--spike_buffer={grown:.3g} (set it that high to avoid the re-run)"
+            )
+            self.config = self.config.replace(spike_buffer=grown)
+            self.state = backup
+
     def _check(self, status: int) -> None:
         if status & STATUS_NONFINITE:
             self.faulted = True  # never checkpoint this state
@@ -191,12 +217,6 @@ class Session:
             raise BrainFault(
                 f"non-finite voltage, threshold or weight by step {self.step}: the model "
                 "diverged; restore a checkpoint or lower the gains (e.g. --w_max)"
-            )
-        if status & STATUS_SPIKE_OVERFLOW and not self.overflow_warned:
-            self.overflow_warned = True
-            self.warnings.append(
-                f"more than {self.config.spike_capacity} neurons fired in one step; those steps "
-                "used the (exact, slower) gather path: raise --spike_buffer if this recurs"
             )
 
     def mean_threshold(self) -> float:

@@ -16,10 +16,10 @@ ADAPTED = 2
 
 # Status bits (uint32, sticky: OR-ed every step, read by the host per burst).
 STATUS_NONFINITE = 1 << 0  # a voltage, threshold or weight became NaN/inf
-STATUS_SPIKE_OVERFLOW = 1 << 1  # spike list full: that step used the gather path
+STATUS_SPIKE_OVERFLOW = 1 << 1  # spike list full: the burst is inexact, re-run it with a larger one
 STATUS_NAMES = {
     STATUS_NONFINITE: "non-finite value in the state",
-    STATUS_SPIKE_OVERFLOW: "spike buffer overflow (steps fell back to the gather path)",
+    STATUS_SPIKE_OVERFLOW: "spike buffer overflow (the burst must be re-run with a larger --spike_buffer)",
 }
 
 

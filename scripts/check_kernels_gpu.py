@@ -34,12 +34,9 @@ for scaling in (False, True):
     y = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
     for name, s in cases.items():
         w0 = np.asarray(st.weights)
-        ids, count = synapses.spike_list(s, c.spike_capacity)
-        ref = np.asarray(
-            jax.jit(plasticity.stdp_step, static_argnums=0)(c, wiring, jnp.asarray(w0), x, y, s, ids, count)[
-                0
-            ]
-        )
+        ids, _ = synapses.spike_list(s, n)  # room for every spike
+        stdp = jax.jit(plasticity.stdp_step, static_argnums=0)
+        ref = np.asarray(stdp(c, wiring, jnp.asarray(w0), x, y, s, ids)[0])
         ltp, ltd, _, _ = plasticity.trace_step(c, x, y, s)
         _, got = kernels.gather_stdp(
             wiring.pre,
@@ -54,7 +51,7 @@ for scaling in (False, True):
         d = float(np.abs(np.asarray(got) - ref).max())
         report(
             f"fused stdp == stdp_step, scaling={scaling}, {name}",
-            d == 0.0 if not scaling else d < 1e-7,
+            d < 1e-7 if scaling or not kernels.use_kernels(32) else d == 0.0,
             f"maxdiff={d:g} changed={(ref != w0).mean():.3f}",
         )
 

@@ -7,6 +7,7 @@ import pytest
 
 from jbrain import brain, synapses
 from jbrain.config import BrainConfig
+from jbrain.session import Session
 from jbrain.state import STATUS_SPIKE_OVERFLOW
 
 
@@ -42,12 +43,20 @@ def test_paths_match_bcoo(small_brain, frac):
     ref = np.asarray(synapses.to_bcoo(wiring, weights) @ spikes.astype(jnp.float32))
     gather = synapses.propagate_gather(wiring, weights, spikes)
     ids, count = synapses.spike_list(spikes, cfg.spike_capacity)
-    event, status = synapses.propagate_event(wiring, weights, spikes, ids, count)
+    event = synapses.propagate_event(wiring, weights, ids)
+    status = synapses.overflow_status(count, cfg.spike_capacity)
     np.testing.assert_allclose(np.asarray(gather), ref, rtol=0, atol=1e-5)
-    assert np.array_equal(np.asarray(event), np.asarray(gather))  # fixed point: bit-identical
-    overflow = int(spikes.sum()) > cfg.spike_capacity
-    assert bool(int(status) & STATUS_SPIKE_OVERFLOW) == overflow
     assert int(count) == int(spikes.sum())
+    overflow = int(count) > cfg.spike_capacity
+    assert bool(int(status) & STATUS_SPIKE_OVERFLOW) == overflow
+    if not overflow:
+        assert np.array_equal(np.asarray(event), np.asarray(gather))  # fixed point: bit-identical
+    else:  # exactly the listed (lowest-id) spikes, and the bit tells the host
+        listed = jnp.zeros_like(spikes).at[ids].set(1, mode="drop")
+        assert int(listed.sum()) == cfg.spike_capacity
+        assert np.array_equal(
+            np.asarray(event), np.asarray(synapses.propagate_gather(wiring, weights, listed))
+        )
 
 
 def test_spike_list_matches_nonzero():
@@ -61,19 +70,31 @@ def test_spike_list_matches_nonzero():
             assert int(count) == int(s.sum())
 
 
-def test_overflow_falls_back_exactly():
-    """A burst that overflows the spike list sets the bit and stays identical
-    to the gather path (no spike is dropped)."""
-    base = dict(n_neurons=3000, fan_in=16, noise_sd=0.3, bias=0.2)  # busy brain
-    ev = BrainConfig(**base, propagation="event", spike_buffer=0.02)
-    ga = BrainConfig(**base, propagation="gather")
-    wiring, s = brain.init_brain(ev, seed=1)
-    s_ev, m_ev = brain.burst(ev, wiring, jax.tree.map(jnp.copy, s), None, length=100)
-    s_ga, m_ga = brain.burst(ga, wiring, s, None, length=100)
-    assert int(s_ev.status) & STATUS_SPIKE_OVERFLOW
-    assert int(s_ga.status) == 0
-    assert np.array_equal(np.asarray(m_ev.spikes), np.asarray(m_ga.spikes))
-    assert np.array_equal(np.asarray(s_ev.v), np.asarray(s_ga.v))
+@pytest.mark.parametrize("plasticity", [False, True])
+def test_overflow_is_rerun_exactly_with_a_larger_list(plasticity):
+    """A burst that overflows the spike list sets the bit; Session re-runs it
+    with a list that fits, and the brain is exactly the one whose list never
+    overflowed (no spike is dropped)."""
+    base = dict(n_neurons=3000, fan_in=16, noise_sd=0.3, bias=0.2, propagation="event", plasticity=plasticity)
+    tight, roomy = BrainConfig(**base, spike_buffer=0.02), BrainConfig(**base, spike_buffer=1.0)
+    wiring, s = brain.init_brain(tight, seed=1)
+    s_tight, _ = brain.burst(tight, wiring, jax.tree.map(jnp.copy, s), None, length=50)
+    assert int(s_tight.status) & STATUS_SPIKE_OVERFLOW  # this brain fires > 2% per step
+
+    session = Session.new(tight, seed=1)
+    ref = Session.new(roomy, seed=1)
+    for _ in range(3):
+        got, want = session.run(50), ref.run(50)
+        assert np.array_equal(got["spikes"], want["spikes"])
+    assert session.config.spike_buffer > 0.02 and int(session.state.status) == 0
+    for name in ("v", "theta", "weights", "x_pre", "spikes"):
+        assert np.array_equal(getattr(session.state, name), getattr(ref.state, name)), name
+    peak = int(np.max(got["spikes"]))
+    assert (
+        len(session.warnings) == 1
+        and "the burst was re-run exactly with --spike_buffer=" in session.warnings[0]
+    )
+    assert session.config.spike_capacity >= peak
 
 
 def test_neighbour_input_sheet_is_8_neighbourhood():
