@@ -37,7 +37,7 @@ from jax.experimental.pallas import triton as plgpu
 
 from jbrain.config import WEIGHT_FRAC_BITS
 
-ROWS = 128  # post rows per program (tuned on an H200: scripts/sweep_gather.py)
+ROWS = 128  # post rows per program (tuned on an H200: scripts/sweep_kernel.py)
 WARPS = 4  # warps per program
 _SCALE = float(2**WEIGHT_FRAC_BITS)
 
