@@ -39,7 +39,12 @@ def define_brain_flags() -> None:
         list(PROPAGATIONS),
         "Synaptic path: event (scatter of spikes), gather, bcoo (reference); auto by size.",
     )
-    flags.DEFINE_float("spike_buffer", _D.spike_buffer, "Event spike list capacity, fraction of N.")
+    flags.DEFINE_float(
+        "spike_buffer",
+        _D.spike_buffer,
+        "Spike list capacity, fraction of N (event path, STDP). A burst that overflows it is "
+        "re-run with a larger one (exact; a warning says the size).",
+    )
     flags.DEFINE_integer("unroll", _D.unroll, "lax.scan unroll; 0 picks by device.")
     flags.DEFINE_integer("record_spikes", 0, "Record neurons [0, R) to WORKDIR/spikes.u8 (jbrain/raster.py).")
     flags.DEFINE_string("workdir", "runs/default", "Folder for brain_debug.log, checkpoints and plots.")

@@ -51,3 +51,14 @@ def test_kernel_only_on_gpus_with_power_of_two_fan_in():
     on_gpu = kernels.jax.default_backend() == "gpu"
     assert kernels.use_kernels(32) == on_gpu
     assert not kernels.use_kernels(12)  # a Triton block is (ROWS, K): K must be a power of two
+
+
+def test_which_configs_build_a_spike_list():
+    """Only those can overflow it, so only those need Session's backup copy."""
+    on_gpu = brain.jax.default_backend() == "gpu"
+    assert brain.uses_spike_list(BrainConfig(n_neurons=1000, propagation="event"))
+    assert not brain.uses_spike_list(BrainConfig(n_neurons=1000, propagation="gather"))
+    assert not brain.uses_spike_list(BrainConfig(n_neurons=1000, propagation="bcoo"))
+    plastic = BrainConfig(n_neurons=1000, propagation="gather", plasticity=True)
+    assert brain.uses_spike_list(plastic) == (not on_gpu)  # GPUs: the fused kernel
+    assert brain.uses_spike_list(plastic.replace(fan_in=12))  # no kernel for K = 12
