@@ -62,7 +62,7 @@ def external_input(config: BrainConfig, stim: jax.Array) -> jax.Array:
 
 
 def synaptic_input(
-    config: BrainConfig, wiring: Wiring, state: BrainState
+    config: BrainConfig, wiring: Wiring, state: BrainState, out_q: jax.Array | None = None
 ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
     """W @ s(t-1) on the configured path, after the STDP update for s(t-1)
     when plasticity is on: (I (N,) f32, status bits () uint32,
@@ -92,7 +92,7 @@ def synaptic_input(
     elif path == "bcoo":
         current = synapses.propagate_bcoo(wiring, weights, s)
     else:
-        current = synapses.propagate_event(wiring, weights, ids)
+        current = synapses.propagate_event(wiring, weights, ids, out_q=None if config.plasticity else out_q)
     return current, status, learned
 
 
@@ -119,11 +119,18 @@ def materialize(tree: Any, step: jax.Array) -> Any:
 
 
 def step(
-    config: BrainConfig, wiring: Wiring, state: BrainState, stim: jax.Array | None = None
+    config: BrainConfig,
+    wiring: Wiring,
+    state: BrainState,
+    stim: jax.Array | None = None,
+    out_q: jax.Array | None = None,
 ) -> tuple[BrainState, Metrics]:
-    """Advance the brain by one step (pure). See the module docstring."""
+    """Advance the brain by one step (pure). See the module docstring.
+
+    out_q: optional (N, K) int32 `synapses.out_major_fixed` of the current
+    weights, for the event path without plasticity (`burst` makes it once)."""
     n = config.n_neurons
-    i_syn, status, (weights, x_pre, y_post) = synaptic_input(config, wiring, state)
+    i_syn, status, (weights, x_pre, y_post) = synaptic_input(config, wiring, state, out_q)
     # Fusion fences (kept by XLA:GPU). Without them XLA fuses the 32-wide
     # gather and the noise hash into every reduction that reads them (metrics,
     # isfinite), recomputing them 4x inside poorly parallel reduction kernels:
@@ -203,25 +210,41 @@ def resolved_unroll(config: BrainConfig) -> int:
     return config.unroll or (1 if jax.default_backend() == "cpu" else 8)
 
 
-def _burst(config, wiring, state, stims, length):
-    # Per-step outputs leave the scan packed in two arrays: each scan output
-    # costs a dynamic-update-slice kernel per step, so 2 instead of 7.
-    def body(carry, stim):
-        carry, m = step(config, wiring, carry, stim)
-        ints = jnp.concatenate([m.spikes[None], m.out_counts])
-        floats = jnp.stack([m.rate, m.mean_input, m.mean_threshold, m.mean_voltage])
-        return carry, (ints, floats, m.raster)
+EVENT_OUT_MAJOR = False
+"""Event path without plasticity: make a presynaptic-order copy of the weights
+once per burst (`synapses.out_major_fixed`), so each step reads a spiker's
+out-weights as one contiguous row. Exact either way. It costs one random
+gather over N*K per burst and N*K*4 bytes; its speed is not yet measured on
+a GPU (scripts/probe_variants.py), so it is off."""
 
-    state, (ints, floats, raster) = jax.lax.scan(
+
+def _burst(config, wiring, state, stims, length):
+    # Per-step outputs leave the scan packed in one int32 array (the float
+    # metrics bit-cast): each scan output costs a dynamic-update-slice kernel
+    # per step, so 1 instead of 7.
+    out_q = None
+    if EVENT_OUT_MAJOR and config.resolved_propagation == "event" and not config.plasticity:
+        out_q = synapses.out_major_fixed(wiring, state.weights)  # once per burst
+
+    def body(carry, stim):
+        carry, m = step(config, wiring, carry, stim, out_q=out_q)
+        floats = jnp.stack([m.rate, m.mean_input, m.mean_threshold, m.mean_voltage])
+        packed = jnp.concatenate(
+            [m.spikes[None], m.out_counts, jax.lax.bitcast_convert_type(floats, jnp.int32)]
+        )
+        return carry, (packed, m.raster)
+
+    state, (packed, raster) = jax.lax.scan(
         body, state, stims, length=length, unroll=max(1, min(resolved_unroll(config), length))
     )
+    floats = jax.lax.bitcast_convert_type(packed[:, -4:], jnp.float32)
     metrics = Metrics(
-        spikes=ints[:, 0],
+        spikes=packed[:, 0],
         rate=floats[:, 0],
         mean_input=floats[:, 1],
         mean_threshold=floats[:, 2],
         mean_voltage=floats[:, 3],
-        out_counts=ints[:, 1:],
+        out_counts=packed[:, 1:-4],
         raster=raster,
     )
     return state, metrics

@@ -153,17 +153,33 @@ def spike_list(spikes: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
     return ids, count
 
 
-def propagate_event(wiring: Wiring, weights: jax.Array, ids: jax.Array) -> jax.Array:
+def out_major_fixed(wiring: Wiring, weights: jax.Array) -> jax.Array:
+    """(N, K) int32: quantize(w) of out-synapse (j, k) at row j, i.e. the
+    weights in presynaptic order. Weights are stored by post (the BCOO's row
+    order), so a spiker's out-weights are K random reads (one 32-byte sector
+    each); in this copy they are one contiguous row. Valid while the weights
+    do not change (no plasticity)."""
+    n, k = wiring.pre.shape
+    return quantize(weights[wiring.out_post * k + jnp.arange(k, dtype=jnp.int32)])
+
+
+def propagate_event(
+    wiring: Wiring, weights: jax.Array, ids: jax.Array, out_q: jax.Array | None = None
+) -> jax.Array:
     """I = W @ s touching only the out-synapses of the listed spikes.
 
-    ids: (C,) from `spike_list`. Returns I (N,) f32. If more than C neurons
-    fired, the unlisted ones are missing: the caller sets
-    STATUS_SPIKE_OVERFLOW and the host re-runs the burst with a larger list.
+    ids: (C,) from `spike_list`; out_q: optional `out_major_fixed(weights)`.
+    Returns I (N,) f32. If more than C neurons fired, the unlisted ones are
+    missing: the caller sets STATUS_SPIKE_OVERFLOW and the host re-runs the
+    burst with a larger list.
     """
     n, k = wiring.pre.shape
     posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K)
-    syn = posts * k + jnp.arange(k, dtype=jnp.int32)
-    q = quantize(weights.at[syn].get(mode="fill", fill_value=0.0))
+    if out_q is not None:
+        q = out_q.at[ids].get(mode="fill", fill_value=0)  # contiguous rows
+    else:
+        syn = posts * k + jnp.arange(k, dtype=jnp.int32)
+        q = quantize(weights.at[syn].get(mode="fill", fill_value=0.0))
     return from_fixed(jnp.zeros((n,), jnp.int32).at[posts].add(q, mode="drop"))
 
 

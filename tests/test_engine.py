@@ -132,6 +132,20 @@ def test_burst_splits_are_bit_identical(path):
     assert _tree_equal(m_one, m_ten) and _tree_equal(m_one, m_single)
 
 
+def test_out_major_event_weights_are_exact(monkeypatch):
+    """The event path's per-burst presynaptic-order copy of the weights
+    (brain.EVENT_OUT_MAJOR) gives the gather path's brain bit for bit."""
+    monkeypatch.setattr(brain, "EVENT_OUT_MAJOR", True)
+    jax.clear_caches()  # the flag is read at trace time
+    event, gather = small(propagation="event", n_neurons=2500), small(propagation="gather", n_neurons=2500)
+    wiring, s0 = brain.init_brain(event, seed=12)
+    s_ev, m_ev = brain.burst(event, wiring, jax.tree.map(jnp.copy, s0), None, length=300)
+    s_ga, m_ga = brain.burst(gather, wiring, s0, None, length=300)
+    assert int(np.asarray(m_ev.spikes).sum()) > 0
+    assert _tree_equal(s_ev, s_ga) and _tree_equal(m_ev, m_ga)
+    jax.clear_caches()
+
+
 def test_seeds():
     cfg = small()
     runs = {}
