@@ -39,6 +39,10 @@ from jbrain.config import WEIGHT_FRAC_BITS
 
 ROWS = 128  # post rows per program (tuned on an H200: scripts/sweep_kernel.py)
 WARPS = 4  # warps per program
+MASKED_LOAD = True
+"""Load only the weights a spike touches (fewer bytes, scalar predicated
+loads) or the whole block (16-byte vector loads). The whole-block variant is
+not yet measured: scripts/probe_variants.py times both."""
 _SCALE = float(2**WEIGHT_FRAC_BITS)
 
 
@@ -108,7 +112,7 @@ def gather_stdp(
         fp = _fired(mem, mask_ref, pres, row_ok)  # (ROWS, K): the pre fired
         fi = _fired(mem, mask_ref, rows[:, None], row_ok)  # (ROWS, 1): the post fired
         touched = fp | fi
-        w = plgpu.load(w_ref, mask=touched, other=0.0)
+        w = plgpu.load(w_ref, mask=touched, other=0.0) if MASKED_LOAD else w_ref[...]
         w = jnp.where(fi, jnp.clip(w + mem.load(ltp_ref, pres, fi & row_ok, 0.0), 0.0, w_max), w)
         w = jnp.where(fp, jnp.clip(w - mem.load(ltd_ref, rows[:, None], row_ok, 0.0), 0.0, w_max), w)
         if scaling:

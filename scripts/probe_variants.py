@@ -9,7 +9,8 @@ Groups:
   base    gather at 200k and 1M (the baseline for the others)
   event   event path at 200k / 1M / 10M, brain.EVENT_OUT_MAJOR off and on
   buffer  event path at 10M with --spike_buffer 0.07 and 0.1
-  stdp    gather + plasticity at 200k, fused kernel with ROWS x WARPS
+  stdp    gather + plasticity at 200k, fused kernel with ROWS x WARPS, masked
+          and whole-block weight loads
 Writes $OUT/probe_variants.json and prints a table last.
 """
 
@@ -44,6 +45,15 @@ GROUPS = {
             dict(ROWS=r, WARPS=w),
         )
         for r, w in ((32, 4), (64, 8), (128, 4), (128, 8))
+    ]
+    + [
+        (
+            f"gather+stdp ROWS={r} WARPS={w} unmasked loads",
+            200_000,
+            dict(propagation="gather", plasticity=True),
+            dict(ROWS=r, WARPS=w, MASKED_LOAD=False),
+        )
+        for r, w in ((32, 4), (128, 4))
     ],
 }
 

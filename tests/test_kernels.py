@@ -20,9 +20,12 @@ def setup(n: int, k: int, rate: float, seed: int, **flags):
     return config, wiring, np.asarray(state.weights), spikes, rng
 
 
+@pytest.mark.parametrize("masked_load", [True, False])
 @pytest.mark.parametrize("scaling", [False, True])
 @pytest.mark.parametrize("n,k,rate", [(3000, 32, 0.05), (1001, 8, 0.3)])
-def test_fused_stdp_equals_stdp_step(n, k, rate, scaling):
+def test_fused_stdp_equals_stdp_step(n, k, rate, scaling, masked_load, monkeypatch):
+    monkeypatch.setattr(kernels, "MASKED_LOAD", masked_load)
+    kernels.gather_stdp.clear_cache()  # the flag is read at trace time
     config, wiring, w, spikes, rng = setup(
         n, k, rate, seed=7, plasticity=True, a_plus=0.01, a_minus=0.012, synaptic_scaling=scaling
     )
