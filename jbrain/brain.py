@@ -72,8 +72,7 @@ def synaptic_input(
     path = config.resolved_propagation
     s, weights = state.spikes, state.weights
     learned = (weights, state.x_pre, state.y_post)
-    if config.plasticity and path == "gather" and kernels.use_kernels(config.fan_in):
-        # GPU: STDP and W @ s in one Pallas pass (kernels.py)
+    if _fused_stdp(config):  # GPU: STDP and W @ s in one Pallas pass (kernels.py)
         ltp, ltd, x_pre, y_post = plasticity.trace_step(config, state.x_pre, state.y_post, s)
         acc, weights = kernels.gather_stdp(
             wiring.pre, weights, synapses.pack_spikes(s), ltp, ltd,
@@ -96,11 +95,16 @@ def synaptic_input(
     return current, status, learned
 
 
+def _fused_stdp(config: BrainConfig) -> bool:
+    return (
+        config.plasticity and config.resolved_propagation == "gather" and kernels.use_kernels(config.fan_in)
+    )
+
+
 def uses_spike_list(config: BrainConfig) -> bool:
     """Whether `step` builds a spike list (event path, or XLA's STDP), i.e.
     whether a burst can report STATUS_SPIKE_OVERFLOW."""
-    fused = config.resolved_propagation == "gather" and kernels.use_kernels(config.fan_in)
-    return config.resolved_propagation == "event" or (config.plasticity and not fused)
+    return not _fused_stdp(config) and (config.resolved_propagation == "event" or config.plasticity)
 
 
 def materialize(tree: Any, step: jax.Array) -> Any:
