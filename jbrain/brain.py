@@ -225,7 +225,7 @@ a GPU (scripts/probe_variants.py), so it is off."""
 def _burst(config, wiring, state, stims, length):
     # Per-step outputs leave the scan packed in one int32 array (the float
     # metrics bit-cast): each scan output costs a dynamic-update-slice kernel
-    # per step, so 1 instead of 7.
+    # per step, so 1 instead of 6 (plus the raster, when recorded).
     out_q = None
     if EVENT_OUT_MAJOR and config.resolved_propagation == "event" and not config.plasticity:
         out_q = synapses.out_major_fixed(wiring, state.weights)  # once per burst

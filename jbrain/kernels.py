@@ -18,7 +18,7 @@ overflow fallback as `lax.cond` around which XLA copies the 4*N*K-byte
 weights twice per step. Here the weights are updated in place
 (input_output_aliases), there is no spike list (so no overflow) and no
 atomics: the result does not depend on scheduling. On an H200 at 200k
-neurons it took the chat reply (200 plastic steps) from 25.0 to ~17 ms.
+neurons it took the chat reply (200 plastic steps) from 25.0 to ~15 ms.
 Without plasticity XLA's own gather is faster (~20 vs ~40 us at 200k), so
 this kernel is used only with plasticity.
 
@@ -35,7 +35,7 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
 
-from jbrain.config import WEIGHT_FRAC_BITS
+from jbrain.synapses import quantize
 
 ROWS = 128  # post rows per program (tuned on an H200: scripts/sweep_kernel.py)
 WARPS = 4  # warps per program
@@ -43,16 +43,6 @@ MASKED_LOAD = True
 """Load only the weights a spike touches (fewer bytes, scalar predicated
 loads) or the whole block (16-byte vector loads). The whole-block variant is
 not yet measured: scripts/probe_variants.py times both."""
-_SCALE = float(2**WEIGHT_FRAC_BITS)
-
-
-def quantize(w: jax.Array) -> jax.Array:
-    """f32 weight -> int32 fixed point, round half up for w >= 0.
-
-    w * 2**F is exact, so this is the same integer in XLA and in Triton (even
-    if Triton contracts it into an FMA): all paths agree bit for bit.
-    """
-    return (w * _SCALE + 0.5).astype(jnp.int32)
 
 
 def use_kernels(fan_in: int) -> bool:

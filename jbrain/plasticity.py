@@ -36,9 +36,9 @@ def trace_step(
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """(ltp, ltd, x_pre', y_post'): this step's per-neuron increments
     a_plus * x_pre, a_minus * y_post (traces before the bump) and the bumped
-    traces. The barrier materialises the increments once, so the compiler
-    cannot contract `w + a*x` into an FMA in one path and not another: all
-    paths agree bit for bit."""
+    traces. The barrier materialises the increments once, so `w + a*x` is
+    not contracted into an FMA inside the weight update (on GPUs; XLA:CPU
+    drops barriers before fusion)."""
     c = config
     ltp, ltd = jax.lax.optimization_barrier((c.a_plus * x_pre, c.a_minus * y_post))
     s = spikes.astype(jnp.float32)

@@ -33,7 +33,6 @@ import jax.numpy as jnp
 from jax.experimental import sparse
 
 from jbrain.config import WEIGHT_FRAC_BITS, BrainConfig
-from jbrain.kernels import quantize
 from jbrain.state import STATUS_SPIKE_OVERFLOW, Wiring
 
 _SCALE = float(2**WEIGHT_FRAC_BITS)
@@ -67,6 +66,15 @@ def to_bcoo(wiring: Wiring, weights: jax.Array) -> sparse.BCOO:
     rows = jnp.arange(n * k, dtype=jnp.int32) // k
     idx = jnp.stack([rows, wiring.pre.reshape(-1)], axis=1)
     return sparse.BCOO((weights, idx), shape=(n, n), indices_sorted=True, unique_indices=False)
+
+
+def quantize(w: jax.Array) -> jax.Array:
+    """f32 weight -> int32 fixed point, round half up for w >= 0.
+
+    w * 2**F is exact, so this is the same integer in XLA and in Triton (even
+    if Triton contracts it into an FMA): all paths agree bit for bit.
+    """
+    return (w * _SCALE + 0.5).astype(jnp.int32)
 
 
 def from_fixed(acc: jax.Array) -> jax.Array:
