@@ -37,7 +37,8 @@ def define_brain_flags() -> None:
         "propagation",
         _D.propagation,
         list(PROPAGATIONS),
-        "Synaptic path: event (scatter of spikes), gather, bcoo (reference); auto by size.",
+        "Synaptic path: event (scatter of the spikers' out-synapses), gather, bcoo "
+        "(reference); auto = event.",
     )
     flags.DEFINE_float(
         "spike_buffer",

@@ -353,7 +353,7 @@ def alive_check(
     out.update(
         N=n_neurons,
         K=config.fan_in,
-        path=config.resolved_propagation,
+        path=brain.propagation(config),
         seed=seed,
         status=status,
         status_names=describe_status(status),

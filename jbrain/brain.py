@@ -13,6 +13,12 @@ step t integrates W @ s(t-1) and the neighbours' s(t-1). With plasticity,
 the STDP update for s(t-1) is applied at the start of step t, just before W
 is used (the first use of W after those spikes), so a saved state holds the
 weights and traces from before its last spike vector's update.
+
+Weight order: a BrainState always holds the weights post-major (the BCOO's
+data). On the event path a burst permutes them once into presynaptic order
+(`synapses.to_pre_major`) and works in that order, so a spiker's
+out-synapses are one contiguous row; it permutes back at its end (with
+plasticity; without, the original array is handed back).
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ import jax.numpy as jnp
 
 from jbrain import homeostasis, kernels, neurons, plasticity, synapses
 from jbrain.config import BrainConfig
-from jbrain.state import STATUS_NONFINITE, BrainState, Metrics, Wiring
+from jbrain.state import STATUS_NONFINITE, STATUS_SPIKE_OVERFLOW, BrainState, Metrics, Wiring
 
 
 def init_brain(config: BrainConfig, *, seed: int) -> tuple[Wiring, BrainState]:
@@ -62,14 +68,16 @@ def external_input(config: BrainConfig, stim: jax.Array) -> jax.Array:
 
 
 def synaptic_input(
-    config: BrainConfig, wiring: Wiring, state: BrainState, out_q: jax.Array | None = None
+    config: BrainConfig, wiring: Wiring, state: BrainState
 ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
     """W @ s(t-1) on the configured path, after the STDP update for s(t-1)
     when plasticity is on: (I (N,) f32, status bits () uint32,
-    (weights, x_pre, y_post) for the new state). Status: SPIKE_OVERFLOW when
-    a spike list was used and s(t-1) did not fit (the step is then inexact;
-    `Session.run` re-runs such bursts with a larger list)."""
-    path = config.resolved_propagation
+    (weights, x_pre, y_post) for the new state). On the event path
+    `state.weights` is in presynaptic order (see `pre_major`). Status:
+    SPIKE_OVERFLOW when a spike list was used and s(t-1) did not fit (the
+    step is then inexact; `Session.run` re-runs such bursts with a larger
+    list)."""
+    path = propagation(config)
     s, weights = state.spikes, state.weights
     learned = (weights, state.x_pre, state.y_post)
     if _fused_stdp(config):  # GPU: STDP and W @ s in one Pallas pass (kernels.py)
@@ -80,31 +88,52 @@ def synaptic_input(
         )  # fmt: skip
         return synapses.from_fixed(acc), jnp.uint32(0), (weights, x_pre, y_post)
     status = jnp.uint32(0)
-    if path == "event" or config.plasticity:  # one spike list serves both
+    if uses_spike_list(config):  # one spike list serves STDP and the event path
         ids, count = synapses.spike_list(s, config.spike_capacity)
         status = synapses.overflow_status(count, config.spike_capacity)
     if config.plasticity:
-        learned = plasticity.stdp_step(config, wiring, weights, state.x_pre, state.y_post, s, ids)
+        learned = plasticity.stdp_step(
+            config, wiring, weights, state.x_pre, state.y_post, s, ids, pre_major=pre_major(config)
+        )
         weights = learned[0]
     if path == "gather":
         current = synapses.propagate_gather(wiring, weights, s)
     elif path == "bcoo":
         current = synapses.propagate_bcoo(wiring, weights, s)
     else:
-        current = synapses.propagate_event(wiring, weights, ids, out_q=None if config.plasticity else out_q)
+        current = synapses.propagate_event(wiring, weights, ids)
     return current, status, learned
 
 
+def propagation(config: BrainConfig) -> str:
+    """The path `step` takes: --propagation, or for `auto` the fastest one
+    measured. That is the event path (weights in presynaptic order), except
+    with plasticity on a GPU, where the fused Pallas gather+STDP kernel is the
+    measured one (H200, 200k: 64 us/step; the event path with XLA's STDP is
+    not yet timed there). On the 2-core CPU: event on a par with gather at
+    200k, twice as fast with plasticity (20k)."""
+    if config.propagation != "auto":
+        return config.propagation
+    return "gather" if config.plasticity and kernels.use_kernels(config.fan_in) else "event"
+
+
 def _fused_stdp(config: BrainConfig) -> bool:
-    return (
-        config.plasticity and config.resolved_propagation == "gather" and kernels.use_kernels(config.fan_in)
-    )
+    return config.plasticity and propagation(config) == "gather" and kernels.use_kernels(config.fan_in)
 
 
 def uses_spike_list(config: BrainConfig) -> bool:
     """Whether `step` builds a spike list (event path, or XLA's STDP), i.e.
     whether a burst can report STATUS_SPIKE_OVERFLOW."""
-    return not _fused_stdp(config) and (config.resolved_propagation == "event" or config.plasticity)
+    return not _fused_stdp(config) and (propagation(config) == "event" or config.plasticity)
+
+
+def pre_major(config: BrainConfig) -> bool:
+    """Whether bursts work on the weights in presynaptic order (the event
+    path: a spiker's out-synapses are one contiguous row; on an H200 this
+    took 1M neurons from 106 to 69 us/step and 10M from 1,287 to 683).
+    `burst` and `step` convert at their start and end, so a BrainState
+    outside them always holds the BCOO's post-major order."""
+    return propagation(config) == "event"
 
 
 def materialize(tree: Any, step: jax.Array) -> Any:
@@ -123,18 +152,32 @@ def materialize(tree: Any, step: jax.Array) -> Any:
 
 
 def step(
-    config: BrainConfig,
-    wiring: Wiring,
-    state: BrainState,
-    stim: jax.Array | None = None,
-    out_q: jax.Array | None = None,
+    config: BrainConfig, wiring: Wiring, state: BrainState, stim: jax.Array | None = None
 ) -> tuple[BrainState, Metrics]:
-    """Advance the brain by one step (pure). See the module docstring.
+    """Advance the brain by one step (pure). See the module docstring."""
+    state, release = _working_order(config, wiring, state)
+    state, metrics = _step(config, wiring, state, stim)
+    return release(state), metrics
 
-    out_q: optional (N, K) int32 `synapses.out_major_fixed` of the current
-    weights, for the event path without plasticity (`burst` makes it once)."""
+
+def _working_order(config: BrainConfig, wiring: Wiring, state: BrainState):
+    """(state in the path's weight order, function that restores the BCOO's
+    order). Without plasticity the weights do not change, so the restore
+    hands back the original array instead of permuting again."""
+    if not pre_major(config):
+        return state, lambda s: s
+    post = state.weights
+    state = state.replace(weights=synapses.to_pre_major(wiring, post))
+    if config.plasticity:
+        return state, lambda s: s.replace(weights=synapses.to_post_major(wiring, s.weights))
+    return state, lambda s: s.replace(weights=post)
+
+
+def _step(
+    config: BrainConfig, wiring: Wiring, state: BrainState, stim: jax.Array | None
+) -> tuple[BrainState, Metrics]:
     n = config.n_neurons
-    i_syn, status, (weights, x_pre, y_post) = synaptic_input(config, wiring, state, out_q)
+    i_syn, status, (weights, x_pre, y_post) = synaptic_input(config, wiring, state)
     # Fusion fences (kept by XLA:GPU). Without them XLA fuses the 32-wide
     # gather and the noise hash into every reduction that reads them (metrics,
     # isfinite), recomputing them 4x inside poorly parallel reduction kernels:
@@ -214,24 +257,16 @@ def resolved_unroll(config: BrainConfig) -> int:
     return config.unroll or (1 if jax.default_backend() == "cpu" else 8)
 
 
-EVENT_OUT_MAJOR = False
-"""Event path without plasticity: make a presynaptic-order copy of the weights
-once per burst (`synapses.out_major_fixed`), so each step reads a spiker's
-out-weights as one contiguous row. Exact either way. It costs one random
-gather over N*K per burst and N*K*4 bytes; its speed is not yet measured on
-a GPU (scripts/probe_variants.py), so it is off."""
-
-
 def _burst(config, wiring, state, stims, length):
     # Per-step outputs leave the scan packed in one int32 array (the float
     # metrics bit-cast): each scan output costs a dynamic-update-slice kernel
     # per step, so 1 instead of 6 (plus the raster, when recorded).
-    out_q = None
-    if EVENT_OUT_MAJOR and config.resolved_propagation == "event" and not config.plasticity:
-        out_q = synapses.out_major_fixed(wiring, state.weights)  # once per burst
+    # The overflow bit describes this burst only (the host re-runs it).
+    state = state.replace(status=state.status & ~jnp.uint32(STATUS_SPIKE_OVERFLOW))
+    state, release = _working_order(config, wiring, state)
 
     def body(carry, stim):
-        carry, m = step(config, wiring, carry, stim, out_q=out_q)
+        carry, m = _step(config, wiring, carry, stim)
         floats = jnp.stack([m.rate, m.mean_input, m.mean_threshold, m.mean_voltage])
         packed = jnp.concatenate(
             [m.spikes[None], m.out_counts, jax.lax.bitcast_convert_type(floats, jnp.int32)]
@@ -241,6 +276,7 @@ def _burst(config, wiring, state, stims, length):
     state, (packed, raster) = jax.lax.scan(
         body, state, stims, length=length, unroll=max(1, min(resolved_unroll(config), length))
     )
+    state = release(state)
     floats = jax.lax.bitcast_convert_type(packed[:, -4:], jnp.float32)
     metrics = Metrics(
         spikes=packed[:, 0],
@@ -258,5 +294,10 @@ burst = jax.jit(_burst, static_argnames=("config", "length"), donate_argnames=("
 burst.__doc__ = """Run `length` steps as one `lax.scan` (one compiled program per
 (config, length, stims is None)). stims: (length, input_channels) f32 or None.
 `state` is donated: do not reuse it. Returns (state, Metrics with a T axis)."""
+
+burst_keeping_input = jax.jit(_burst, static_argnames=("config", "length"))
+burst_keeping_input.__doc__ = """`burst` without donation: the input state stays
+valid, so the host can re-run the burst from it (spike-list overflow) without
+copying it first. Costs a second state's memory while it runs."""
 
 step_jit = jax.jit(step, static_argnames=("config",))

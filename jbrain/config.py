@@ -15,10 +15,6 @@ from typing import Any
 
 PROPAGATIONS = ("auto", "event", "gather", "bcoo")
 
-# Above this size `propagation="auto"` picks the event-driven scatter; below
-# it the gather over the BCOO buffers (one fused kernel, no spike list).
-AUTO_EVENT_MIN_NEURONS = 2_000_000
-
 
 def parse_sheet(text: str | None) -> tuple[int, int] | None:
     """'HxW' -> (H, W); '' or None -> None (1-D ring)."""
@@ -195,12 +191,6 @@ class BrainConfig:
     @property
     def output_start(self) -> int:
         return self.n_neurons - self.output_channels * self.output_group
-
-    @property
-    def resolved_propagation(self) -> str:
-        if self.propagation != "auto":
-            return self.propagation
-        return "event" if self.n_neurons >= AUTO_EVENT_MIN_NEURONS else "gather"
 
     # ---- (de)serialisation, for checkpoints and logs ----
     def to_dict(self) -> dict[str, Any]:

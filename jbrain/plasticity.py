@@ -53,31 +53,39 @@ def stdp_step(
     y_post: jax.Array,
     spikes: jax.Array,
     ids: jax.Array,
+    *,
+    pre_major: bool = False,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """One STDP step. weights (N*K,) f32; traces (N,) f32; spikes (N,) bool;
-    ids (C,) int32 spike list padded with N (if more than C fired, the
-    update is incomplete: the caller flags STATUS_SPIKE_OVERFLOW).
-    Returns (weights, x_pre, y_post). On GPUs the gather path fuses this
-    update into its pass over the synapses (`kernels.gather_stdp`)."""
+    """One STDP step. weights (N*K,) f32, post-major (the BCOO's order) or,
+    with `pre_major`, in presynaptic order (`synapses.to_pre_major`, the event
+    path's); traces (N,) f32; spikes (N,) bool; ids (C,) int32 spike list
+    padded with N (if more than C fired, the update is incomplete: the caller
+    flags STATUS_SPIKE_OVERFLOW). Returns (weights, x_pre, y_post), the same
+    numbers in either order. On GPUs the gather path fuses this update into
+    its pass over the synapses (`kernels.gather_stdp`)."""
     c = config
     n, k = wiring.pre.shape
     ltp, ltd, x_pre, y_post = trace_step(config, x_pre, y_post, spikes)
-    w = weights.reshape(n, k)
-    # LTP on the in-rows of fired neurons
-    rows = w.at[ids].get(mode="fill", fill_value=0.0)  # (C, K)
-    pre_ids = wiring.pre.at[ids].get(mode="fill", fill_value=0)
-    rows = jnp.clip(rows + ltp[pre_ids], 0.0, c.w_max)
-    w = w.at[ids].set(rows, mode="drop").reshape(-1)
-    # LTD on the out-synapses of fired neurons
-    posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K)
-    syn = posts * k + jnp.arange(k, dtype=jnp.int32)
-    old = w.at[syn].get(mode="fill", fill_value=0.0)
+    slot = jnp.arange(k, dtype=jnp.int32)
+    pres = wiring.pre.at[ids].get(mode="fill", fill_value=n)  # (C, K) inputs of fired neurons
+    posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K) their targets
+    # Flat positions of the fired neurons' in-rows (LTP) and out-rows (LTD);
+    # padding (id N) lands past N*K and is dropped. One is contiguous per
+    # neuron, the other K random entries, depending on the order.
+    if pre_major:
+        in_pos, out_pos = pres * k + slot, ids[:, None] * k + slot
+    else:
+        in_pos, out_pos = ids[:, None] * k + slot, posts * k + slot
+    w = weights
+    rows = w.at[in_pos].get(mode="fill", fill_value=0.0)
+    rows = jnp.clip(rows + ltp.at[pres].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
+    w = w.at[in_pos].set(rows, mode="drop")
+    old = w.at[out_pos].get(mode="fill", fill_value=0.0)
     new = jnp.clip(old - ltd.at[posts].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
-    w = w.at[syn].set(new, mode="drop")
+    w = w.at[out_pos].set(new, mode="drop")
     if c.synaptic_scaling:
-        w = w.reshape(n, k)
-        rows = w.at[ids].get(mode="fill", fill_value=1.0)
+        rows = w.at[in_pos].get(mode="fill", fill_value=1.0)
         total = jnp.maximum(rows.sum(axis=1, keepdims=True), 1e-12)
         rows = jnp.clip(rows * (0.5 * k * c.w_max / total), 0.0, c.w_max)
-        w = w.at[ids].set(rows, mode="drop").reshape(-1)
+        w = w.at[in_pos].set(rows, mode="drop")
     return w, x_pre, y_post

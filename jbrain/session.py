@@ -15,7 +15,6 @@ import threading
 from collections.abc import Collection
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jbrain import brain, checkpoint
@@ -186,18 +185,18 @@ class Session:
         """One exact burst: (host metrics, status bits).
 
         A spike list that overflowed (STATUS_SPIKE_OVERFLOW) left its steps
-        incomplete, so the burst is run again from a copy of the state with a
+        incomplete, so the burst is run again from the state before it with a
         list that fits the busiest step (JAX MD's neighbour-list idiom: the
-        host reallocates outside jit; one more compile).
+        host reallocates outside jit; one more compile). Bursts that can
+        overflow do not donate their input, so that state is still there.
         """
-        listed = brain.uses_spike_list(self.config)
-        if listed:  # a bit left by an older jbrain or an abandoned burst
-            self.state = self.state.replace(status=self.state.status & ~jnp.uint32(STATUS_SPIKE_OVERFLOW))
         while True:
-            backup = jax.tree.map(jnp.copy, self.state) if listed else None
-            self.state, metrics = brain.burst(self.config, self.wiring, self.state, stims, length=length)
-            host, status = jax.device_get((metrics, self.state.status))
+            listed = brain.uses_spike_list(self.config)
+            run = brain.burst_keeping_input if listed else brain.burst
+            state, metrics = run(self.config, self.wiring, self.state, stims, length=length)
+            host, status = jax.device_get((metrics, state.status))
             if not (listed and status & STATUS_SPIKE_OVERFLOW) or self.config.spike_buffer >= 1.0:
+                self.state = state
                 return host, int(status)
             peak = int(np.max(host.spikes))
             grown = min(1.0, max(2.0 * self.config.spike_buffer, 1.25 * peak / self.config.n_neurons))
@@ -207,7 +206,6 @@ class Session:
                 f"--spike_buffer={grown:.3g} (set it that high to avoid the re-run)"
             )
             self.config = self.config.replace(spike_buffer=grown)
-            self.state = backup
 
     def _check(self, status: int) -> None:
         if status & STATUS_NONFINITE:

@@ -13,11 +13,13 @@ Paths, all returning I = W @ s, (N,) f32:
   gather  one fused gather over the BCOO's own buffers (data, column indices),
           fixed-width rows: I_i = sum_k w[i,k] s[pre[i,k]]. Touches N*K synapses.
   event   only the out-synapses of neurons that spiked: a spike list of static
-          size C (`spike_buffer`), then a scatter-add of C*K weights. Touches
-          ~rate*N*K synapses. If more than C neurons spike in a step, the step
-          sets STATUS_SPIKE_OVERFLOW and the host re-runs the burst with a
-          larger list (as JAX MD does with neighbour lists): no conditional in
-          the step, whose copies and syncs cost ~20 us/step on a GPU.
+          size C (`spike_buffer`), then a scatter-add of C*K weights, read as
+          contiguous rows of the weights in presynaptic order (`to_pre_major`,
+          the order a burst on this path works in). Touches ~rate*N*K
+          synapses. If more than C neurons spike in a step, the step sets
+          STATUS_SPIKE_OVERFLOW and the host re-runs the burst with a larger
+          list (as JAX MD does with neighbour lists): no conditional in the
+          step, whose copies and syncs cost ~20 us/step on a GPU.
   bcoo    `jax.experimental.sparse` BCOO @ s (float; the reference).
 
 gather and event accumulate in int32 fixed point (WEIGHT_FRAC_BITS), which is
@@ -161,33 +163,40 @@ def spike_list(spikes: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array]:
     return ids, count
 
 
-def out_major_fixed(wiring: Wiring, weights: jax.Array) -> jax.Array:
-    """(N, K) int32: quantize(w) of out-synapse (j, k) at row j, i.e. the
-    weights in presynaptic order. Weights are stored by post (the BCOO's row
-    order), so a spiker's out-weights are K random reads (one 32-byte sector
-    each); in this copy they are one contiguous row. Valid while the weights
-    do not change (no plasticity)."""
-    n, k = wiring.pre.shape
-    return quantize(weights[wiring.out_post * k + jnp.arange(k, dtype=jnp.int32)])
+def _slots(k: int) -> jax.Array:
+    return jnp.arange(k, dtype=jnp.int32)
 
 
-def propagate_event(
-    wiring: Wiring, weights: jax.Array, ids: jax.Array, out_q: jax.Array | None = None
-) -> jax.Array:
+def to_pre_major(wiring: Wiring, weights: jax.Array) -> jax.Array:
+    """Post-major weights (the BCOO's data) -> presynaptic order, (N*K,) f32.
+
+    Entry j*K + k is out-synapse (j, k), i.e. synapse (out_post[j, k], k):
+    a spiker's out-weights become one contiguous row (128 B at K = 32)
+    instead of K random 4-byte reads. The event path runs a burst in this
+    order (`brain.burst` converts once at its start and end)."""
+    k = wiring.pre.shape[1]
+    return weights[(wiring.out_post * k + _slots(k)).reshape(-1)]
+
+
+def to_post_major(wiring: Wiring, weights_pre: jax.Array) -> jax.Array:
+    """Inverse of `to_pre_major`: synapse (i, k) is entry pre[i, k]*K + k there."""
+    k = wiring.pre.shape[1]
+    return weights_pre[(wiring.pre * k + _slots(k)).reshape(-1)]
+
+
+def propagate_event(wiring: Wiring, weights_pre: jax.Array, ids: jax.Array) -> jax.Array:
     """I = W @ s touching only the out-synapses of the listed spikes.
 
-    ids: (C,) from `spike_list`; out_q: optional `out_major_fixed(weights)`.
-    Returns I (N,) f32. If more than C neurons fired, the unlisted ones are
-    missing: the caller sets STATUS_SPIKE_OVERFLOW and the host re-runs the
-    burst with a larger list.
+    weights_pre: (N*K,) f32 in presynaptic order (`to_pre_major`); ids: (C,)
+    from `spike_list`. Per spiker: one contiguous row of K weights and one of
+    K targets, then a scatter-add into an int32 accumulator. Returns I (N,)
+    f32. If more than C neurons fired, the unlisted ones are missing: the
+    caller sets STATUS_SPIKE_OVERFLOW and the host re-runs the burst with a
+    larger list.
     """
     n, k = wiring.pre.shape
     posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K)
-    if out_q is not None:
-        q = out_q.at[ids].get(mode="fill", fill_value=0)  # contiguous rows
-    else:
-        syn = posts * k + jnp.arange(k, dtype=jnp.int32)
-        q = quantize(weights.at[syn].get(mode="fill", fill_value=0.0))
+    q = quantize(weights_pre.reshape(n, k).at[ids].get(mode="fill", fill_value=0.0))
     return from_fixed(jnp.zeros((n,), jnp.int32).at[posts].add(q, mode="drop"))
 
 

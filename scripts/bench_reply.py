@@ -60,6 +60,7 @@ def texts(n: int) -> list[str]:
 def bench_reply() -> dict:
     import jax
 
+    from jbrain import brain
     from jbrain.session import Session
     from jbrain.text import Codec, reply
 
@@ -80,6 +81,18 @@ def bench_reply() -> dict:
             t0 = time.perf_counter()
             answers.append(reply(session, codec, text))
             times.append(time.perf_counter() - t0)
+        # The same bursts alone (device work + dispatch, no host metrics, log or
+        # decode): reply minus this is the host's share.
+        bursts = []
+        for text in texts(FLAGS.repeats):
+            stims = codec.encode(text)
+            t0 = time.perf_counter()
+            state, _ = brain.burst_keeping_input(
+                session.config, session.wiring, session.state, stims, length=codec.reply_steps
+            )
+            jax.block_until_ready(state)
+            bursts.append(time.perf_counter() - t0)
+            session.state = state
         session.close()
     times_ms = sorted(t * 1e3 for t in times)
     return {
@@ -89,6 +102,7 @@ def bench_reply() -> dict:
         "reply_ms_median": round(statistics.median(times_ms), 2),
         "reply_ms_p90": round(times_ms[int(0.9 * (len(times_ms) - 1))], 2),
         "reply_ms_max": round(times_ms[-1], 2),
+        "burst_ms_median": round(statistics.median(bursts) * 1e3, 2),
         "repeats": len(times_ms),
         "distinct_replies": len(set(answers)),
         "final_rate": session.last_rate,
@@ -170,14 +184,16 @@ def main(argv: list[str]) -> None:
     with open(path, "w", encoding="utf-8") as f:
         json.dump(result, f, indent=1)
     print(
-        "| device | N | reply steps | reply ms median (min, p90) | first reply s | start to first reply s |"
+        "| device | N | reply steps | reply ms median (min, p90) | burst alone ms | first reply s "
+        "| start to first reply s |"
     )
-    print("|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|")
     ttfr = result.get("ttfr_s_median")
     print(
         f"| {result['device']} ({result['cpu_count']} CPUs) | {FLAGS.n_neurons:,} | {FLAGS.reply_steps} | "
         f"{result['reply_ms_median']:.1f} ({result['reply_ms_min']:.1f}, {result['reply_ms_p90']:.1f}) | "
-        f"{result['first_reply_s']} | {'-' if ttfr is None else f'{ttfr:.2f}'} |"
+        f"{result['burst_ms_median']:.1f} | {result['first_reply_s']} | "
+        f"{'-' if ttfr is None else f'{ttfr:.2f}'} |"
     )
     print(f"load average before/after: {result['load_before']} / {result['load_after']}; wrote {path}")
 

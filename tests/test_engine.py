@@ -108,10 +108,10 @@ def _concat(ms):
     return jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *ms)
 
 
-@pytest.mark.parametrize("path", ["gather", "event"])
-def test_burst_splits_are_bit_identical(path):
+@pytest.mark.parametrize("path, plasticity", [("gather", False), ("event", False), ("event", True)])
+def test_burst_splits_are_bit_identical(path, plasticity):
     """1,000 steps as one burst == ten bursts of 100 == 1,000 single steps."""
-    cfg = small(propagation=path, n_neurons=3000)
+    cfg = small(propagation=path, n_neurons=3000, plasticity=plasticity)
     wiring, s0 = brain.init_brain(cfg, seed=11)
     copy = lambda s: jax.tree.map(jnp.copy, s)  # noqa: E731 (bursts donate their input)
 
@@ -132,18 +132,20 @@ def test_burst_splits_are_bit_identical(path):
     assert _tree_equal(m_one, m_ten) and _tree_equal(m_one, m_single)
 
 
-def test_out_major_event_weights_are_exact(monkeypatch):
-    """The event path's per-burst presynaptic-order copy of the weights
-    (brain.EVENT_OUT_MAJOR) gives the gather path's brain bit for bit."""
-    monkeypatch.setattr(brain, "EVENT_OUT_MAJOR", True)
-    jax.clear_caches()  # the flag is read at trace time
-    event, gather = small(propagation="event", n_neurons=2500), small(propagation="gather", n_neurons=2500)
+@pytest.mark.parametrize("plasticity", [False, True])
+def test_event_path_equals_gather_path(plasticity):
+    """The event path (spike list, weights in presynaptic order for the whole
+    burst, STDP on that order) gives the gather path's brain bit for bit,
+    weights included."""
+    event = small(propagation="event", n_neurons=2500, plasticity=plasticity)
+    gather = event.replace(propagation="gather")
     wiring, s0 = brain.init_brain(event, seed=12)
     s_ev, m_ev = brain.burst(event, wiring, jax.tree.map(jnp.copy, s0), None, length=300)
-    s_ga, m_ga = brain.burst(gather, wiring, s0, None, length=300)
+    s_ga, m_ga = brain.burst(gather, wiring, jax.tree.map(jnp.copy, s0), None, length=300)
     assert int(np.asarray(m_ev.spikes).sum()) > 0
     assert _tree_equal(s_ev, s_ga) and _tree_equal(m_ev, m_ga)
-    jax.clear_caches()
+    changed = np.asarray(s_ev.weights) != np.asarray(s0.weights)
+    assert changed.any() == plasticity
 
 
 def test_seeds():

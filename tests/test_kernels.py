@@ -57,7 +57,7 @@ def test_kernel_only_on_gpus_with_power_of_two_fan_in():
 
 
 def test_which_configs_build_a_spike_list():
-    """Only those can overflow it, so only those need Session's backup copy."""
+    """Only those can overflow it, so only their bursts keep their input (Session re-runs)."""
     on_gpu = brain.jax.default_backend() == "gpu"
     assert brain.uses_spike_list(BrainConfig(n_neurons=1000, propagation="event"))
     assert not brain.uses_spike_list(BrainConfig(n_neurons=1000, propagation="gather"))

@@ -43,7 +43,7 @@ def test_paths_match_bcoo(small_brain, frac):
     ref = np.asarray(synapses.to_bcoo(wiring, weights) @ spikes.astype(jnp.float32))
     gather = synapses.propagate_gather(wiring, weights, spikes)
     ids, count = synapses.spike_list(spikes, cfg.spike_capacity)
-    event = synapses.propagate_event(wiring, weights, ids)
+    event = synapses.propagate_event(wiring, synapses.to_pre_major(wiring, weights), ids)
     status = synapses.overflow_status(count, cfg.spike_capacity)
     np.testing.assert_allclose(np.asarray(gather), ref, rtol=0, atol=1e-5)
     assert int(count) == int(spikes.sum())
@@ -57,6 +57,21 @@ def test_paths_match_bcoo(small_brain, frac):
         assert np.array_equal(
             np.asarray(event), np.asarray(synapses.propagate_gather(wiring, weights, listed))
         )
+
+
+def test_pre_major_order_is_the_out_synapse_rows(small_brain):
+    """Entry j*K + k of the presynaptic order is out-synapse (j, k), which ends
+    on out_post[j, k]; to_post_major inverts it exactly."""
+    cfg, wiring, _ = small_brain
+    n, k = cfg.n_neurons, cfg.fan_in
+    weights = jax.random.uniform(jax.random.key(3), (n * k,))
+    w_pre = np.asarray(synapses.to_pre_major(wiring, weights)).reshape(n, k)
+    dense = np.asarray(synapses.to_bcoo(wiring, weights).todense())  # (post, pre)
+    out_post = np.asarray(wiring.out_post)
+    for j in (0, 17, n - 1):
+        np.testing.assert_array_equal(w_pre[j], dense[out_post[j], j])
+    back = synapses.to_post_major(wiring, jnp.asarray(w_pre.reshape(-1)))
+    assert np.array_equal(np.asarray(back), np.asarray(weights))
 
 
 def test_spike_list_matches_nonzero():

@@ -154,13 +154,13 @@ def test_reply_advances_the_brain_and_logs_its_steps(tmp_path):
 
 def test_twenty_replies_of_different_lengths_trace_the_reply_program_once(monkeypatch):
     traces = []
-    real_step = brain.step
+    real_step = brain._step
 
     def counting_step(*args, **kwargs):
         traces.append(1)  # runs only while jax traces the burst
         return real_step(*args, **kwargs)
 
-    monkeypatch.setattr(brain, "step", counting_step)
+    monkeypatch.setattr(brain, "_step", counting_step)
     config = BrainConfig(n_neurons=1537, plasticity=True)  # a size no other test compiles
     s = Session.new(config, seed=0)
     codec = Codec(reply_steps=50, reply_chars=5)
