@@ -23,6 +23,7 @@ plasticity; without, the original array is handed back).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -129,8 +130,9 @@ def uses_spike_list(config: BrainConfig) -> bool:
 
 def pre_major(config: BrainConfig) -> bool:
     """Whether bursts work on the weights in presynaptic order (the event
-    path: a spiker's out-synapses are one contiguous row; on an H200 this
-    took 1M neurons from 106 to 69 us/step and 10M from 1,287 to 683).
+    path: a spiker's out-synapses are one contiguous row; on an H200 a
+    per-burst copy in this order took 1M neurons from 106 to 69 us/step and
+    10M from 1,287 to 683).
     `burst` and `step` convert at their start and end, so a BrainState
     outside them always holds the BCOO's post-major order."""
     return propagation(config) == "event"
@@ -160,7 +162,9 @@ def step(
     return release(state), metrics
 
 
-def _working_order(config: BrainConfig, wiring: Wiring, state: BrainState):
+def _working_order(
+    config: BrainConfig, wiring: Wiring, state: BrainState
+) -> tuple[BrainState, Callable[[BrainState], BrainState]]:
     """(state in the path's weight order, function that restores the BCOO's
     order). Without plasticity the weights do not change, so the restore
     hands back the original array instead of permuting again."""

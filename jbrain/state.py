@@ -14,7 +14,8 @@ INTEGRATING = 0
 REFRACTORY = 1
 ADAPTED = 2
 
-# Status bits (uint32, sticky: OR-ed every step, read by the host per burst).
+# Status bits (uint32, sticky: OR-ed every step, read by the host per burst;
+# SPIKE_OVERFLOW is cleared at the start of each burst, which it describes).
 STATUS_NONFINITE = 1 << 0  # a voltage, threshold or weight became NaN/inf
 STATUS_SPIKE_OVERFLOW = 1 << 1  # spike list full: the burst is inexact, re-run it with a larger one
 STATUS_NAMES = {
