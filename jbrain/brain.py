@@ -156,7 +156,9 @@ def materialize(tree: Any, step: jax.Array) -> Any:
 def step(
     config: BrainConfig, wiring: Wiring, state: BrainState, stim: jax.Array | None = None
 ) -> tuple[BrainState, Metrics]:
-    """Advance the brain by one step (pure). See the module docstring."""
+    """Advance the brain by one step (pure). See the module docstring. On the
+    event path each call permutes the weights into presynaptic order and
+    back; `burst` does that once per burst."""
     state, release = _working_order(config, wiring, state)
     state, metrics = _step(config, wiring, state, stim)
     return release(state), metrics
