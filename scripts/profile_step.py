@@ -5,8 +5,7 @@
 For each N:path, runs a warm-up burst, then traces one 100-step burst with
 `jax.profiler.trace(create_perfetto_trace=True)` and prints the device-side
 (GPU stream) events by total time per step. Copies each perfetto trace to
-$OUT (or /tmp) as prof_<N>_<path>.trace.json.gz. OUT_MAJOR=1 sets
-brain.EVENT_OUT_MAJOR. A development tool, not a
+$OUT (or /tmp) as prof_<N>_<path>.trace.json.gz. A development tool, not a
 benchmark: tracing adds overhead to every launch.
 """
 
@@ -48,7 +47,6 @@ def summarize(trace_path: str, steps: int, top: int = 18) -> None:
 
 def main() -> None:
     out = os.environ.get("OUT", "/tmp")
-    brain.EVENT_OUT_MAJOR = os.environ.get("OUT_MAJOR", "0") == "1"  # read at trace time
     for spec in sys.argv[1:]:
         n, path, *extra = spec.split(":")
         cfg = BrainConfig(n_neurons=int(n), propagation=path, plasticity="stdp" in extra)
