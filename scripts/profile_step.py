@@ -47,6 +47,7 @@ def summarize(trace_path: str, steps: int, top: int = 18) -> None:
 
 def main() -> None:
     out = os.environ.get("OUT", "/tmp")
+    os.makedirs(out, exist_ok=True)
     for spec in sys.argv[1:]:
         n, path, *extra = spec.split(":")
         cfg = BrainConfig(n_neurons=int(n), propagation=path, plasticity="stdp" in extra)

@@ -65,3 +65,42 @@ def test_which_configs_build_a_spike_list():
     plastic = BrainConfig(n_neurons=1000, propagation="gather", plasticity=True)
     assert brain.uses_spike_list(plastic) == (not on_gpu)  # GPUs: the fused kernel
     assert brain.uses_spike_list(plastic.replace(fan_in=12))  # no kernel for K = 12
+
+
+@pytest.mark.parametrize("learn", [True, False])
+@pytest.mark.parametrize("n,k,rate,capacity", [(3000, 32, 0.05, 300), (1001, 8, 0.3, 1001)])
+def test_event_kernels_equal_xla_event_path(n, k, rate, capacity, learn):
+    """LTP, LTD and the scatter-add in two Pallas kernels: the same weights
+    and current as `stdp_step(pre_major=True)` + `propagate_event`, bit for bit."""
+    config, wiring, w, spikes, rng = setup(
+        n, k, rate, seed=3, plasticity=learn, a_plus=0.01, a_minus=0.012, propagation="event"
+    )
+    w_pre = synapses.to_pre_major(wiring, jnp.asarray(w))
+    x = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
+    y = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
+    ids, count = synapses.spike_list(spikes, capacity)
+    assert 0 < int(count) < capacity  # padded list: the padding must be masked out
+    w_ref = w_pre
+    if learn:
+        w_ref, _, _ = plasticity.stdp_step(config, wiring, w_pre, x, y, spikes, ids, pre_major=True)
+        ltp, ltd, _, _ = plasticity.trace_step(config, x, y, spikes)
+        assert (np.asarray(w_ref) != np.asarray(w_pre)).mean() > 0.04  # LTP and LTD moved weights
+    else:
+        ltp = ltd = None
+    acc, w_new = kernels.event_stdp(
+        wiring.pre, wiring.out_post, jnp.array(w_pre), ids, ltp, ltd, w_max=config.w_max, interpret=True
+    )
+    np.testing.assert_array_equal(w_new, w_ref)
+    np.testing.assert_array_equal(synapses.from_fixed(acc), synapses.propagate_event(wiring, w_ref, ids))
+    np.testing.assert_array_equal(
+        synapses.from_fixed(acc),
+        synapses.propagate_gather(wiring, synapses.to_post_major(wiring, w_ref), spikes),
+    )
+
+
+def test_event_kernels_only_where_they_apply():
+    on_gpu = kernels.jax.default_backend() == "gpu"
+    cfg = BrainConfig(n_neurons=1000, propagation="event", plasticity=True)
+    assert kernels.use_event_kernel(cfg) == on_gpu
+    assert not kernels.use_event_kernel(cfg.replace(synaptic_scaling=True))  # scaling: XLA's STDP
+    assert not kernels.use_event_kernel(cfg.replace(fan_in=12))  # Triton blocks are powers of two
