@@ -92,16 +92,6 @@ def synaptic_input(
     if uses_spike_list(config):  # one spike list serves STDP and the event path
         ids, count = synapses.spike_list(s, config.spike_capacity)
         status = synapses.overflow_status(count, config.spike_capacity)
-    if _event_kernel(config):  # GPU: STDP and the event scatter in two Pallas kernels
-        if config.plasticity:
-            ltp, ltd, x_pre, y_post = plasticity.trace_step(config, state.x_pre, state.y_post, s)
-        else:
-            ltp = ltd = None
-            x_pre, y_post = state.x_pre, state.y_post
-        acc, weights = kernels.event_stdp(
-            wiring.pre, wiring.out_post, weights, ids, ltp, ltd, w_max=config.w_max
-        )  # fmt: skip
-        return synapses.from_fixed(acc), status, (weights, x_pre, y_post)
     if config.plasticity:
         learned = plasticity.stdp_step(
             config, wiring, weights, state.x_pre, state.y_post, s, ids, pre_major=pre_major(config)
@@ -130,10 +120,6 @@ def propagation(config: BrainConfig) -> str:
 
 def _fused_stdp(config: BrainConfig) -> bool:
     return config.plasticity and propagation(config) == "gather" and kernels.use_kernels(config.fan_in)
-
-
-def _event_kernel(config: BrainConfig) -> bool:
-    return propagation(config) == "event" and kernels.use_event_kernel(config)
 
 
 def uses_spike_list(config: BrainConfig) -> bool:

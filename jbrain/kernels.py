@@ -51,17 +51,6 @@ def use_kernels(fan_in: int) -> bool:
     return jax.default_backend() == "gpu" and fan_in & (fan_in - 1) == 0
 
 
-EVENT_KERNEL = True
-"""Whether the event path runs as Pallas kernels on GPUs (`event_stdp`) or
-as XLA gathers and scatters; scripts/probe_variants.py times both."""
-
-
-def use_event_kernel(config) -> bool:
-    """`event_stdp` serves the event path on GPUs (K a power of two), except
-    with synaptic scaling (a row rescale after LTD: XLA's STDP)."""
-    return EVENT_KERNEL and use_kernels(config.fan_in) and not (config.plasticity and config.synaptic_scaling)
-
-
 class _Mem:
     """Masked gathers: Triton pointer ops, or whole-array jnp ops in interpret
     mode (masked lanes read `other`)."""
@@ -73,18 +62,6 @@ class _Mem:
         if self.interpret:
             return jnp.where(mask, ref[...][jnp.where(mask, idx, 0)], other)
         return plgpu.load(ref.at[idx], mask=mask, other=other)
-
-    def store(self, ref, idx, val, mask):
-        if self.interpret:
-            ref[...] = ref[...].at[jnp.where(mask, idx, ref.shape[0])].set(val, mode="drop")
-        else:
-            plgpu.store(ref.at[idx], val, mask=mask)
-
-    def atomic_add(self, ref, idx, val, mask):
-        if self.interpret:  # programs run one after another
-            ref[...] = ref[...].at[jnp.where(mask, idx, ref.shape[0])].add(val, mode="drop")
-        else:
-            plgpu.atomic_add(ref, idx, val, mask=mask)
 
 
 def _fired(mem: _Mem, mask_ref, ids, valid):
@@ -148,107 +125,3 @@ def gather_stdp(
         name="jbrain_gather_stdp",
     )(pre, mask, ltp, ltd, weights.reshape(n, k))
     return acc, weights.reshape(-1)
-
-
-EVENT_ROWS = 64  # listed spikers per program of the event kernels
-EVENT_WARPS = 4
-
-
-def _event_call(kernel, n_programs: int, outs, aliases: dict, args, interpret: bool, name: str):
-    whole = pl.no_block_spec
-    return pl.pallas_call(
-        kernel,
-        out_shape=outs,
-        grid=(n_programs,),
-        in_specs=[whole] * len(args),
-        out_specs=tuple(whole for _ in outs),
-        input_output_aliases=aliases,
-        interpret=interpret,
-        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=EVENT_WARPS, num_stages=1),
-        name=name,
-    )(*args)
-
-
-@functools.partial(jax.jit, static_argnames=("w_max", "interpret"))
-def event_stdp(
-    wiring_pre: jax.Array,
-    out_post: jax.Array,
-    weights_pre: jax.Array,
-    ids: jax.Array,
-    ltp: jax.Array | None,
-    ltd: jax.Array | None,
-    *,
-    w_max: float,
-    interpret: bool = False,
-) -> tuple[jax.Array, jax.Array]:
-    """The event path in two Pallas kernels over the spike list (GPUs):
-    (acc (N,) int32 = fixed-point W' @ s, W' in presynaptic order).
-
-    Equals `plasticity.stdp_step(pre_major=True)` (without synaptic scaling)
-    then `synapses.propagate_event`, bit for bit:
-      LTP  per listed post i: w[pre[i,k]*K + k] = clip(w + ltp[pre[i,k]], 0, w_max)
-      LTD  per listed pre j, its contiguous row e = j*K + k:
-           w[e] = clip(w[e] - ltd[out_post[j,k]], 0, w_max), then
-           acc[out_post[j,k]] += quantize(w[e])   (int32 atomics: exact)
-    XLA does the same in ~6 gathers and scatters per step, each a kernel with
-    its own round trip through memory. ltp = ltd = None: propagation only
-    (no LTP kernel, no weight stores). wiring_pre, out_post (N, K) int32;
-    weights_pre (N*K,) f32, updated in place (do not reuse it); ids (C,)
-    int32 padded with N.
-    """
-    n, k = out_post.shape
-    learn = ltp is not None
-    mem = _Mem(interpret)
-    programs = -(-ids.shape[0] // EVENT_ROWS)
-
-    def listed(ids_ref):
-        slot = jnp.arange(k, dtype=jnp.int32)[None, :]
-        c = pl.program_id(0) * EVENT_ROWS + jnp.arange(EVENT_ROWS, dtype=jnp.int32)
-        row_ok = c < ids_ref.shape[0]
-        i = mem.load(ids_ref, c, row_ok, jnp.int32(n))
-        ok = (i < n)[:, None] & (slot >= 0)  # (ROWS, K)
-        return i[:, None] * k + slot, ok, slot  # flat positions of the row, mask
-
-    def ltp_kernel(ids_ref, pre_ref, ltp_ref, w_in_ref, w_ref):
-        del w_in_ref  # aliased with w_ref
-        row, ok, slot = listed(ids_ref)
-        pres = mem.load(pre_ref, row, ok, jnp.int32(0))
-        pos = pres * k + slot  # the post's in-synapses, in presynaptic order
-        w = mem.load(w_ref, pos, ok, 0.0)
-        w = jnp.clip(w + mem.load(ltp_ref, pres, ok, 0.0), 0.0, w_max)
-        mem.store(w_ref, pos, w, ok)
-
-    def prop_kernel(ids_ref, post_ref, *refs):
-        # inputs, then outputs; the zero accumulator (and, learning, the
-        # weights) are aliased with outputs: use the output refs
-        if learn:
-            ltd_ref, _, _, w_ref, acc_ref = refs
-        else:
-            w_ref, _, acc_ref = refs
-        row, ok, _ = listed(ids_ref)
-        posts = mem.load(post_ref, row, ok, jnp.int32(0))
-        w = mem.load(w_ref, row, ok, 0.0)
-        if learn:
-            w = jnp.clip(w - mem.load(ltd_ref, posts, ok, 0.0), 0.0, w_max)
-            mem.store(w_ref, row, w, ok)
-        mem.atomic_add(acc_ref, posts, quantize(w), ok)
-
-    f32 = jax.ShapeDtypeStruct(weights_pre.shape, weights_pre.dtype)
-    i32 = jax.ShapeDtypeStruct((n,), jnp.int32)
-    zeros = jnp.zeros((n,), jnp.int32)
-    post_flat = out_post.reshape(-1)
-    if not learn:
-        (acc,) = _event_call(
-            prop_kernel, programs, (i32,), {3: 0}, (ids, post_flat, weights_pre, zeros),
-            interpret, "jbrain_event",
-        )  # fmt: skip
-        return acc, weights_pre
-    (w,) = _event_call(
-        ltp_kernel, programs, (f32,), {3: 0}, (ids, wiring_pre.reshape(-1), ltp, weights_pre),
-        interpret, "jbrain_event_ltp",
-    )  # fmt: skip
-    w, acc = _event_call(
-        prop_kernel, programs, (f32, i32), {3: 0, 4: 1}, (ids, post_flat, ltd, w, zeros),
-        interpret, "jbrain_event_ltd",
-    )  # fmt: skip
-    return acc, w

@@ -10,8 +10,6 @@ Groups:
   event   event path (weights in presynaptic order) at 200k / 1M / 10M
   stdp    plasticity at 200k: gather (the fused Pallas kernel on GPUs) against
           event, and event with --spike_buffer=0.07
-  kernel  the event path as XLA ops against the Pallas event kernels
-          (`kernels.EVENT_KERNEL`), with and without plasticity
 Writes $OUT/probe_variants.json and prints a table last.
 """
 
@@ -23,7 +21,7 @@ import time
 import jax
 import numpy as np
 
-from jbrain import brain, kernels
+from jbrain import brain
 from jbrain.config import BrainConfig
 
 T = 1000
@@ -36,23 +34,12 @@ GROUPS = {
         ("event+stdp buffer 0.07", 200_000, dict(propagation="event", plasticity=True, spike_buffer=0.07)),
         ("event+stdp", 1_000_000, dict(propagation="event", plasticity=True)),
     ],
-    "kernel": [
-        ("gather+stdp", 200_000, dict(propagation="gather", plasticity=True)),
-    ]
-    + [
-        (f"event{'+stdp' * p} {'pallas' if kern else 'xla'}", n, dict(plasticity=p, kernel=kern))
-        for p, sizes in ((True, (200_000, 1_000_000)), (False, (200_000, 1_000_000, 10_000_000)))
-        for n in sizes
-        for kern in (False, True)
-    ],
 }
 
 
 def run(label: str, n: int, flags: dict) -> dict:
-    jax.clear_caches()  # kernels.EVENT_KERNEL is read at trace time
-    flags = dict(flags)
-    kernels.EVENT_KERNEL = flags.pop("kernel", True)
-    cfg = BrainConfig(n_neurons=n, **{"propagation": "event", **flags})
+    jax.clear_caches()
+    cfg = BrainConfig(n_neurons=n, **flags)
     wiring, state = brain.init_brain(cfg, seed=1)
     t0 = time.perf_counter()
     state, _ = brain.burst(cfg, wiring, state, None, length=T)
