@@ -10,6 +10,8 @@ Groups:
   event   event path (weights in presynaptic order) at 200k / 1M / 10M
   stdp    plasticity at 200k: gather (the fused Pallas kernel on GPUs) against
           event, and event with --spike_buffer=0.07
+  promise the event path's STDP scatters with and without unique/sorted
+          index promises (`plasticity.PROMISE_UNIQUE`)
 Writes $OUT/probe_variants.json and prints a table last.
 """
 
@@ -21,7 +23,7 @@ import time
 import jax
 import numpy as np
 
-from jbrain import brain
+from jbrain import brain, plasticity
 from jbrain.config import BrainConfig
 
 T = 1000
@@ -34,11 +36,22 @@ GROUPS = {
         ("event+stdp buffer 0.07", 200_000, dict(propagation="event", plasticity=True, spike_buffer=0.07)),
         ("event+stdp", 1_000_000, dict(propagation="event", plasticity=True)),
     ],
+    "promise": [
+        (
+            f"event+stdp {'unique' if u else 'plain'} scatters",
+            n,
+            dict(propagation="event", plasticity=True, unique=u),
+        )
+        for n in (200_000, 1_000_000)
+        for u in (False, True)
+    ],
 }
 
 
 def run(label: str, n: int, flags: dict) -> dict:
-    jax.clear_caches()
+    jax.clear_caches()  # plasticity.PROMISE_UNIQUE is read at trace time
+    flags = dict(flags)
+    plasticity.PROMISE_UNIQUE = flags.pop("unique", True)
     cfg = BrainConfig(n_neurons=n, **flags)
     wiring, state = brain.init_brain(cfg, seed=1)
     t0 = time.perf_counter()
