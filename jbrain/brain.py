@@ -108,13 +108,16 @@ def synaptic_input(
 
 def propagation(config: BrainConfig) -> str:
     """The path `step` takes: --propagation, or for `auto` the fastest one
-    measured. That is the event path (weights in presynaptic order), except
-    with plasticity on a GPU, where the fused Pallas gather+STDP kernel is the
-    measured one (H200, 200k: 64 us/step; the event path with XLA's STDP is
-    not yet timed there). On the 2-core CPU: event on a par with gather at
-    200k, twice as fast with plasticity (20k)."""
+    measured. GPU (H200, session 4): event (200k / 1M / 10M: 29 / 70 / 684
+    us/step against gather's 32 / 107 / 2,414), except with plasticity,
+    where the fused Pallas gather+STDP kernel gave the faster chat reply
+    (14.7 against 14.9 ms; per step 65 against 58 us). 2-core CPU: gather
+    without plasticity (Intel Xeon, 200k: 4.4 against 6.8 ms/step; on a par
+    on an AMD EPYC), event with it (20k: 1.56 against 1.84 ms/step)."""
     if config.propagation != "auto":
         return config.propagation
+    if jax.default_backend() == "cpu":
+        return "event" if config.plasticity else "gather"
     return "gather" if config.plasticity and kernels.use_kernels(config.fan_in) else "event"
 
 
