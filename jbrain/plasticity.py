@@ -45,9 +45,6 @@ def trace_step(
     return ltp, ltd, x_pre * math.exp(-1.0 / c.tau_pre) + s, y_post * math.exp(-1.0 / c.tau_post) + s
 
 
-PROMISE_UNIQUE = True  # A/B knob (scripts/probe_variants.py): index promises on the scatters
-
-
 def stdp_step(
     config: BrainConfig,
     wiring: Wiring,
@@ -82,17 +79,13 @@ def stdp_step(
     w = weights
     rows = w.at[in_pos].get(mode="fill", fill_value=0.0)
     rows = jnp.clip(rows + ltp.at[pres].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
-    # Each synapse appears once among in_pos and once among out_pos (padding
-    # lands out of bounds and is dropped), and out_pos ascends in pre-major
-    # order (ids ascend): XLA may skip the duplicate handling.
-    promise = dict(unique_indices=True) if PROMISE_UNIQUE else {}
-    w = w.at[in_pos].set(rows, mode="drop", **promise)
+    w = w.at[in_pos].set(rows, mode="drop")
     old = w.at[out_pos].get(mode="fill", fill_value=0.0)
     new = jnp.clip(old - ltd.at[posts].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
-    w = w.at[out_pos].set(new, mode="drop", indices_are_sorted=pre_major and PROMISE_UNIQUE, **promise)
+    w = w.at[out_pos].set(new, mode="drop")
     if c.synaptic_scaling:
         rows = w.at[in_pos].get(mode="fill", fill_value=1.0)
         total = jnp.maximum(rows.sum(axis=1, keepdims=True), 1e-12)
         rows = jnp.clip(rows * (0.5 * k * c.w_max / total), 0.0, c.w_max)
-        w = w.at[in_pos].set(rows, mode="drop", **promise)
+        w = w.at[in_pos].set(rows, mode="drop")
     return w, x_pre, y_post

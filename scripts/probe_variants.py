@@ -10,8 +10,6 @@ Groups:
   event   event path (weights in presynaptic order) at 200k / 1M / 10M
   stdp    plasticity at 200k: gather (the fused Pallas kernel on GPUs) against
           event, and event with --spike_buffer=0.07
-  promise the event path's STDP scatters with and without unique/sorted
-          index promises (`plasticity.PROMISE_UNIQUE`)
 Writes $OUT/probe_variants.json and prints a table last.
 """
 
@@ -23,7 +21,7 @@ import time
 import jax
 import numpy as np
 
-from jbrain import brain, plasticity
+from jbrain import brain
 from jbrain.config import BrainConfig
 
 T = 1000
@@ -36,22 +34,11 @@ GROUPS = {
         ("event+stdp buffer 0.07", 200_000, dict(propagation="event", plasticity=True, spike_buffer=0.07)),
         ("event+stdp", 1_000_000, dict(propagation="event", plasticity=True)),
     ],
-    "promise": [
-        (
-            f"event+stdp {'unique' if u else 'plain'} scatters",
-            n,
-            dict(propagation="event", plasticity=True, unique=u),
-        )
-        for n in (200_000,)
-        for u in (False, True)
-    ],
 }
 
 
 def run(label: str, n: int, flags: dict) -> dict:
-    jax.clear_caches()  # plasticity.PROMISE_UNIQUE is read at trace time
-    flags = dict(flags)
-    plasticity.PROMISE_UNIQUE = flags.pop("unique", True)
+    jax.clear_caches()
     cfg = BrainConfig(n_neurons=n, **flags)
     wiring, state = brain.init_brain(cfg, seed=1)
     t0 = time.perf_counter()
