@@ -225,7 +225,7 @@ def _step(
     exact_f32 = n < 2**24
     if exact_f32:
         rows.append(spikes.astype(jnp.float32))
-    sums = jnp.stack(rows).sum(axis=1)
+    sums = population_sums(rows)
     count = sums[3].astype(jnp.int32) if exact_f32 else jnp.sum(spikes, dtype=jnp.int32)
     mean_input, mean_threshold, mean_voltage = sums[0] / n, sums[1] / n, sums[2] / n
     finite = jnp.isfinite(sums[1]) & jnp.isfinite(sums[2])
@@ -258,6 +258,15 @@ def _step(
         raster=spikes_u8[: config.record_spikes],
     )
     return new_state, metrics
+
+
+def population_sums(rows: list[jax.Array]) -> jax.Array:
+    """(R,) f32 sums of R rows of shape (N,). GPU: one stacked reduction (one
+    kernel, not R). CPU: one sum per row, as a stack would first copy the
+    rows into an (R, N) array."""
+    if jax.default_backend() == "cpu":
+        return jnp.stack([r.sum() for r in rows])
+    return jnp.stack(rows).sum(axis=1)
 
 
 def resolved_unroll(config: BrainConfig) -> int:

@@ -216,11 +216,13 @@ def neighbour_input(config: BrainConfig, spikes: jax.Array) -> jax.Array:
     Ring: (w/2) (s[i-1] + s[i+1]). Sheet H x W (torus): (w/8) * sum of the 8
     neighbours. w = neighbour_weight, the input if every neighbour fired.
     """
-    s = spikes.astype(jnp.float32)
+    # Counts in uint8 (at most 8), converted once: a roll is a copy, and
+    # XLA:CPU copies bytes 4x faster than float32.
+    s = spikes.astype(jnp.uint8)
     if config.sheet is None:
-        return (0.5 * config.neighbour_weight) * (jnp.roll(s, 1) + jnp.roll(s, -1))
+        return (0.5 * config.neighbour_weight) * (jnp.roll(s, 1) + jnp.roll(s, -1)).astype(jnp.float32)
     h, w = config.sheet
     g = s.reshape(h, w)
     rows = jnp.roll(g, 1, axis=0) + g + jnp.roll(g, -1, axis=0)
     box = jnp.roll(rows, 1, axis=1) + rows + jnp.roll(rows, -1, axis=1)
-    return ((config.neighbour_weight / 8.0) * (box - g)).reshape(-1)
+    return ((config.neighbour_weight / 8.0) * (box - g).astype(jnp.float32)).reshape(-1)
