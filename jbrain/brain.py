@@ -80,9 +80,10 @@ def synaptic_input(
     list)."""
     path = propagation(config)
     s, weights = state.spikes, state.weights
+    fence = lambda t: materialize(t, state.step)
     learned = (weights, state.x_pre, state.y_post)
     if _fused_stdp(config):  # GPU: STDP and W @ s in one Pallas pass (kernels.py)
-        ltp, ltd, x_pre, y_post = plasticity.trace_step(config, state.x_pre, state.y_post, s)
+        ltp, ltd, x_pre, y_post = plasticity.trace_step(config, state.x_pre, state.y_post, s, fence)
         acc, weights = kernels.gather_stdp(
             wiring.pre, weights, synapses.pack_spikes(s), ltp, ltd,
             w_max=config.w_max, scaling=config.synaptic_scaling,
@@ -94,8 +95,9 @@ def synaptic_input(
         status = synapses.overflow_status(count, config.spike_capacity)
     if config.plasticity:
         learned = plasticity.stdp_step(
-            config, wiring, weights, state.x_pre, state.y_post, s, ids, pre_major=pre_major(config)
-        )
+            config, wiring, weights, state.x_pre, state.y_post, s, ids,
+            pre_major=pre_major(config), fence=fence,
+        )  # fmt: skip
         weights = learned[0]
     if path == "gather":
         current = synapses.propagate_gather(wiring, weights, s)

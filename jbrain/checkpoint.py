@@ -50,6 +50,7 @@ import json
 import os
 import re
 import shutil
+import time
 import zlib
 from typing import Any
 
@@ -510,10 +511,19 @@ class Checkpointer:
         if not os.path.isdir(self.path(step)):
             self._errors.append((step, "the checkpoint folder is missing after the save"))
 
-    def _cleanup_tmp(self) -> None:
-        # Only called with no save in flight: every tmp folder is a failed one.
-        for tmp in glob.glob(os.path.join(glob.escape(self.directory), "*.orbax-checkpoint-tmp*")):
-            shutil.rmtree(tmp, ignore_errors=True)
+    def _cleanup_tmp(self, settle_s: float = 3.0) -> None:
+        # Called after a failed save: every tmp folder is a failed one. The
+        # save's other writes (tensorstore threads) may still land for a
+        # moment after the first error and re-create folders, so remove until
+        # none is seen twice in a row, 50 ms apart (or settle_s passed).
+        pattern = os.path.join(glob.escape(self.directory), "*.orbax-checkpoint-tmp*")
+        deadline, clean = time.monotonic() + settle_s, 0
+        while clean < 2 and time.monotonic() < deadline:
+            found = glob.glob(pattern)
+            for tmp in found:
+                shutil.rmtree(tmp, ignore_errors=True)
+            clean = 0 if found else clean + 1
+            time.sleep(0.05)
         with contextlib.suppress(Exception):
             self._manager.reload()
 

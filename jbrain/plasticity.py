@@ -23,6 +23,8 @@ which keeps learning a redistribution, not a runaway.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -32,15 +34,20 @@ from jbrain.state import Wiring
 
 
 def trace_step(
-    config: BrainConfig, x_pre: jax.Array, y_post: jax.Array, spikes: jax.Array
+    config: BrainConfig,
+    x_pre: jax.Array,
+    y_post: jax.Array,
+    spikes: jax.Array,
+    fence: Callable[[Any], Any] = lambda tree: tree,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """(ltp, ltd, x_pre', y_post'): this step's per-neuron increments
     a_plus * x_pre, a_minus * y_post (traces before the bump) and the bumped
-    traces. The barrier materialises the increments once, so `w + a*x` is
-    not contracted into an FMA inside the weight update (on GPUs; XLA:CPU
-    drops barriers before fusion)."""
+    traces. The increments are materialised once (a barrier on GPUs, `fence`
+    on CPUs, where XLA drops barriers before fusion), so `w + a*x` is never
+    contracted into an FMA inside a weight update: every path and fusion
+    rounds the same way."""
     c = config
-    ltp, ltd = jax.lax.optimization_barrier((c.a_plus * x_pre, c.a_minus * y_post))
+    ltp, ltd = fence(jax.lax.optimization_barrier((c.a_plus * x_pre, c.a_minus * y_post)))
     s = spikes.astype(jnp.float32)
     return ltp, ltd, x_pre * math.exp(-1.0 / c.tau_pre) + s, y_post * math.exp(-1.0 / c.tau_post) + s
 
@@ -55,17 +62,19 @@ def stdp_step(
     ids: jax.Array,
     *,
     pre_major: bool = False,
+    fence: Callable[[Any], Any] = lambda tree: tree,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """One STDP step. weights (N*K,) f32, post-major (the BCOO's order) or,
     with `pre_major`, in presynaptic order (`synapses.to_pre_major`, the event
     path's); traces (N,) f32; spikes (N,) bool; ids (C,) int32 spike list
     padded with N (if more than C fired, the update is incomplete: the caller
     flags STATUS_SPIKE_OVERFLOW). Returns (weights, x_pre, y_post), the same
-    numbers in either order. On GPUs the gather path fuses this update into
-    its pass over the synapses (`kernels.gather_stdp`)."""
+    numbers in either order (`fence`: see `trace_step`). On GPUs the gather
+    path fuses this update into its pass over the synapses
+    (`kernels.gather_stdp`)."""
     c = config
     n, k = wiring.pre.shape
-    ltp, ltd, x_pre, y_post = trace_step(config, x_pre, y_post, spikes)
+    ltp, ltd, x_pre, y_post = trace_step(config, x_pre, y_post, spikes, fence)
     slot = jnp.arange(k, dtype=jnp.int32)
     pres = wiring.pre.at[ids].get(mode="fill", fill_value=n)  # (C, K) inputs of fired neurons
     posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K) their targets
@@ -76,13 +85,23 @@ def stdp_step(
         in_pos, out_pos = pres * k + slot, ids[:, None] * k + slot
     else:
         in_pos, out_pos = ids[:, None] * k + slot, posts * k + slot
+    # Both rows are read from the old weights and written by one scatter. A
+    # synapse whose pre and post both fired is in both: it is written from
+    # its out-row, which applies LTP (pre j's trace) and then LTD, as
+    # sequential updates would.
+    fired = spikes != 0
     w = weights
-    rows = w.at[in_pos].get(mode="fill", fill_value=0.0)
-    rows = jnp.clip(rows + ltp.at[pres].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
-    w = w.at[in_pos].set(rows, mode="drop")
+    up = w.at[in_pos].get(mode="fill", fill_value=0.0) + ltp.at[pres].get(mode="fill", fill_value=0.0)
+    up = jnp.clip(up, 0.0, c.w_max)
     old = w.at[out_pos].get(mode="fill", fill_value=0.0)
-    new = jnp.clip(old - ltd.at[posts].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
-    w = w.at[out_pos].set(new, mode="drop")
+    both = fired.at[posts].get(mode="fill", fill_value=False)
+    old = jnp.where(
+        both, jnp.clip(old + ltp.at[ids].get(mode="fill", fill_value=0.0)[:, None], 0.0, c.w_max), old
+    )
+    down = jnp.clip(old - ltd.at[posts].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
+    in_only = jnp.where(fired.at[pres].get(mode="fill", fill_value=True), n * k, in_pos)  # n*K: dropped
+    pos = jnp.concatenate([in_only, out_pos]).reshape(-1)
+    w = w.at[pos].set(jnp.concatenate([up, down]).reshape(-1), mode="drop")
     if c.synaptic_scaling:
         rows = w.at[in_pos].get(mode="fill", fill_value=1.0)
         total = jnp.maximum(rows.sum(axis=1, keepdims=True), 1e-12)
