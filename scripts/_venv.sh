@@ -13,6 +13,7 @@ if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
   echo "setting up $VENV (first run only) ..." >&2
   "$PY" -m venv "$VENV"
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2
-  "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" >&2
+  # PYTHONWARNINGS: setuptools notes on editable installs are not for users
+  PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" >&2
   touch "$stamp"
 fi
