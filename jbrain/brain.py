@@ -69,7 +69,7 @@ def external_input(config: BrainConfig, stim: jax.Array) -> jax.Array:
 
 
 def synaptic_input(
-    config: BrainConfig, wiring: Wiring, state: BrainState
+    config: BrainConfig, wiring: Wiring, state: BrainState, fence: Callable[[Any], Any]
 ) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
     """W @ s(t-1) on the configured path, after the STDP update for s(t-1)
     when plasticity is on: (I (N,) f32, status bits () uint32,
@@ -77,10 +77,9 @@ def synaptic_input(
     `state.weights` is in presynaptic order (see `pre_major`). Status:
     SPIKE_OVERFLOW when a spike list was used and s(t-1) did not fit (the
     step is then inexact; `Session.run` re-runs such bursts with a larger
-    list)."""
+    list). `fence` materialises STDP's trace increments (`materialize`)."""
     path = propagation(config)
     s, weights = state.spikes, state.weights
-    fence = lambda t: materialize(t, state.step)
     learned = (weights, state.x_pre, state.y_post)
     if _fused_stdp(config):  # GPU: STDP and W @ s in one Pallas pass (kernels.py)
         ltp, ltd, x_pre, y_post = plasticity.trace_step(config, state.x_pre, state.y_post, s, fence)
@@ -188,7 +187,8 @@ def _step(
     config: BrainConfig, wiring: Wiring, state: BrainState, stim: jax.Array | None
 ) -> tuple[BrainState, Metrics]:
     n = config.n_neurons
-    i_syn, status, (weights, x_pre, y_post) = synaptic_input(config, wiring, state)
+    fence = lambda t: materialize(t, state.step)  # see `materialize`; identity on GPUs
+    i_syn, status, (weights, x_pre, y_post) = synaptic_input(config, wiring, state, fence)
     # Fusion fences (kept by XLA:GPU). Without them XLA fuses the 32-wide
     # gather and the noise hash into every reduction that reads them (metrics,
     # isfinite), recomputing them 4x inside poorly parallel reduction kernels:
@@ -212,7 +212,7 @@ def _step(
         state.refrac,
         state.mode,
         current,
-        fence=lambda t: materialize(t, state.step),
+        fence=fence,
     )
     theta = homeostasis.threshold_step(config, state.theta, spikes)
     v, spikes, adapt, refrac, mode, theta = jax.lax.optimization_barrier(
