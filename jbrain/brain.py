@@ -90,9 +90,19 @@ def synaptic_input(
         return synapses.from_fixed(acc), jnp.uint32(0), (weights, x_pre, y_post)
     status = jnp.uint32(0)
     if uses_spike_list(config):  # one spike list serves STDP and the event path
-        ids, count = synapses.spike_list(s, config.spike_capacity)
+        if kernels.on_gpu():  # one Pallas kernel, in no fixed order (every consumer is order-free)
+            raw, count = kernels.spike_list(s, capacity=config.spike_capacity)
+            ids = kernels.listed(raw, count, config.n_neurons)
+        else:
+            ids, count = synapses.spike_list(s, config.spike_capacity)
         status = synapses.overflow_status(count, config.spike_capacity)
-    if config.plasticity:
+    if config.plasticity and _kernel_stdp(config):  # GPU: one Pallas kernel over the list
+        ltp, ltd, x_pre, y_post = plasticity.trace_step(config, state.x_pre, state.y_post, s, fence)
+        weights = kernels.event_stdp(
+            wiring.pre, wiring.out_post, weights, s, raw, count, ltp, ltd, w_max=config.w_max
+        )
+        learned = (weights, x_pre, y_post)
+    elif config.plasticity:
         learned = plasticity.stdp_step(
             config, wiring, weights, state.x_pre, state.y_post, s, ids,
             pre_major=pre_major(config), fence=fence,
@@ -124,6 +134,12 @@ def propagation(config: BrainConfig) -> str:
 
 def _fused_stdp(config: BrainConfig) -> bool:
     return config.plasticity and propagation(config) == "gather" and kernels.use_kernels(config.fan_in)
+
+
+def _kernel_stdp(config: BrainConfig) -> bool:
+    """STDP as `kernels.event_stdp` (GPU, event path, no synaptic scaling:
+    a row rescale needs every update to the row first, i.e. a second pass)."""
+    return kernels.on_gpu() and pre_major(config) and not config.synaptic_scaling
 
 
 def uses_spike_list(config: BrainConfig) -> bool:

@@ -45,15 +45,21 @@ loads) or the whole block (16-byte vector loads). The whole-block variant is
 not yet measured: scripts/probe_variants.py times both."""
 
 
+def on_gpu() -> bool:
+    """Pallas (Triton) kernels run on GPUs; XLA does the same work elsewhere."""
+    return jax.default_backend() == "gpu"
+
+
 def use_kernels(fan_in: int) -> bool:
-    """The Pallas kernel runs on GPUs when K is a power of two (a Triton
-    block is (ROWS, K)); XLA elsewhere."""
-    return jax.default_backend() == "gpu" and fan_in & (fan_in - 1) == 0
+    """The fused gather+STDP kernel runs on GPUs when K is a power of two (a
+    Triton block is (ROWS, K)); XLA elsewhere."""
+    return on_gpu() and fan_in & (fan_in - 1) == 0
 
 
 class _Mem:
-    """Masked gathers: Triton pointer ops, or whole-array jnp ops in interpret
-    mode (masked lanes read `other`)."""
+    """Masked gathers and scatters: Triton pointer ops, or whole-array jnp ops
+    in interpret mode (masked lanes read `other`; programs run one after
+    another there, so a scatter is a plain update)."""
 
     def __init__(self, interpret: bool):
         self.interpret = interpret
@@ -62,6 +68,12 @@ class _Mem:
         if self.interpret:
             return jnp.where(mask, ref[...][jnp.where(mask, idx, 0)], other)
         return plgpu.load(ref.at[idx], mask=mask, other=other)
+
+    def store(self, ref, idx, val, mask):
+        if self.interpret:
+            ref[...] = ref[...].at[jnp.where(mask, idx, ref.shape[0])].set(val, mode="drop")
+        else:
+            plgpu.store(ref.at[idx], val, mask=mask)
 
 
 def _fired(mem: _Mem, mask_ref, ids, valid):
@@ -125,3 +137,127 @@ def gather_stdp(
         name="jbrain_gather_stdp",
     )(pre, mask, ltp, ltd, weights.reshape(n, k))
     return acc, weights.reshape(-1)
+
+
+LIST_BLOCK = 2048  # neurons per program of `spike_list` (a power of two: Triton's cumsum)
+EVENT_ROWS = 32  # listed spikers per program of `event_stdp`
+
+
+@functools.partial(jax.jit, static_argnames=("capacity", "interpret"))
+def spike_list(spikes: jax.Array, *, capacity: int, interpret: bool = False) -> tuple[jax.Array, jax.Array]:
+    """(ids (C,) int32, count () int32): the neurons that fired, one kernel.
+
+    Each program compacts LIST_BLOCK neurons (a prefix sum in registers) and
+    reserves its slice of the list with one atomic add on a counter, so the
+    list is in no fixed order on a GPU (ascending in interpret mode). Every
+    consumer is order-free: `event_stdp` writes disjoint weights and the
+    scatter-add sums in int32. Only positions < min(count, C) are written;
+    `listed` masks the rest. XLA's `synapses.spike_list` (ascending, padded)
+    takes four kernels: a bitmask, popcounts, a prefix by matmul, a scatter.
+    """
+    n = spikes.shape[0]
+    mem = _Mem(interpret)
+
+    def kernel(s_ref, zero_ref, ids_ref, count_ref):
+        del zero_ref  # aliased with count_ref
+        idx = pl.program_id(0) * LIST_BLOCK + jnp.arange(LIST_BLOCK, dtype=jnp.int32)
+        fired = mem.load(s_ref, idx, idx < n, jnp.uint8(0)) != 0
+        f = fired.astype(jnp.int32)
+        start = plgpu.atomic_add(count_ref, jnp.int32(0), jnp.sum(f))  # the counter before this block
+        pos = start + jnp.cumsum(f) - f
+        mem.store(ids_ref, pos, idx, fired & (pos < capacity))
+
+    ids, count = pl.pallas_call(
+        kernel,
+        out_shape=(jax.ShapeDtypeStruct((capacity,), jnp.int32), jax.ShapeDtypeStruct((1,), jnp.int32)),
+        grid=(-(-n // LIST_BLOCK),),
+        in_specs=[pl.no_block_spec, pl.no_block_spec],
+        out_specs=(pl.no_block_spec, pl.no_block_spec),
+        input_output_aliases={1: 1},
+        interpret=interpret,
+        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=4, num_stages=1),
+        name="jbrain_spike_list",
+    )(spikes, jnp.zeros((1,), jnp.int32))
+    return ids, count[0]
+
+
+def listed(ids: jax.Array, count: jax.Array, n: int) -> jax.Array:
+    """`spike_list`'s ids with the unwritten tail set to n (XLA's padding)."""
+    return jnp.where(jnp.arange(ids.shape[0]) < count, ids, n)
+
+
+@functools.partial(jax.jit, static_argnames=("w_max", "interpret"), donate_argnames=("weights_pre",))
+def event_stdp(
+    pre: jax.Array,
+    out_post: jax.Array,
+    weights_pre: jax.Array,
+    spikes: jax.Array,
+    ids: jax.Array,
+    count: jax.Array,
+    ltp: jax.Array,
+    ltd: jax.Array,
+    *,
+    w_max: float,
+    interpret: bool = False,
+) -> jax.Array:
+    """STDP for the spike vector s on presynaptic-order weights, one kernel
+    over the spike list (GPUs). Equals `plasticity.stdp_step(pre_major=True)`
+    without synaptic scaling, bit for bit. Per listed neuron j:
+      out-row e = j*K + k (contiguous), post i = out_post[j, k]:
+          w = clip(w + ltp[j], 0, w_max) if s[i]     (LTP of a pair that both fired)
+          w = clip(w - ltd[i], 0, w_max)              (LTD: pre j fired)
+      in-row, pre p = pre[j, k], entry p*K + k, where s[p] = 0:
+          w = clip(w + ltp[p], 0, w_max)              (LTP: post j fired)
+    The writes are disjoint (out-rows belong to neurons that fired, the in-row
+    entries written to neurons that did not), so programs need no atomics and
+    the list's order does not matter. Programs past `count` return at once.
+    pre, out_post (N, K) int32; weights_pre (N*K,) f32, updated in place;
+    spikes (N,) uint8; ids (C,), count () from `spike_list`; ltp, ltd (N,) f32.
+    Returns the weights (N*K,) f32.
+    """
+    n, k = pre.shape
+    kp = pl.next_power_of_2(k)  # Triton blocks are powers of two: pad the row
+    mem = _Mem(interpret)
+
+    def kernel(pre_ref, post_ref, s_ref, ids_ref, count_ref, ltp_ref, ltd_ref, w_in_ref, w_ref):
+        del w_in_ref  # aliased with w_ref
+        first = pl.program_id(0) * EVENT_ROWS
+        count = count_ref[0]
+
+        @pl.when(first < count)
+        def _():
+            c = first + jnp.arange(EVENT_ROWS, dtype=jnp.int32)
+            row_ok = c < jnp.minimum(count, ids_ref.shape[0])
+            j = mem.load(ids_ref, c, row_ok, jnp.int32(0))
+            slot = jnp.arange(kp, dtype=jnp.int32)[None, :]
+            ok = row_ok[:, None] & (slot < k)  # (ROWS, KP)
+            e = j[:, None] * k + slot
+            # out-row of j: LTP where the post fired too, then LTD
+            posts = mem.load(post_ref, e, ok, jnp.int32(0))
+            w = mem.load(w_ref, e, ok, 0.0)
+            both = ok & (mem.load(s_ref, posts, ok, jnp.uint8(0)) != 0)
+            ltp_j = mem.load(ltp_ref, j, row_ok, 0.0)[:, None]
+            w = jnp.where(both, jnp.clip(w + ltp_j, 0.0, w_max), w)
+            w = jnp.clip(w - mem.load(ltd_ref, posts, ok, 0.0), 0.0, w_max)
+            mem.store(w_ref, e, w, ok)
+            # in-row of j: LTP on the synapses whose pre did not fire
+            pres = mem.load(pre_ref, e, ok, jnp.int32(0))
+            only = ok & (mem.load(s_ref, pres, ok, jnp.uint8(1)) == 0)
+            pos = pres * k + slot
+            w_in = mem.load(w_ref, pos, only, 0.0)
+            w_in = jnp.clip(w_in + mem.load(ltp_ref, pres, only, 0.0), 0.0, w_max)
+            mem.store(w_ref, pos, w_in, only)
+
+    whole = pl.no_block_spec
+    (weights,) = pl.pallas_call(
+        kernel,
+        out_shape=(jax.ShapeDtypeStruct(weights_pre.shape, weights_pre.dtype),),
+        grid=(-(-ids.shape[0] // EVENT_ROWS),),
+        in_specs=[whole] * 8,
+        out_specs=(whole,),
+        input_output_aliases={7: 0},
+        interpret=interpret,
+        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=4, num_stages=1),
+        name="jbrain_event_stdp",
+    )(pre.reshape(-1), out_post.reshape(-1), spikes, ids, count.reshape(1), ltp, ltd, weights_pre)
+    return weights

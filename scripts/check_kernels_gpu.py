@@ -55,6 +55,36 @@ for scaling in (False, True):
             f"maxdiff={d:g} changed={(ref != w0).mean():.3f}",
         )
 
+# the spike-list and event-STDP kernels against XLA's list and STDP
+gpu = kernels.on_gpu()
+for name, s in cases.items():
+    c = BrainConfig(n_neurons=n, propagation="event", plasticity=True, a_plus=0.01, a_minus=0.012)
+    for cap in (n, 1000):
+        ids_x, cnt_x = synapses.spike_list(s, cap)
+        raw, cnt = kernels.spike_list(s, capacity=cap, interpret=not gpu)
+        got = np.sort(np.asarray(raw)[: min(int(cnt), cap)])
+        want = np.asarray(ids_x)[: min(int(cnt_x), cap)]
+        subset = np.isin(got, np.flatnonzero(np.asarray(s))).all() and len(np.unique(got)) == len(got)
+        report(
+            f"spike_list kernel, {name}, capacity {cap}",
+            int(cnt) == int(cnt_x) and (np.array_equal(got, want) if cap >= int(cnt) else subset),
+            f"count={int(cnt)}",
+        )
+    x = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
+    y = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
+    w_pre = synapses.to_pre_major(wiring, st.weights)
+    ids_x, _ = synapses.spike_list(s, n)
+    stdp = jax.jit(plasticity.stdp_step, static_argnums=0, static_argnames="pre_major")
+    ref = np.asarray(stdp(c, wiring, w_pre, x, y, s, ids_x, pre_major=True)[0])
+    raw, cnt = kernels.spike_list(s, capacity=n, interpret=not gpu)
+    ltp, ltd, _, _ = plasticity.trace_step(c, x, y, s)
+    got = np.asarray(
+        kernels.event_stdp(wiring.pre, wiring.out_post, jnp.array(w_pre), s, raw, cnt, ltp, ltd,
+                           w_max=c.w_max, interpret=not gpu)
+    )  # fmt: skip
+    d = float(np.abs(got - ref).max())
+    report(f"event_stdp == stdp_step(pre_major), {name}", d == 0.0, f"maxdiff={d:g}")
+
 for plast, scaling in ((False, False), (True, False), (True, True)):
     runs = {}
     for path in ("gather", "event"):

@@ -4,7 +4,8 @@
 #   1. pytest of the engine, synapse, plasticity and kernel tests (on a GPU the
 #      gather path with plasticity is the fused Pallas kernel, so the
 #      event-vs-gather test with plasticity may differ in the last bits there)
-#   2. scripts/probe_variants.py base,event,stdp (us/step per path and size)
+#   2. scripts/check_kernels_gpu.py (the Pallas kernels against XLA, compiled)
+#      and scripts/probe_variants.py kern,stdp (us/step per path and size)
 #   3. scripts/bench_reply.py at 200k: chat defaults (auto), the event path with
 #      plasticity, and plasticity off; each with the burst alone beside it
 #   4. scripts/profile_step.py 200000:event:stdp 1000000:event
@@ -21,7 +22,9 @@ nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm --format=csv,
 "$PY" -m pytest -q -p no:cacheprovider tests/test_engine.py tests/test_synapses.py \
   tests/test_plasticity.py tests/test_kernels.py >"$OUT/pytest.log" 2>&1
 echo "pytest exit code $?"
-"$PY" scripts/probe_variants.py base,event,stdp >"$OUT/probe.log" 2>&1
+"$PY" scripts/check_kernels_gpu.py >"$OUT/check.log" 2>&1
+echo "check_kernels_gpu exit code $?"
+"$PY" scripts/probe_variants.py "${PROBE:-kern,stdp}" >"$OUT/probe.log" 2>&1
 for variant in auto: event:--propagation=event off:--plasticity=false; do
   name=${variant%%:*}
   "$PY" scripts/bench_reply.py --flagfile=experiments/configs/default.flags --ttfr_runs=0 \
@@ -32,6 +35,8 @@ OUT=/tmp/jbrain_prof "$PY" scripts/profile_step.py 200000:event:stdp 1000000:eve
 
 echo "== profile (top kernels)"
 grep -E "us/step|^[0-9]" "$OUT/prof.txt" | head -24
+echo "== kernel checks"
+grep -E "FAIL|ALL PASS|Error" "$OUT/check.log" | tail -8
 echo "== tests"
 tail -3 "$OUT/pytest.log"
 echo "== reply latency (ms)"

@@ -10,6 +10,8 @@ Groups:
   event   event path (weights in presynaptic order) at 200k / 1M / 10M
   stdp    plasticity at 200k: gather (the fused Pallas kernel on GPUs) against
           event, and event with --spike_buffer=0.07
+  kern    the event path with its Pallas kernels (spike list, STDP) against
+          XLA's list and STDP (kernels.on_gpu patched off), 200k and 1M
 Writes $OUT/probe_variants.json and prints a table last.
 """
 
@@ -21,10 +23,11 @@ import time
 import jax
 import numpy as np
 
-from jbrain import brain
+from jbrain import brain, kernels
 from jbrain.config import BrainConfig
 
 T = 1000
+ON_GPU = kernels.on_gpu
 GROUPS = {
     "base": [("gather", n, dict(propagation="gather")) for n in (200_000, 1_000_000)],
     "event": [("event", n, dict(propagation="event")) for n in (200_000, 1_000_000, 10_000_000)],
@@ -34,11 +37,19 @@ GROUPS = {
         ("event+stdp buffer 0.07", 200_000, dict(propagation="event", plasticity=True, spike_buffer=0.07)),
         ("event+stdp", 1_000_000, dict(propagation="event", plasticity=True)),
     ],
+    "kern": [
+        (f"event{p} {impl}", n, dict(propagation="event", plasticity=p == "+stdp", xla=impl == "xla"))
+        for n in (200_000, 1_000_000)
+        for p in ("", "+stdp")
+        for impl in ("xla", "pallas")
+    ],
 }
 
 
 def run(label: str, n: int, flags: dict) -> dict:
     jax.clear_caches()
+    flags = dict(flags)
+    kernels.on_gpu = (lambda: False) if flags.pop("xla", False) else ON_GPU
     cfg = BrainConfig(n_neurons=n, **flags)
     wiring, state = brain.init_brain(cfg, seed=1)
     t0 = time.perf_counter()

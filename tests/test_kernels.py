@@ -1,6 +1,8 @@
-"""The GPU kernel (jbrain/kernels.py), run through Pallas's interpreter on the
-CPU: its fused STDP update equals `plasticity.stdp_step` (bit for bit without
-scaling) and its current equals the XLA gather of the updated weights."""
+"""The GPU kernels (jbrain/kernels.py), run through Pallas's interpreter on the
+CPU: the fused gather+STDP update equals `plasticity.stdp_step` (bit for bit
+without scaling) and its current equals the XLA gather of the updated
+weights; the spike-list kernel lists what XLA's list holds; the event-STDP
+kernel equals `stdp_step(pre_major=True)` bit for bit."""
 
 from __future__ import annotations
 
@@ -65,3 +67,44 @@ def test_which_configs_build_a_spike_list():
     plastic = BrainConfig(n_neurons=1000, propagation="gather", plasticity=True)
     assert brain.uses_spike_list(plastic) == (not on_gpu)  # GPUs: the fused kernel
     assert brain.uses_spike_list(plastic.replace(fan_in=12))  # no kernel for K = 12
+
+
+@pytest.mark.parametrize("n,rate,capacity", [(5000, 0.05, 500), (4099, 0.4, 4099), (3000, 0.05, 60)])
+def test_spike_list_kernel_lists_the_neurons_that_fired(n, rate, capacity):
+    spikes = jnp.asarray((np.random.default_rng(n).random(n) < rate).astype(np.uint8))
+    raw, count = kernels.spike_list(spikes, capacity=capacity, interpret=True)
+    ids, count_xla = synapses.spike_list(spikes, capacity)
+    fired = np.flatnonzero(np.asarray(spikes))
+    assert int(count) == int(count_xla) == len(fired)  # counted in full, even past the capacity
+    got = np.asarray(kernels.listed(raw, count, n))
+    assert got.shape == (capacity,)
+    kept = min(len(fired), capacity)
+    # on a GPU the order is free; every listed id fired, none twice, the tail is padding
+    assert set(got[:kept]) <= set(fired) and len(set(got[:kept])) == kept
+    np.testing.assert_array_equal(got[kept:], n)
+    # the interpreter runs programs in order, so there it is XLA's list exactly
+    np.testing.assert_array_equal(got, ids)
+
+
+@pytest.mark.parametrize("n,k,rate", [(3000, 32, 0.05), (1001, 12, 0.3)])
+def test_event_stdp_kernel_equals_stdp_step(n, k, rate):
+    config, wiring, w, spikes, rng = setup(
+        n, k, rate, seed=3, plasticity=True, a_plus=0.01, a_minus=0.012, propagation="event"
+    )
+    w_pre = synapses.to_pre_major(wiring, jnp.asarray(w))
+    x = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
+    y = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
+    ids, _ = synapses.spike_list(spikes, n)
+    w_ref, _, _ = plasticity.stdp_step(config, wiring, w_pre, x, y, spikes, ids, pre_major=True)
+    ltp, ltd, _, _ = plasticity.trace_step(config, x, y, spikes)
+    raw, count = kernels.spike_list(spikes, capacity=n, interpret=True)
+    w_new = kernels.event_stdp(
+        wiring.pre, wiring.out_post, jnp.array(w_pre), spikes, raw, count, ltp, ltd,
+        w_max=config.w_max, interpret=True,
+    )  # fmt: skip
+    changed = np.asarray(w_ref) != np.asarray(w_pre)
+    assert changed.mean() > 0.04  # LTP rows and LTD rows both moved weights
+    np.testing.assert_array_equal(w_new, w_ref)
+    # the synapses of a pair that both fired got LTP then LTD, from the out-row
+    both = np.asarray(spikes)[np.asarray(wiring.out_post)].reshape(-1) & np.repeat(np.asarray(spikes), k)
+    assert both.any() and changed[both.astype(bool)].any()
