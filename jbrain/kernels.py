@@ -141,6 +141,8 @@ def gather_stdp(
 
 LIST_BLOCK = 2048  # neurons per program of `spike_list` (a power of two: Triton's cumsum)
 EVENT_ROWS = 32  # listed spikers per program of `event_stdp`
+EVENT_WARPS = 4
+_EVENT_PARTS = ("out", "in")  # development: scripts/sweep_event_stdp.py times each alone
 
 
 @functools.partial(jax.jit, static_argnames=("capacity", "interpret"))
@@ -232,21 +234,21 @@ def event_stdp(
             slot = jnp.arange(kp, dtype=jnp.int32)[None, :]
             ok = row_ok[:, None] & (slot < k)  # (ROWS, KP)
             e = j[:, None] * k + slot
-            # out-row of j: LTP where the post fired too, then LTD
-            posts = mem.load(post_ref, e, ok, jnp.int32(0))
-            w = mem.load(w_ref, e, ok, 0.0)
-            both = ok & (mem.load(s_ref, posts, ok, jnp.uint8(0)) != 0)
-            ltp_j = mem.load(ltp_ref, j, row_ok, 0.0)[:, None]
-            w = jnp.where(both, jnp.clip(w + ltp_j, 0.0, w_max), w)
-            w = jnp.clip(w - mem.load(ltd_ref, posts, ok, 0.0), 0.0, w_max)
-            mem.store(w_ref, e, w, ok)
-            # in-row of j: LTP on the synapses whose pre did not fire
-            pres = mem.load(pre_ref, e, ok, jnp.int32(0))
-            only = ok & (mem.load(s_ref, pres, ok, jnp.uint8(1)) == 0)
-            pos = pres * k + slot
-            w_in = mem.load(w_ref, pos, only, 0.0)
-            w_in = jnp.clip(w_in + mem.load(ltp_ref, pres, only, 0.0), 0.0, w_max)
-            mem.store(w_ref, pos, w_in, only)
+            if "out" in _EVENT_PARTS:  # out-row of j: LTP where the post fired too, then LTD
+                posts = mem.load(post_ref, e, ok, jnp.int32(0))
+                w = mem.load(w_ref, e, ok, 0.0)
+                both = ok & (mem.load(s_ref, posts, ok, jnp.uint8(0)) != 0)
+                ltp_j = mem.load(ltp_ref, j, row_ok, 0.0)[:, None]
+                w = jnp.where(both, jnp.clip(w + ltp_j, 0.0, w_max), w)
+                w = jnp.clip(w - mem.load(ltd_ref, posts, ok, 0.0), 0.0, w_max)
+                mem.store(w_ref, e, w, ok)
+            if "in" in _EVENT_PARTS:  # in-row of j: LTP on the synapses whose pre did not fire
+                pres = mem.load(pre_ref, e, ok, jnp.int32(0))
+                only = ok & (mem.load(s_ref, pres, ok, jnp.uint8(1)) == 0)
+                pos = pres * k + slot
+                w_in = mem.load(w_ref, pos, only, 0.0)
+                w_in = jnp.clip(w_in + mem.load(ltp_ref, pres, only, 0.0), 0.0, w_max)
+                mem.store(w_ref, pos, w_in, only)
 
     whole = pl.no_block_spec
     (weights,) = pl.pallas_call(
@@ -257,7 +259,7 @@ def event_stdp(
         out_specs=(whole,),
         input_output_aliases={7: 0},
         interpret=interpret,
-        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=4, num_stages=1),
+        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=EVENT_WARPS, num_stages=1),
         name="jbrain_event_stdp",
     )(pre.reshape(-1), out_post.reshape(-1), spikes, ids, count.reshape(1), ltp, ltd, weights_pre)
     return weights
