@@ -21,11 +21,13 @@ OUT = os.environ.get("OUT", "/tmp")
 R = 50
 
 
-def events(fn, *args):
-    jax.block_until_ready(fn(*args))
+def events(fn, make):
+    jax.block_until_ready(fn(make()))
+    arg = make()
+    jax.block_until_ready(arg)
     d = tempfile.mkdtemp()
     with jax.profiler.trace(d, create_perfetto_trace=True):
-        jax.block_until_ready(fn(*args))
+        jax.block_until_ready(fn(arg))
     (path,) = glob.glob(os.path.join(d, "**", "*.trace.json.gz"), recursive=True)
     with gzip.open(path, "rt") as f:
         evs = json.load(f)["traceEvents"]
@@ -57,7 +59,7 @@ for n in (200_000, 1_000_000):
         return jax.lax.fori_loop(0, R, body, w)
 
     f = jax.jit(loop, donate_argnums=0)
-    ev = events(f, jnp.array(w0))
+    ev = events(f, lambda: jnp.array(w0))
     hlo = f.lower(jnp.array(w0)).compile().as_text()
     with open(os.path.join(OUT, f"diag_alias_loop_{n}.txt"), "w") as fh:
         fh.write(hlo)
@@ -71,7 +73,7 @@ for n in (200_000, 1_000_000):
             kernels.EVENT_ROWS, kernels._EVENT_PARTS = er, parts
             kernels.event_stdp.clear_cache()
             f = jax.jit(loop, donate_argnums=0)
-            ev = dict((nm, us) for nm, us, _ in events(f, jnp.array(w0)))
+            ev = dict((nm, us) for nm, us, _ in events(f, lambda: jnp.array(w0)))
             us = sum(v for k, v in ev.items() if "event_stdp" in k)
             rows.append((n, er, "+".join(parts) or "none", us, sum(ev.values())))
             print(f"  rows={er:4d} parts={rows[-1][2]:7s} kernel {us:7.2f} us  all events {rows[-1][4]:7.2f}")
