@@ -31,7 +31,8 @@ def events(fn, make):
     (path,) = glob.glob(os.path.join(d, "**", "*.trace.json.gz"), recursive=True)
     with gzip.open(path, "rt") as f:
         evs = json.load(f)["traceEvents"]
-    names = {e["pid"]: e["args"]["name"] for e in evs if e.get("ph") == "M" and e.get("name") == "process_name"}
+    meta = [e for e in evs if e.get("ph") == "M" and e.get("name") == "process_name"]
+    names = {e["pid"]: e["args"]["name"] for e in meta}
     dev = {p for p, nm in names.items() if "GPU" in nm}
     tot, cnt = collections.Counter(), collections.Counter()
     for e in evs:
@@ -59,7 +60,7 @@ for n in (200_000, 1_000_000):
         return jax.lax.fori_loop(0, R, body, w)
 
     f = jax.jit(loop, donate_argnums=0)
-    ev = events(f, lambda: jnp.array(w0))
+    ev = events(f, lambda w0=w0: jnp.array(w0))
     hlo = f.lower(jnp.array(w0)).compile().as_text()
     with open(os.path.join(OUT, f"diag_alias_loop_{n}.txt"), "w") as fh:
         fh.write(hlo)
@@ -73,7 +74,7 @@ for n in (200_000, 1_000_000):
             kernels.EVENT_ROWS, kernels._EVENT_PARTS = er, parts
             kernels.event_stdp.clear_cache()
             f = jax.jit(loop, donate_argnums=0)
-            ev = dict((nm, us) for nm, us, _ in events(f, lambda: jnp.array(w0)))
+            ev = dict((nm, us) for nm, us, _ in events(f, lambda w0=w0: jnp.array(w0)))
             us = sum(v for k, v in ev.items() if "event_stdp" in k)
             rows.append((n, er, "+".join(parts) or "none", us, sum(ev.values())))
             print(f"  rows={er:4d} parts={rows[-1][2]:7s} kernel {us:7.2f} us  all events {rows[-1][4]:7.2f}")
