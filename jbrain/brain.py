@@ -123,8 +123,11 @@ def propagation(config: BrainConfig) -> str:
     us/step against gather's 32 / 107 / 2,414), except with plasticity,
     where the fused Pallas gather+STDP kernel gave the faster chat reply
     (14.7 against 14.9 ms; per step 65 against 58 us). 2-core CPU: gather
-    without plasticity (Intel Xeon, 200k: 4.4 against 6.8 ms/step; on a par
-    on an AMD EPYC), event with it (20k: 1.56 against 1.84 ms/step)."""
+    without plasticity (Intel Xeon, 200k: 4.4 against 6.8 ms/step; on an
+    AMD EPYC event wins, 5.9 against 7.6 in session 5), event with it (20k:
+    1.56 against 1.84 ms/step). On GPUs the event path builds its spike list
+    and applies STDP with Pallas kernels (`kernels.spike_list`, `event_stdp`);
+    the kernel list took 200k from 28.8 to 25.6 us/step (H200, session 5)."""
     if config.propagation != "auto":
         return config.propagation
     if jax.default_backend() == "cpu":
