@@ -151,7 +151,10 @@ def gather_stdp(
 LIST_BLOCK = 2048  # neurons per program of `spike_list` (a power of two: Triton's cumsum)
 EVENT_ROWS = 32  # listed spikers per program of `event_stdp`
 EVENT_WARPS = 4
-_EVENT_PARTS = ("out", "in")  # development: scripts/sweep_event_stdp.py times each alone
+# Development knobs (scripts/diag_alias.py times the kernel with each part
+# alone, and without the in-place alias, whose output is then incomplete).
+_EVENT_PARTS = ("out", "in")
+_EVENT_ALIAS = True
 
 
 @functools.partial(jax.jit, static_argnames=("capacity", "interpret"))
@@ -266,7 +269,7 @@ def event_stdp(
         grid=(-(-ids.shape[0] // EVENT_ROWS),),
         in_specs=[whole] * 8,
         out_specs=(whole,),
-        input_output_aliases={7: 0},
+        input_output_aliases={7: 0} if _EVENT_ALIAS else {},
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=EVENT_WARPS, num_stages=1),
         name="jbrain_event_stdp",
