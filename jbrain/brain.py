@@ -141,8 +141,9 @@ def _fused_stdp(config: BrainConfig) -> bool:
 
 def _kernel_stdp(config: BrainConfig) -> bool:
     """STDP as `kernels.event_stdp` (GPU, event path, no synaptic scaling:
-    a row rescale needs every update to the row first, i.e. a second pass)."""
-    return kernels.on_gpu() and pre_major(config) and not config.synaptic_scaling
+    a row rescale needs every update to the row first, i.e. a second pass;
+    and only with `kernels.EVENT_STDP`, off while XLA's STDP is faster)."""
+    return kernels.EVENT_STDP and kernels.on_gpu() and pre_major(config) and not config.synaptic_scaling
 
 
 def uses_spike_list(config: BrainConfig) -> bool:

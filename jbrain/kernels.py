@@ -151,6 +151,11 @@ def gather_stdp(
 LIST_BLOCK = 2048  # neurons per program of `spike_list` (a power of two: Triton's cumsum)
 EVENT_ROWS = 32  # listed spikers per program of `event_stdp`
 EVENT_WARPS = 4
+EVENT_STDP = False
+"""Whether the event path's STDP runs as `event_stdp` (else XLA's, on the
+Pallas spike list). Off: on an H200 the kernel's launch costs a fixed ~29 us
+at 200k (~51 at 1M) whatever its body does, against ~27 us for XLA's whole
+STDP (BENCHMARKS.md, session 5); scripts/probe_variants.py times both."""
 # Development knobs (scripts/diag_alias.py times the kernel with each part
 # alone, and without the in-place alias, whose output is then incomplete).
 _EVENT_PARTS = ("out", "in")

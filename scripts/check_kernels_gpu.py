@@ -85,7 +85,7 @@ for name, s in cases.items():
     d = float(np.abs(got - ref).max())
     report(f"event_stdp == stdp_step(pre_major), {name}", d == 0.0, f"maxdiff={d:g}")
 
-for plast, scaling in ((False, False), (True, False), (True, True)):
+for plast, scaling in ((False, False), (True, False), (True, True)):  # event: Pallas list, XLA STDP
     runs = {}
     for path in ("gather", "event"):
         c = BrainConfig(n_neurons=n, propagation=path, plasticity=plast, synaptic_scaling=scaling)

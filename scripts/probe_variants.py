@@ -10,6 +10,7 @@ Groups:
   event   event path (weights in presynaptic order) at 200k / 1M / 10M
   stdp    plasticity at 200k: gather (the fused Pallas kernel on GPUs) against
           event, and event with --spike_buffer=0.07
+  kstdp   the plastic event path at 200k: XLA's STDP against kernels.event_stdp
   kern    the event path with its Pallas kernels (spike list, STDP) against
           XLA's list and STDP (kernels.on_gpu patched off), 200k and 1M
 Writes $OUT/probe_variants.json and prints a table last.
@@ -37,6 +38,10 @@ GROUPS = {
         ("event+stdp buffer 0.07", 200_000, dict(propagation="event", plasticity=True, spike_buffer=0.07)),
         ("event+stdp", 1_000_000, dict(propagation="event", plasticity=True)),
     ],
+    "kstdp": [  # the event path with plasticity: XLA's STDP or the event_stdp kernel (Pallas list both)
+        (f"event+stdp {impl}", 200_000, dict(propagation="event", plasticity=True, event_stdp=i == "kernel"))
+        for i, impl in (("xla", "xla stdp"), ("kernel", "kernel"))
+    ],
     "kern": [
         (f"event{p} {impl}", n, dict(propagation="event", plasticity=p == "+stdp", xla=impl == "xla"))
         for n in (200_000, 1_000_000)
@@ -50,6 +55,7 @@ def run(label: str, n: int, flags: dict) -> dict:
     jax.clear_caches()
     flags = dict(flags)
     kernels.on_gpu = (lambda: False) if flags.pop("xla", False) else ON_GPU
+    kernels.EVENT_STDP = flags.pop("event_stdp", False)
     cfg = BrainConfig(n_neurons=n, **flags)
     wiring, state = brain.init_brain(cfg, seed=1)
     t0 = time.perf_counter()
