@@ -119,20 +119,19 @@ def synaptic_input(
 
 def propagation(config: BrainConfig) -> str:
     """The path `step` takes: --propagation, or for `auto` the fastest one
-    measured. GPU (H200, session 4): event (200k / 1M / 10M: 29 / 70 / 684
-    us/step against gather's 32 / 107 / 2,414), except with plasticity,
-    where the fused Pallas gather+STDP kernel gave the faster chat reply
-    (14.7 against 14.9 ms; per step 65 against 58 us). 2-core CPU: gather
-    without plasticity (Intel Xeon, 200k: 4.4 against 6.8 ms/step; on an
-    AMD EPYC event wins, 5.9 against 7.6 in session 5), event with it (20k:
-    1.56 against 1.84 ms/step). On GPUs the event path builds its spike list
-    and applies STDP with Pallas kernels (`kernels.spike_list`, `event_stdp`);
-    the kernel list took 200k from 28.8 to 25.6 us/step (H200, session 5)."""
+    measured. GPU: event, with its spike list as one Pallas kernel
+    (`kernels.spike_list`; H200, session 5: 200k / 1M 25.6 / 60.5 us/step
+    against gather's 32 / 107), plasticity included (XLA's STDP on that
+    list: 53.5 us/step at 200k against 64.8 for the fused gather+STDP
+    kernel; chat reply 14.5 against 15.0 ms). 2-core CPU: gather without
+    plasticity (Intel Xeon, 200k: 4.4 against 6.8 ms/step; on an AMD EPYC
+    event wins, 5.9 against 7.6 in session 5), event with it (20k: 1.56
+    against 1.84 ms/step)."""
     if config.propagation != "auto":
         return config.propagation
     if jax.default_backend() == "cpu":
         return "event" if config.plasticity else "gather"
-    return "gather" if config.plasticity and kernels.use_kernels(config.fan_in) else "event"
+    return "event"
 
 
 def _fused_stdp(config: BrainConfig) -> bool:
