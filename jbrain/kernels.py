@@ -7,8 +7,8 @@ compiles them on a GPU):
   spike_list   the event path's list of neurons that fired, one kernel (XLA's
                `synapses.spike_list` takes four): 200k 28.8 -> 25.6 us/step,
                1M 69.5 -> 60.5 on an H200 (session 5).
-  event_stdp   STDP over that list on presynaptic-order weights (the event
-               path with plasticity), no atomics.
+  event_stdp   STDP over that list on presynaptic-order weights, no atomics;
+               off (`EVENT_STDP`): its launch costs more than XLA's STDP.
   gather_stdp  the gather path with STDP fused in (below).
 
 gather_stdp. With plasticity on, one pass over the post-major synapse rows
@@ -156,10 +156,8 @@ EVENT_STDP = False
 Pallas spike list). Off: on an H200 the kernel's launch costs a fixed ~29 us
 at 200k (~51 at 1M) whatever its body does, against ~27 us for XLA's whole
 STDP (BENCHMARKS.md, session 5); scripts/probe_variants.py times both."""
-# Development knobs (scripts/diag_alias.py times the kernel with each part
-# alone, and without the in-place alias, whose output is then incomplete).
+# Development knob: scripts/diag_alias.py times the kernel with each part alone.
 _EVENT_PARTS = ("out", "in")
-_EVENT_ALIAS = True
 
 
 @functools.partial(jax.jit, static_argnames=("capacity", "interpret"))
@@ -274,7 +272,7 @@ def event_stdp(
         grid=(-(-ids.shape[0] // EVENT_ROWS),),
         in_specs=[whole] * 8,
         out_specs=(whole,),
-        input_output_aliases={7: 0} if _EVENT_ALIAS else {},
+        input_output_aliases={7: 0},
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=EVENT_WARPS, num_stages=1),
         name="jbrain_event_stdp",

@@ -78,12 +78,7 @@ for n in (200_000, 1_000_000):
             us = sum(v for k, v in ev.items() if "event_stdp" in k)
             rows.append((n, er, "+".join(parts) or "none", us, sum(ev.values())))
             print(f"  rows={er:4d} parts={rows[-1][2]:7s} kernel {us:7.2f} us  all events {rows[-1][4]:7.2f}")
-    kernels.EVENT_ROWS, kernels._EVENT_PARTS, kernels._EVENT_ALIAS = 32, ("out", "in"), False
-    kernels.event_stdp.clear_cache()
-    ev = dict((nm, us) for nm, us, _ in events(jax.jit(loop, donate_argnums=0), lambda w0=w0: jnp.array(w0)))
-    us = sum(v for k, v in ev.items() if "event_stdp" in k)
-    print(f"  no alias (output incomplete): kernel {us:7.2f} us  all events {sum(ev.values()):7.2f}")
-    kernels._EVENT_ALIAS = True
+    kernels.EVENT_ROWS, kernels._EVENT_PARTS = 32, ("out", "in")
     kernels.event_stdp.clear_cache()
 
 cfg = BrainConfig(n_neurons=200_000, propagation="event", plasticity=True)
