@@ -105,8 +105,10 @@ def open_session(prog: str, config: BrainConfig, workdir: str, *, always: tuple[
     """Session.open from the flags (restore unless --fresh); prints its notes
     and warnings on stderr. `always`: fields the launcher sets whatever the
     checkpoint says (chat: plasticity)."""
+    from jbrain import cpu_kernels
     from jbrain.session import Session  # jax and orbax: only for launchers that step a brain
 
+    cpu_kernels.start_build()  # compiles (first run only) while the brain is born or restored
     session = Session.open(
         config,
         seed=FLAGS.seed,

@@ -29,7 +29,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jbrain import homeostasis, kernels, neurons, plasticity, synapses
+from jbrain import cpu_kernels, homeostasis, kernels, neurons, plasticity, synapses
 from jbrain.config import BrainConfig
 from jbrain.state import STATUS_NONFINITE, STATUS_SPIKE_OVERFLOW, BrainState, Metrics, Wiring
 
@@ -123,14 +123,14 @@ def propagation(config: BrainConfig) -> str:
     (`kernels.spike_list`; H200, session 5: 200k / 1M 25.6 / 60.5 us/step
     against gather's 32 / 107), plasticity included (XLA's STDP on that
     list: 53.5 us/step at 200k against 64.8 for the fused gather+STDP
-    kernel; chat reply 14.5 against 15.0 ms). 2-core CPU: gather without
-    plasticity (Intel Xeon, 200k: 4.4 against 6.8 ms/step; on an AMD EPYC
-    event wins, 5.9 against 7.6 in session 5), event with it (20k: 1.56
-    against 1.84 ms/step)."""
+    kernel; chat reply 14.5 against 15.0 ms). 2-core CPU: event, its scatter
+    compiled (`cpu_kernels`; 200k: 2.0 against gather's 7.0 ms/step, session
+    6); without a C++ compiler, gather unless plasticity is on (XLA's event
+    path, 5.8 ms/step, beats gather only on some CPUs)."""
     if config.propagation != "auto":
         return config.propagation
     if jax.default_backend() == "cpu":
-        return "event" if config.plasticity else "gather"
+        return "event" if config.plasticity or cpu_kernels.available() else "gather"
     return "event"
 
 

@@ -34,6 +34,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import sparse
 
+from jbrain import cpu_kernels
 from jbrain.config import WEIGHT_FRAC_BITS, BrainConfig
 from jbrain.state import STATUS_SPIKE_OVERFLOW, Wiring
 
@@ -194,6 +195,8 @@ def propagate_event(wiring: Wiring, weights_pre: jax.Array, ids: jax.Array) -> j
     caller sets STATUS_SPIKE_OVERFLOW and the host re-runs the burst with a
     larger list.
     """
+    if cpu_kernels.available():  # CPU: one compiled loop, the same numbers (cpu_kernels.py)
+        return cpu_kernels.event_propagate(wiring.out_post, weights_pre, ids)
     n, k = wiring.pre.shape
     posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K)
     q = quantize(weights_pre.reshape(n, k).at[ids].get(mode="fill", fill_value=0.0))

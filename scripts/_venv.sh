@@ -15,5 +15,7 @@ if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
   "$VENV/bin/python" -m pip install -q --upgrade pip >&2
   # PYTHONWARNINGS: setuptools notes on editable installs are not for users
   PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" >&2
+  # the compiled CPU kernel, now rather than at the first run (no compiler: XLA runs instead)
+  JAX_PLATFORMS=cpu "$VENV/bin/python" -m jbrain.cpu_kernels >/dev/null || true
   touch "$stamp"
 fi
