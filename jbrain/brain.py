@@ -96,11 +96,16 @@ def synaptic_input(
         else:
             ids, count = synapses.spike_list(s, config.spike_capacity)
         status = synapses.overflow_status(count, config.spike_capacity)
-    if config.plasticity and _kernel_stdp(config):  # GPU: one Pallas kernel over the list
+    if config.plasticity and _kernel_stdp(config):  # one kernel over the list: Pallas or C++
         ltp, ltd, x_pre, y_post = plasticity.trace_step(config, state.x_pre, state.y_post, s, fence)
-        weights = kernels.event_stdp(
-            wiring.pre, wiring.out_post, weights, s, raw, count, ltp, ltd, w_max=config.w_max
-        )
+        if kernels.on_gpu():
+            weights = kernels.event_stdp(
+                wiring.pre, wiring.out_post, weights, s, raw, count, ltp, ltd, w_max=config.w_max
+            )
+        else:
+            weights = cpu_kernels.event_stdp(
+                wiring.pre, wiring.out_post, weights, s, ids, ltp, ltd, w_max=config.w_max
+            )
         learned = (weights, x_pre, y_post)
     elif config.plasticity:
         learned = plasticity.stdp_step(
@@ -139,10 +144,14 @@ def _fused_stdp(config: BrainConfig) -> bool:
 
 
 def _kernel_stdp(config: BrainConfig) -> bool:
-    """STDP as `kernels.event_stdp` (GPU, event path, no synaptic scaling:
-    a row rescale needs every update to the row first, i.e. a second pass;
-    and only with `kernels.EVENT_STDP`, off while XLA's STDP is faster)."""
-    return kernels.EVENT_STDP and kernels.on_gpu() and pre_major(config) and not config.synaptic_scaling
+    """STDP as one kernel over the spike list: `kernels.event_stdp` on GPUs
+    (only with `kernels.EVENT_STDP`, off while XLA's STDP is faster there),
+    `cpu_kernels.event_stdp` on CPUs (200k plastic step: 24.6 -> 5.4 ms). Event path
+    only, and no synaptic scaling (a row rescale needs every update to the
+    row first, i.e. a second pass)."""
+    if not pre_major(config) or config.synaptic_scaling:
+        return False
+    return kernels.EVENT_STDP and kernels.on_gpu() or cpu_kernels.available()
 
 
 def uses_spike_list(config: BrainConfig) -> bool:

@@ -3,8 +3,9 @@
 XLA:CPU runs the event path's row gathers element by element (~3 ns per
 synapse, padding included): at 200k neurons they were ~4 of a step's ~5 ms
 on a 2-core CPU. `event_propagate` does the same work in one C++ loop that
-prefetches the spikers' rows ahead, with the same int32 fixed-point sums, so
-it gives XLA's numbers bit for bit and a run is the same with or without it.
+prefetches the spikers' rows ahead, with the same int32 fixed-point sums, and
+`event_stdp` applies STDP over the spike list in place; both give XLA's
+numbers bit for bit, so a run is the same with or without them.
 
 The library is built on first use with the system C++ compiler ($CXX, else
 c++/g++/clang++) against jaxlib's FFI headers, and cached in $JBRAIN_CACHE
@@ -31,11 +32,12 @@ import warnings
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jbrain.config import WEIGHT_FRAC_BITS
 
 SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "cpu_kernels.cc")
-_TARGET = "jbrain_event_propagate"
+_TARGETS = {"jbrain_event_propagate": "JbrainEventPropagate", "jbrain_event_stdp": "JbrainEventStdp"}
 
 
 @dataclasses.dataclass
@@ -146,19 +148,53 @@ def available() -> bool:
             return False
         if not b.registered:
             lib = ctypes.cdll.LoadLibrary(b.path)
-            jax.ffi.register_ffi_target(_TARGET, jax.ffi.pycapsule(lib.JbrainEventPropagate), platform="cpu")
+            for target, symbol in _TARGETS.items():
+                jax.ffi.register_ffi_target(target, jax.ffi.pycapsule(getattr(lib, symbol)), platform="cpu")
             b.registered = True
         return True
+
+
+def _require() -> None:
+    if not available():
+        raise RuntimeError("jbrain's CPU kernels are not available here (see the warning): use XLA's path")
 
 
 def event_propagate(out_post: jax.Array, weights_pre: jax.Array, ids: jax.Array) -> jax.Array:
     """I = W @ s over the listed spikers: `synapses.propagate_event`'s
     numbers. out_post (N, K) int32; weights_pre (N*K,) f32, presynaptic
     order; ids (C,) int32, padded with N (skipped). Returns (N,) f32.
-    Requires `available()`."""
+    Raises RuntimeError unless `available()`."""
+    _require()
     n = out_post.shape[0]
-    call = jax.ffi.ffi_call(_TARGET, jax.ShapeDtypeStruct((n,), jnp.float32))
+    call = jax.ffi.ffi_call("jbrain_event_propagate", jax.ShapeDtypeStruct((n,), jnp.float32))
     return call(out_post.reshape(-1), weights_pre, ids)
+
+
+def event_stdp(
+    pre: jax.Array,
+    out_post: jax.Array,
+    weights_pre: jax.Array,
+    spikes: jax.Array,
+    ids: jax.Array,
+    ltp: jax.Array,
+    ltd: jax.Array,
+    *,
+    w_max: float,
+) -> jax.Array:
+    """STDP for the spike vector s over the listed spikers, in place:
+    `plasticity.stdp_step(pre_major=True)` without synaptic scaling, bit for
+    bit. pre, out_post (N, K) int32; weights_pre (N*K,) f32, presynaptic
+    order (aliased to the result); spikes (N,) uint8; ids (C,) int32 padded
+    with N; ltp = a_plus * x_pre, ltd = a_minus * y_post, (N,) f32, traces
+    before s. Returns the weights (N*K,) f32. Raises RuntimeError unless `available()`."""
+    _require()
+    call = jax.ffi.ffi_call(
+        "jbrain_event_stdp", jax.ShapeDtypeStruct(weights_pre.shape, jnp.float32), input_output_aliases={6: 0}
+    )
+    return call(
+        pre.reshape(-1), out_post.reshape(-1), spikes.astype(jnp.uint8), ids, ltp, ltd, weights_pre,
+        w_max=np.float32(w_max),
+    )  # fmt: skip
 
 
 def main() -> int:

@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jbrain import brain, cpu_kernels, synapses
+from jbrain import brain, cpu_kernels, plasticity, synapses
 from jbrain.config import BrainConfig
 
 pytestmark = pytest.mark.skipif(jax.default_backend() != "cpu", reason="CPU kernels run on the CPU backend")
@@ -39,6 +39,31 @@ def test_event_propagate_matches_xla_bit_for_bit(monkeypatch, frac):
     assert (float(jnp.abs(native).sum()) > 0) == (frac > 0)
 
 
+@pytest.mark.parametrize("frac", [0.02, 0.3])
+def test_event_stdp_matches_xla_bit_for_bit(monkeypatch, frac):
+    n, k = 3000, 16
+    cfg = BrainConfig(n_neurons=n, fan_in=k, propagation="event", plasticity=True, w_max=0.05)
+    wiring, _ = brain.init_brain(cfg, seed=4)
+    key = jax.random.key(int(frac * 100))
+    keys = jax.random.split(key, 5)
+    spikes = (jax.random.uniform(keys[0], (n,)) < frac).astype(jnp.uint8)
+    # weights near both bounds, so that the clips matter; traces large enough to move them
+    weights = jax.random.choice(keys[1], jnp.array([0.0, 0.0001, 0.025, 0.0499, 0.05]), (n * k,))
+    x_pre = jax.random.exponential(keys[2], (n,)) * 40.0
+    y_post = jax.random.exponential(keys[3], (n,)) * 40.0
+    ids, count = synapses.spike_list(spikes, n)
+    ltp, ltd, _, _ = plasticity.trace_step(cfg, x_pre, y_post, spikes)
+    shuffled = jax.random.permutation(keys[4], ids)
+    native = cpu_kernels.event_stdp(
+        wiring.pre, wiring.out_post, jnp.array(weights), spikes, shuffled, ltp, ltd, w_max=cfg.w_max
+    )
+    monkeypatch.setenv("JBRAIN_NATIVE", "0")
+    xla, _, _ = plasticity.stdp_step(cfg, wiring, weights, x_pre, y_post, spikes, ids, pre_major=True)
+    changed = int((np.asarray(xla) != np.asarray(weights)).sum())
+    assert changed > int(count) * k  # more than one row per spiker: both LTP and LTD moved weights
+    assert np.array_equal(np.asarray(native), np.asarray(xla))
+
+
 @pytest.mark.parametrize("plasticity", [False, True])
 def test_bursts_identical_with_and_without_the_kernel(monkeypatch, plasticity):
     cfg = BrainConfig(n_neurons=4000, propagation="event", plasticity=plasticity)
@@ -49,6 +74,7 @@ def test_bursts_identical_with_and_without_the_kernel(monkeypatch, plasticity):
         wiring, state = brain.init_brain(cfg, seed=7)
         hlo = brain.burst.lower(cfg, wiring, state, None, length=120).as_text()
         assert ("jbrain_event_propagate" in hlo) == (native == "1")
+        assert ("jbrain_event_stdp" in hlo) == (native == "1" and plasticity)
         state, metrics = brain.burst(cfg, wiring, state, None, length=120)
         runs.append(jax.device_get((state, metrics)))
     brain.burst.clear_cache()

@@ -8,9 +8,22 @@
 // accumulator, which is converted once: I = float(acc) * 2^-F. Integer sums
 // are associative, so the order of the list does not matter.
 //
+// EventStdp: plasticity.stdp_step(pre_major=True) without synaptic scaling,
+// bit for bit (the same algorithm as kernels.event_stdp on GPUs), in place.
+// Per listed spiker j, with s the spikes and ltp/ltd the trace increments:
+//   out-row e = j*K + k, post i = out_post[j, k]:
+//       w = clip(w + ltp[j], 0, w_max) if s[i]   (LTP of a pair that both fired)
+//       w = clip(w - ltd[i], 0, w_max)           (LTD: pre j fired)
+//   in-row, pre p = pre[j, k], entry p*K + k, where s[p] = 0:
+//       w = clip(w + ltp[p], 0, w_max)           (LTP: post j fired)
+// Every weight is written by at most one spiker (out-rows belong to spikers,
+// the in-row entries written to neurons that did not fire), so the order of
+// the list does not matter and in-place equals XLA's read-all-then-scatter.
+//
 // Why: XLA:CPU gathers the C spiker rows element by element (~3 ns each,
 // C*K of them, padding included) before its scatter; here a row is two
 // cache-line pairs, fetched PREFETCH rows ahead so their misses overlap.
+#include <algorithm>
 #include <cstdint>
 #include <cstring>
 
@@ -64,7 +77,87 @@ ffi::Error EventPropagate(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> 
   return ffi::Error::Success();
 }
 
+inline float Clip(float w, float w_max) { return std::min(std::max(w, 0.0f), w_max); }
+
+ffi::Error EventStdp(ffi::Buffer<ffi::S32> pre, ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::U8> spikes,
+                     ffi::Buffer<ffi::S32> ids, ffi::Buffer<ffi::F32> ltp, ffi::Buffer<ffi::F32> ltd,
+                     ffi::Buffer<ffi::F32> weights_in, float w_max, ffi::ResultBuffer<ffi::F32> weights) {
+  const int64_t n = spikes.element_count();
+  const int64_t k = n ? pre.element_count() / n : 0;
+  const int64_t c = ids.element_count();
+  if (k * n != pre.element_count() || out_post.element_count() != pre.element_count() ||
+      weights->element_count() != pre.element_count()) {
+    return ffi::Error::InvalidArgument("event_stdp: pre, out_post and weights must be (N*K,)");
+  }
+  float* w = weights->typed_data();
+  if (w != weights_in.typed_data()) {  // XLA did not alias the buffers: start from a copy
+    std::memcpy(w, weights_in.typed_data(), weights->element_count() * sizeof(float));
+  }
+  const int32_t* pr = pre.typed_data();
+  const int32_t* po = out_post.typed_data();
+  const uint8_t* s = spikes.typed_data();
+  const int32_t* id = ids.typed_data();
+  const float* lp = ltp.typed_data();
+  const float* ld = ltd.typed_data();
+  // Two-stage prefetch: the rows of spiker r + 2D, then what spiker r + D
+  // scatters to (in-row weights, spikes and traces of its pre and post
+  // neurons), whose ids are in cache by then.
+  for (int64_t r = 0; r < c; ++r) {
+    if (r + 2 * kPrefetch < c) {
+      const int64_t ahead = id[r + 2 * kPrefetch];
+      if (ahead >= 0 && ahead < n) {
+        for (int64_t b = 0; b < k; b += 16) {
+          __builtin_prefetch(pr + ahead * k + b);
+          __builtin_prefetch(po + ahead * k + b);
+          __builtin_prefetch(w + ahead * k + b);
+        }
+      }
+    }
+    if (r + kPrefetch < c) {
+      const int64_t ahead = id[r + kPrefetch];
+      if (ahead >= 0 && ahead < n) {
+        for (int64_t q = 0; q < k; ++q) {
+          const int64_t p = pr[ahead * k + q], i = po[ahead * k + q];
+          __builtin_prefetch(w + p * k + q, 1);
+          __builtin_prefetch(lp + p);
+          __builtin_prefetch(s + p);
+          __builtin_prefetch(ld + i);
+          __builtin_prefetch(s + i);
+        }
+      }
+    }
+    const int64_t j = id[r];
+    if (j < 0 || j >= n) continue;
+    const float ltp_j = lp[j];
+    for (int64_t q = 0; q < k; ++q) {
+      const int64_t e = j * k + q;
+      const int32_t i = po[e];
+      float x = w[e];
+      if (s[i]) x = Clip(x + ltp_j, w_max);
+      w[e] = Clip(x - ld[i], w_max);
+      const int32_t p = pr[e];
+      if (!s[p]) {
+        float& y = w[static_cast<int64_t>(p) * k + q];
+        y = Clip(y + lp[p], w_max);
+      }
+    }
+  }
+  return ffi::Error::Success();
+}
+
 }  // namespace
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainEventStdp, EventStdp,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // pre (N*K,)
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // out_post (N*K,)
+                                  .Arg<ffi::Buffer<ffi::U8>>()  // spikes (N,)
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // ids (C,), padded with N
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // ltp = a_plus * x_pre (N,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // ltd = a_minus * y_post (N,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // weights, presynaptic order (N*K,)
+                                  .Attr<float>("w_max")
+                                  .Ret<ffi::Buffer<ffi::F32>>());  // the weights, updated (aliased)
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainEventPropagate, EventPropagate,
                               ffi::Ffi::Bind()
