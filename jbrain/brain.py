@@ -28,6 +28,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jbrain import cpu_kernels, homeostasis, kernels, neurons, plasticity, synapses
 from jbrain.config import BrainConfig
@@ -305,10 +306,12 @@ def resolved_unroll(config: BrainConfig) -> int:
     return config.unroll or (1 if jax.default_backend() == "cpu" else 8)
 
 
-def _burst(config, wiring, state, stims, length):
-    # Per-step outputs leave the scan packed in one int32 array (the float
-    # metrics bit-cast): each scan output costs a dynamic-update-slice kernel
-    # per step, so 1 instead of 6 (plus the raster, when recorded).
+def _burst_packed(config, wiring, state, stims, length):
+    """`burst`'s scan, its per-step metrics left packed: (state, packed (T,
+    2 + output_channels + 3) int32, raster (T, record_spikes) uint8); see
+    `unpack_metrics`. Each scan output costs a dynamic-update-slice kernel per
+    step, so one array instead of six (plus the raster, when recorded); and
+    the host reads one array, not seven."""
     # The overflow bit describes this burst only (the host re-runs it).
     state = state.replace(status=state.status & ~jnp.uint32(STATUS_SPIKE_OVERFLOW))
     state, release = _working_order(config, wiring, state)
@@ -324,9 +327,17 @@ def _burst(config, wiring, state, stims, length):
     state, (packed, raster) = jax.lax.scan(
         body, state, stims, length=length, unroll=max(1, min(resolved_unroll(config), length))
     )
-    state = release(state)
-    floats = jax.lax.bitcast_convert_type(packed[:, -4:], jnp.float32)
-    metrics = Metrics(
+    return release(state), packed, raster
+
+
+def unpack_metrics(packed, raster, xp: Any = jnp) -> Metrics:
+    """Metrics (T axis) from `_burst_packed`'s arrays; xp=np on the host."""
+    floats = (
+        packed[:, -4:].view(np.float32)
+        if xp is np
+        else jax.lax.bitcast_convert_type(packed[:, -4:], jnp.float32)
+    )
+    return Metrics(
         spikes=packed[:, 0],
         rate=floats[:, 0],
         mean_input=floats[:, 1],
@@ -335,7 +346,11 @@ def _burst(config, wiring, state, stims, length):
         out_counts=packed[:, 1:-4],
         raster=raster,
     )
-    return state, metrics
+
+
+def _burst(config, wiring, state, stims, length):
+    state, packed, raster = _burst_packed(config, wiring, state, stims, length)
+    return state, unpack_metrics(packed, raster)
 
 
 burst = jax.jit(_burst, static_argnames=("config", "length"), donate_argnames=("state",))
@@ -347,5 +362,11 @@ burst_keeping_input = jax.jit(_burst, static_argnames=("config", "length"))
 burst_keeping_input.__doc__ = """`burst` without donation: the input state stays
 valid, so the host can re-run the burst from it (spike-list overflow) without
 copying it first. Costs a second state's memory while it runs."""
+
+burst_packed = jax.jit(_burst_packed, static_argnames=("config", "length"), donate_argnames=("state",))
+burst_packed_keeping_input = jax.jit(_burst_packed, static_argnames=("config", "length"))
+burst_packed.__doc__ = """`burst` returning (state, packed, raster) for the host
+(`unpack_metrics(..., xp=np)`): what `Session` runs. `burst_packed_keeping_input`:
+the same without donation (see `burst_keeping_input`)."""
 
 step_jit = jax.jit(step, static_argnames=("config",))

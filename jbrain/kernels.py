@@ -8,7 +8,7 @@ compiles them on a GPU):
                `synapses.spike_list` takes four): 200k 28.8 -> 25.6 us/step,
                1M 69.5 -> 60.5 on an H200 (session 5).
   event_stdp   STDP over that list on presynaptic-order weights, no atomics;
-               off (`EVENT_STDP`): its launch costs more than XLA's STDP.
+               off (`EVENT_STDP`): no faster than XLA's STDP in a burst.
   gather_stdp  the gather path with STDP fused in (below).
 
 gather_stdp. With plasticity on, one pass over the post-major synapse rows
@@ -153,10 +153,12 @@ EVENT_ROWS = 32  # listed spikers per program of `event_stdp`
 EVENT_WARPS = 4
 EVENT_STDP = False
 """Whether the event path's STDP runs as `event_stdp` (else XLA's, on the
-Pallas spike list). Off: on an H200 the kernel's launch costs a fixed ~29 us
-at 200k (~51 at 1M) whatever its body does, against ~27 us for XLA's whole
-STDP (BENCHMARKS.md, session 5); scripts/probe_variants.py times both."""
-# Development knob: scripts/diag_alias.py times the kernel with each part alone.
+Pallas spike list). Off: on an H200 at 200k (session 6) the kernel takes 21.5
+us alone (in-row part 16.5: three random accesses per synapse), XLA's STDP
+~25 us in four kernels, yet plastic replies took 13.6 against 13.5 ms.
+(Session 5's "fixed ~29 us whatever the body" was XLA reusing the first
+compiled kernel of that name within the process.)"""
+# Development knob: scripts/diag_launch.py stdp:<parts> times the kernel with parts cut.
 _EVENT_PARTS = ("out", "in")
 
 
@@ -236,7 +238,9 @@ def event_stdp(
     kp = pl.next_power_of_2(k)  # Triton blocks are powers of two: pad the row
     mem = _Mem(interpret)
 
-    def kernel(pre_ref, post_ref, s_ref, ids_ref, count_ref, ltp_ref, ltd_ref, w_in_ref, w_ref):
+    def kernel(pre_ref, post_ref, ids_ref, count_ref, sltp_ref, sltd_ref, w_in_ref, w_ref):
+        # sltp, sltd: ltp, ltd with the sign bit set where the neuron fired,
+        # so one random load gives both (|x| is exact; -0.0 marks ltd = 0).
         del w_in_ref  # aliased with w_ref
         first = pl.program_id(0) * EVENT_ROWS
         count = count_ref[0]
@@ -252,29 +256,38 @@ def event_stdp(
             if "out" in _EVENT_PARTS:  # out-row of j: LTP where the post fired too, then LTD
                 posts = mem.load(post_ref, e, ok, jnp.int32(0))
                 w = mem.load(w_ref, e, ok, 0.0)
-                both = ok & (mem.load(s_ref, posts, ok, jnp.uint8(0)) != 0)
-                ltp_j = mem.load(ltp_ref, j, row_ok, 0.0)[:, None]
+                d = mem.load(sltd_ref, posts, ok, 0.0)
+                both = ok & _signed(d)
+                ltp_j = jnp.abs(mem.load(sltp_ref, j, row_ok, 0.0))[:, None]  # j fired
                 w = jnp.where(both, jnp.clip(w + ltp_j, 0.0, w_max), w)
-                w = jnp.clip(w - mem.load(ltd_ref, posts, ok, 0.0), 0.0, w_max)
+                w = jnp.clip(w - jnp.abs(d), 0.0, w_max)
                 mem.store(w_ref, e, w, ok)
             if "in" in _EVENT_PARTS:  # in-row of j: LTP on the synapses whose pre did not fire
                 pres = mem.load(pre_ref, e, ok, jnp.int32(0))
-                only = ok & (mem.load(s_ref, pres, ok, jnp.uint8(1)) == 0)
+                up = mem.load(sltp_ref, pres, ok, -1.0)  # masked lanes read as fired: skipped
+                only = ok & ~_signed(up)
                 pos = pres * k + slot
                 w_in = mem.load(w_ref, pos, only, 0.0)
-                w_in = jnp.clip(w_in + mem.load(ltp_ref, pres, only, 0.0), 0.0, w_max)
+                w_in = jnp.clip(w_in + up, 0.0, w_max)
                 mem.store(w_ref, pos, w_in, only)
 
+    fired = spikes != 0
+    sltp, sltd = jnp.where(fired, -ltp, ltp), jnp.where(fired, -ltd, ltd)  # -0.0 where a zero fired
     whole = pl.no_block_spec
     (weights,) = pl.pallas_call(
         kernel,
         out_shape=(jax.ShapeDtypeStruct(weights_pre.shape, weights_pre.dtype),),
         grid=(-(-ids.shape[0] // EVENT_ROWS),),
-        in_specs=[whole] * 8,
+        in_specs=[whole] * 7,
         out_specs=(whole,),
-        input_output_aliases={7: 0},
+        input_output_aliases={6: 0},
         interpret=interpret,
         compiler_params=None if interpret else plgpu.CompilerParams(num_warps=EVENT_WARPS, num_stages=1),
         name="jbrain_event_stdp",
-    )(pre.reshape(-1), out_post.reshape(-1), spikes, ids, count.reshape(1), ltp, ltd, weights_pre)
+    )(pre.reshape(-1), out_post.reshape(-1), ids, count.reshape(1), sltp, sltd, weights_pre)
     return weights
+
+
+def _signed(x: jax.Array) -> jax.Array:
+    """Sign bit of f32 x (true for -0.0 too)."""
+    return jax.lax.bitcast_convert_type(x, jnp.int32) < 0

@@ -165,7 +165,6 @@ class Session:
         with self.lock:
             first = self.step + 1
             host, status = self._burst(length, stims)
-            host = {k: np.asarray(v) for k, v in host.items()}
             self.step += length
             self.last_rate = float(host["rate"][-1])
             if self.log is not None:
@@ -192,13 +191,14 @@ class Session:
         """
         while True:
             listed = brain.uses_spike_list(self.config)
-            run = brain.burst_keeping_input if listed else brain.burst
-            state, metrics = run(self.config, self.wiring, self.state, stims, length=length)
-            host, status = jax.device_get((metrics, state.status))
+            run = brain.burst_packed_keeping_input if listed else brain.burst_packed
+            state, packed, raster = run(self.config, self.wiring, self.state, stims, length=length)
+            packed, raster, status = jax.device_get((packed, raster, state.status))
+            host = dict(brain.unpack_metrics(packed, raster, xp=np).items())
             if not (listed and status & STATUS_SPIKE_OVERFLOW) or self.config.spike_buffer >= 1.0:
                 self.state = state
                 return host, int(status)
-            peak = int(np.max(host.spikes))
+            peak = int(np.max(host["spikes"]))
             grown = min(1.0, max(2.0 * self.config.spike_buffer, 1.25 * peak / self.config.n_neurons))
             self.warnings.append(
                 f"{peak} neurons fired in one step, more than the spike list "

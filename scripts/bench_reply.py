@@ -45,6 +45,7 @@ flags.DEFINE_integer("repeats", 20, "Timed replies.")
 flags.DEFINE_integer("ttfr_runs", 3, "`jbrain chat` launches timed to their first reply; 0 skips.")
 flags.DEFINE_float("ttfr_timeout_s", 120.0, "Give up on one launch after this long.")
 flags.DEFINE_string("out", "", "Folder for bench_reply.json; empty: $OUT, else /tmp.")
+flags.DEFINE_bool("event_stdp_kernel", None, "GPU A/B: force kernels.EVENT_STDP (unset: its default).")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -64,6 +65,10 @@ def bench_reply() -> dict:
     from jbrain.session import Session
     from jbrain.text import Codec, reply
 
+    if FLAGS.event_stdp_kernel is not None:
+        from jbrain import kernels
+
+        kernels.EVENT_STDP = FLAGS.event_stdp_kernel
     config = common.brain_config_from_flags()
     codec = Codec.for_config(config, reply_steps=FLAGS.reply_steps, reply_chars=FLAGS.reply_chars)
     with tempfile.TemporaryDirectory() as workdir:
@@ -170,6 +175,8 @@ def main(argv: list[str]) -> None:
         "reply_steps": FLAGS.reply_steps,
         "reply_chars": FLAGS.reply_chars,
         "plasticity": FLAGS.plasticity,
+        "event_stdp_kernel": FLAGS.event_stdp_kernel,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "load_before": [round(x, 2) for x in os.getloadavg()],
     }
     result.update(bench_reply())

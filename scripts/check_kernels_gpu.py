@@ -98,4 +98,15 @@ for plast, scaling in ((False, False), (True, False), (True, True)):  # event: P
         same or scaling,
         f"identical={same} rate={runs['event'][0].mean() / n:.4f}",
     )
+runs = {}
+for flag in (False, True):  # the event path's STDP: XLA, or the event_stdp kernel
+    kernels.EVENT_STDP = flag
+    c = BrainConfig(n_neurons=n, propagation="event", plasticity=True)
+    w, s0 = brain.init_brain(c, seed=5)
+    s1, m = brain.burst(c, w, s0, None, length=200)
+    runs[flag] = (np.asarray(m.spikes), np.asarray(s1.v), np.asarray(s1.weights))
+    brain.burst.clear_cache()
+kernels.EVENT_STDP = False
+same = all(np.array_equal(a, b) for a, b in zip(runs[False], runs[True], strict=True))
+report("burst event(xla stdp) == event(event_stdp kernel)", same)
 print("ALL PASS" if not failed else f"FAILED: {failed}")

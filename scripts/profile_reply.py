@@ -1,6 +1,6 @@
 """Where a chat reply's time goes (development probe; the benchmark is bench_reply.py).
 
-    PYTHONPATH=. python3 scripts/profile_reply.py [N]      (default 200000, plasticity on)
+    PYTHONPATH=. python3 scripts/profile_reply.py [N [donate] [kernel]]   (default 200000, plasticity on)
 
 1. Host phases of `text.reply` timed one by one over 20 replies (medians):
    encode, burst launch (dispatch, returns before the device finishes), device
@@ -30,6 +30,12 @@ from jbrain.session import Session  # noqa: E402
 from jbrain.text import Codec, reply  # noqa: E402
 
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
+STEPS = 200
+DONATE = "donate" in sys.argv[2:]  # A/B: the donating burst (Session keeps its input)
+if "kernel" in sys.argv[2:]:  # A/B: STDP (and propagation) as kernels.event_stdp
+    from jbrain import kernels
+
+    kernels.EVENT_STDP = True
 OUT = os.environ.get("OUT", "/tmp")
 
 
@@ -37,19 +43,18 @@ def phases(session, codec, text):
     t = [time.perf_counter()]
     stims = codec.encode(text)
     t.append(time.perf_counter())
-    state, metrics = brain.burst_keeping_input(
-        session.config, session.wiring, session.state, stims, length=codec.reply_steps
-    )
+    run = brain.burst_packed if DONATE else brain.burst_packed_keeping_input
+    state, packed, raster = run(session.config, session.wiring, session.state, stims, length=STEPS)
     t.append(time.perf_counter())
-    jax.block_until_ready((state, metrics))
+    jax.block_until_ready((state, packed))
     t.append(time.perf_counter())
-    host, status = jax.device_get((metrics, state.status))
-    host = {k: np.asarray(v) for k, v in host.items()}
+    packed, raster, status = jax.device_get((packed, raster, state.status))
+    host = dict(brain.unpack_metrics(packed, raster, xp=np).items())
     t.append(time.perf_counter())
     session.state = state
     if session.log is not None:
         session.log.append(session.step + 1, host)
-    session.step += codec.reply_steps
+    session.step += STEPS
     t.append(time.perf_counter())
     codec.decode(host["out_counts"])
     t.append(time.perf_counter())
@@ -58,7 +63,7 @@ def phases(session, codec, text):
 
 def main():
     config = BrainConfig(n_neurons=N, plasticity=True)
-    codec = Codec.for_config(config)
+    codec = Codec.for_config(config, reply_steps=STEPS)
     with tempfile.TemporaryDirectory() as workdir:
         session = Session.new(config, seed=1, workdir=workdir)
         for text in ("hello", "warm", "up"):
@@ -66,7 +71,8 @@ def main():
         rows = np.array([phases(session, codec, f"message {i} " * (i % 7)) for i in range(20)])
         names = ["encode", "launch", "device wait", "to host", "log", "decode"]
         med = np.median(rows, axis=0)
-        print(f"N={N} plasticity on, device {jax.devices()[0].device_kind}: host phases (median ms of 20)")
+        kind = jax.devices()[0].device_kind
+        print(f"N={N} plasticity on, donate={DONATE}, device {kind}: host phases (median ms of 20)")
         for name, ms in zip(names, med, strict=True):
             print(f"  {name:12s} {ms:7.3f}")
         print(f"  {'sum':12s} {med.sum():7.3f}")
