@@ -71,7 +71,8 @@ def stdp_step(
     flags STATUS_SPIKE_OVERFLOW). Returns (weights, x_pre, y_post), the same
     numbers in either order (`fence`: see `trace_step`). On GPUs the gather
     path fuses this update into its pass over the synapses
-    (`kernels.gather_stdp`)."""
+    (`kernels.gather_stdp`); on CPUs the event path runs it as a compiled
+    loop (`cpu_kernels.event_stdp`, bit for bit the same)."""
     c = config
     n, k = wiring.pre.shape
     ltp, ltd, x_pre, y_post = trace_step(config, x_pre, y_post, spikes, fence)

@@ -19,7 +19,8 @@ Paths, all returning I = W @ s, (N,) f32:
           synapses. If more than C neurons spike in a step, the step sets
           STATUS_SPIKE_OVERFLOW and the host re-runs the burst with a larger
           list (as JAX MD does with neighbour lists): no conditional in the
-          step, whose copies and syncs cost ~20 us/step on a GPU.
+          step, whose copies and syncs cost ~20 us/step on a GPU. On CPUs
+          the scatter is a compiled C++ loop (`cpu_kernels`), same numbers.
   bcoo    `jax.experimental.sparse` BCOO @ s (float; the reference).
 
 gather and event accumulate in int32 fixed point (WEIGHT_FRAC_BITS), which is
