@@ -28,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import threading
+import time
 import warnings
 
 import jax
@@ -98,7 +99,8 @@ def _compile() -> tuple[str | None, str | None]:
         return path, None
     try:
         os.makedirs(cache_dir(), exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=cache_dir(), suffix=".so.tmp")
+        _remove_stale_builds()
+        fd, tmp = tempfile.mkstemp(dir=cache_dir(), prefix=".build-", suffix=".so")
         os.close(fd)
     except OSError as e:
         return None, f"cannot write the cache folder {cache_dir()} ({e.strerror}): set JBRAIN_CACHE"
@@ -116,6 +118,19 @@ def _compile() -> tuple[str | None, str | None]:
         message = lines[-1] if lines else f"exit code {done.returncode}"
     os.unlink(tmp)
     return None, f"{os.path.basename(cxx)} failed on {SOURCE}: {message}"
+
+
+def _remove_stale_builds(age_s: float = 3600.0) -> None:
+    """Delete temporary libraries of builds that died (process killed
+    mid-compile) more than `age_s` ago; a running build's file is younger."""
+    now = time.time()
+    for name in os.listdir(cache_dir()):
+        path = os.path.join(cache_dir(), name)
+        try:
+            if name.startswith(".build-") and now - os.stat(path).st_mtime > age_s:
+                os.unlink(path)
+        except OSError:
+            pass
 
 
 def start_build() -> None:
