@@ -147,9 +147,9 @@ def _fused_stdp(config: BrainConfig) -> bool:
 def _kernel_stdp(config: BrainConfig) -> bool:
     """STDP as one kernel over the spike list: `kernels.event_stdp` on GPUs
     (only with `kernels.EVENT_STDP`, off while XLA's STDP is faster there),
-    `cpu_kernels.event_stdp` on CPUs (200k plastic step: 24.6 -> 5.4 ms). Event path
-    only, and no synaptic scaling (a row rescale needs every update to the
-    row first, i.e. a second pass)."""
+    `cpu_kernels.event_stdp` on CPUs (200k plastic step: 24.6 -> 5.4 ms).
+    Event path only, and no synaptic scaling (a row rescale needs every
+    update to the row first, i.e. a second pass)."""
     if not pre_major(config) or config.synaptic_scaling:
         return False
     return kernels.EVENT_STDP and kernels.on_gpu() or cpu_kernels.available()
@@ -308,8 +308,9 @@ def resolved_unroll(config: BrainConfig) -> int:
 
 def _burst_packed(config, wiring, state, stims, length):
     """`burst`'s scan, its per-step metrics left packed: (state, packed (T,
-    2 + output_channels + 3) int32, raster (T, record_spikes) uint8); see
-    `unpack_metrics`. Each scan output costs a dynamic-update-slice kernel per
+    1 + output_channels + 4) int32: spikes, out_counts, then rate, mean
+    input, threshold and voltage bit-cast; raster (T, record_spikes) uint8);
+    see `unpack_metrics`. Each scan output costs a dynamic-update-slice kernel per
     step, so one array instead of six (plus the raster, when recorded); and
     the host reads one array, not seven."""
     # The overflow bit describes this burst only (the host re-runs it).

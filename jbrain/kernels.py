@@ -154,7 +154,7 @@ EVENT_WARPS = 4
 EVENT_STDP = False
 """Whether the event path's STDP runs as `event_stdp` (else XLA's, on the
 Pallas spike list). Off: on an H200 at 200k (session 6) the kernel takes 21.5
-us alone (in-row part 16.5: three random accesses per synapse), XLA's STDP
+us alone (in-row part 16.5: a random trace load and weight update per synapse), XLA's STDP
 ~25 us in four kernels, yet plastic replies took 13.6 against 13.5 ms.
 (Session 5's "fixed ~29 us whatever the body" was XLA reusing the first
 compiled kernel of that name within the process.)"""
