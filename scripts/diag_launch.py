@@ -1,19 +1,19 @@
-"""Development probe (GPU): what does launching a Pallas (Triton) call cost?
+"""Development probe (GPU): what does a Pallas (Triton) call cost?
 
-Session 5 found `kernels.event_stdp` takes a fixed ~29 us (200k) / ~51 us
-(1M) of device time even with an empty body. This times *empty* kernels
-(the body only reads its program id) that differ in one thing each: whether a
-large operand is passed, read-only or aliased to the output, 1-D whole-array
-or 2-D blocked, and the XLA flags. Each runs R times in a jitted fori_loop
-under the profiler; prints device us per call for every event.
+    PYTHONPATH=. python3 scripts/diag_launch.py [VARIANTS]   empty kernels
+    PYTHONPATH=. python3 scripts/diag_launch.py stdp[:out][:in]   event_stdp, body cut
 
-    PYTHONPATH=. python3 scripts/diag_launch.py      (one line per variant)
+Empty kernels (the body only reads its program id) that differ in one thing
+each: a large operand or not, read-only or aliased to the output, 1-D
+whole-array or 2-D blocked (session 6, H200: 0.86 us each, whatever the
+operand). `stdp:<parts>` times `kernels.event_stdp` with only those parts
+of its body; run one variant per process, since XLA reuses the first
+compiled Triton kernel of a name within a process (which made session 5
+read a "fixed ~29 us"). Each runs R times in a jitted fori_loop under the
+profiler; prints device us per call for every event.
 """
 
-import collections
 import glob
-import gzip
-import json
 import os
 import sys
 import tempfile
@@ -22,6 +22,9 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 from jax.experimental.pallas import triton as plgpu
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from profile_step import device_totals  # noqa: E402
 
 R = 50
 WHOLE = pl.no_block_spec
@@ -36,16 +39,8 @@ def device_events(fn, arg):
     with jax.profiler.trace(d, create_perfetto_trace=True):
         jax.block_until_ready(fn(a))
     (path,) = glob.glob(os.path.join(d, "**", "*.trace.json.gz"), recursive=True)
-    with gzip.open(path, "rt") as f:
-        evs = json.load(f)["traceEvents"]
-    meta = [e for e in evs if e.get("ph") == "M" and e.get("name") == "process_name"]
-    names = {e["pid"]: e["args"]["name"] for e in meta}
-    dev = {p for p, nm in names.items() if "GPU" in nm}
-    tot = collections.Counter()
-    for e in evs:
-        if e.get("ph") == "X" and e["pid"] in dev:
-            tot[e["name"]] += e.get("dur", 0) / R
-    return dict(tot.most_common(6))
+    total, _, _ = device_totals(path)
+    return {name: us / R for name, us in total.most_common(6)}
 
 
 def empty(*refs):
@@ -53,7 +48,7 @@ def empty(*refs):
     pl.program_id(0)
 
 
-def call(big, variant, grid):
+def call(big, variant, grid=625):
     """One empty pallas_call; returns the new `big` (the loop carry)."""
     small = jnp.zeros((1,), jnp.int32)
     params = plgpu.CompilerParams(num_warps=4, num_stages=1)
@@ -141,15 +136,13 @@ def main():
         variants = sys.argv[1].split(",")
     for size in (6_400_000, 32_000_000):
         for variant in variants:
-            for grid in (625,):
-                loop = jax.jit(
-                    lambda b, v=variant, g=grid: jax.lax.fori_loop(0, R, lambda i, x: call(x, v, g), b),
-                    donate_argnums=0,
-                )
-                ev = device_events(loop, lambda s=size: jnp.ones((s,), jnp.float32))
-                top = "  ".join(f"{k[:22]}={v:.2f}" for k, v in ev.items())
-                total = sum(ev.values())
-                print(f"size={size:>9d} {variant:14s} total={total:7.2f} us  {top}", flush=True)
+            loop = jax.jit(
+                lambda b, v=variant: jax.lax.fori_loop(0, R, lambda i, x: call(x, v), b), donate_argnums=0
+            )
+            ev = device_events(loop, lambda s=size: jnp.ones((s,), jnp.float32))
+            top = "  ".join(f"{k[:22]}={v:.2f}" for k, v in ev.items())
+            total = sum(ev.values())
+            print(f"size={size:>9d} {variant:14s} total={total:7.2f} us  {top}", flush=True)
 
 
 if __name__ == "__main__":

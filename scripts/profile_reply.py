@@ -32,7 +32,7 @@ from jbrain.text import Codec, reply  # noqa: E402
 N = int(sys.argv[1]) if len(sys.argv) > 1 else 200_000
 STEPS = 200
 DONATE = "donate" in sys.argv[2:]  # A/B: the donating burst (Session keeps its input)
-if "kernel" in sys.argv[2:]:  # A/B: STDP (and propagation) as kernels.event_stdp
+if "kernel" in sys.argv[2:]:  # A/B: STDP as kernels.event_stdp
     from jbrain import kernels
 
     kernels.EVENT_STDP = True

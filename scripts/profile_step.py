@@ -26,19 +26,26 @@ from jbrain.config import BrainConfig
 T = 100
 
 
-def summarize(trace_path: str, steps: int, top: int = 18) -> None:
+def device_totals(trace_path: str) -> tuple[collections.Counter, collections.Counter, list[str]]:
+    """(total us, count) per event name on the device streams of a perfetto
+    trace (every event when there is no GPU, e.g. XLA:CPU thunks), and the
+    device names."""
     with gzip.open(trace_path, "rt") as f:
         events = json.load(f)["traceEvents"]
-    names = {
-        e["pid"]: e["args"]["name"] for e in events if e.get("ph") == "M" and e.get("name") == "process_name"
-    }
+    meta = [e for e in events if e.get("ph") == "M" and e.get("name") == "process_name"]
+    names = {e["pid"]: e["args"]["name"] for e in meta}
     device = {pid for pid, n in names.items() if "GPU" in n or "gpu" in n}
     total, count = collections.Counter(), collections.Counter()
     for e in events:
         if e.get("ph") == "X" and (not device or e["pid"] in device):
             total[e["name"]] += e.get("dur", 0)
             count[e["name"]] += 1
-    print(f"  device pids: {sorted(names[p] for p in device)[:3]}")
+    return total, count, sorted(names[p] for p in device)
+
+
+def summarize(trace_path: str, steps: int, top: int = 18) -> None:
+    total, count, devices = device_totals(trace_path)
+    print(f"  device pids: {devices[:3]}")
     all_us = sum(total.values()) / steps
     print(f"  sum of device events: {all_us:.1f} us/step over {sum(count.values()) / steps:.1f} events/step")
     for name, dur in total.most_common(top):
