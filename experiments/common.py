@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from absl import app, flags, logging
 
-from jbrain.config import PROPAGATIONS, BrainConfig, parse_sheet
+from jbrain.config import PROPAGATIONS, STDP_MODES, BrainConfig, parse_sheet
 
 if TYPE_CHECKING:
     from jbrain.session import Session
@@ -54,6 +54,13 @@ def define_brain_flags() -> None:
     flags.DEFINE_float("a_minus", _D.a_minus, "STDP depression per post-before-pre pairing.")
     flags.DEFINE_float("tau_stdp", _D.tau_pre, "STDP trace time constant (ms), pre and post.")
     flags.DEFINE_boolean("synaptic_scaling", False, "Keep each firing neuron's total input weight.")
+    flags.DEFINE_enum(
+        "stdp",
+        _D.stdp,
+        list(STDP_MODES),
+        "How STDP is applied (the same weights either way): eager, or deferred (LTP replayed "
+        "at the pre's next spike; event path); auto = the faster on this device (see BUILD.md).",
+    )
 
 
 def brain_config_from_flags(**overrides) -> BrainConfig:
@@ -76,6 +83,7 @@ def brain_config_from_flags(**overrides) -> BrainConfig:
         tau_pre=FLAGS.tau_stdp,
         tau_post=FLAGS.tau_stdp,
         synaptic_scaling=FLAGS.synaptic_scaling,
+        stdp=FLAGS.stdp,
         **overrides,
     )
 

@@ -70,15 +70,20 @@ def external_input(config: BrainConfig, stim: jax.Array) -> jax.Array:
 
 
 def synaptic_input(
-    config: BrainConfig, wiring: Wiring, state: BrainState, fence: Callable[[Any], Any]
-) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array, jax.Array]]:
+    config: BrainConfig,
+    wiring: Wiring,
+    state: BrainState,
+    fence: Callable[[Any], Any],
+    lag: plasticity.Lag | None = None,
+) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array, jax.Array], plasticity.Lag | None]:
     """W @ s(t-1) on the configured path, after the STDP update for s(t-1)
     when plasticity is on: (I (N,) f32, status bits () uint32,
-    (weights, x_pre, y_post) for the new state). On the event path
-    `state.weights` is in presynaptic order (see `pre_major`). Status:
-    SPIKE_OVERFLOW when a spike list was used and s(t-1) did not fit (the
-    step is then inexact; `Session.run` re-runs such bursts with a larger
-    list). `fence` materialises STDP's trace increments (`materialize`)."""
+    (weights, x_pre, y_post) for the new state, lag). On the event path
+    `state.weights` is in presynaptic order (see `pre_major`); with deferred
+    STDP (`deferred_stdp`) `lag` holds the pending LTP (`plasticity.Lag`).
+    Status: SPIKE_OVERFLOW when a spike list was used and s(t-1) did not fit
+    (the step is then inexact; `Session.run` re-runs such bursts with a
+    larger list). `fence` materialises STDP's trace increments (`materialize`)."""
     path = propagation(config)
     s, weights = state.spikes, state.weights
     learned = (weights, state.x_pre, state.y_post)
@@ -88,7 +93,7 @@ def synaptic_input(
             wiring.pre, weights, synapses.pack_spikes(s), ltp, ltd,
             w_max=config.w_max, scaling=config.synaptic_scaling,
         )  # fmt: skip
-        return synapses.from_fixed(acc), jnp.uint32(0), (weights, x_pre, y_post)
+        return synapses.from_fixed(acc), jnp.uint32(0), (weights, x_pre, y_post), lag
     status = jnp.uint32(0)
     if uses_spike_list(config):  # one spike list serves STDP and the event path
         if kernels.on_gpu():  # one Pallas kernel, in no fixed order (every consumer is order-free)
@@ -97,6 +102,14 @@ def synaptic_input(
         else:
             ids, count = synapses.spike_list(s, config.spike_capacity)
         status = synapses.overflow_status(count, config.spike_capacity)
+    if lag is not None:  # deferred STDP (plasticity.py), then the event path
+        if not kernels.on_gpu():
+            count = jnp.minimum(count, config.spike_capacity)
+        weights, x_pre, y_post, lag = plasticity.deferred_step(
+            config, wiring, weights, state.x_pre, state.y_post, s, raw if kernels.on_gpu() else ids,
+            count, lag, state.step, fence,
+        )  # fmt: skip
+        return synapses.propagate_event(wiring, weights, ids), status, (weights, x_pre, y_post), lag
     if config.plasticity and _kernel_stdp(config):  # one kernel over the list: Pallas or C++
         ltp, ltd, x_pre, y_post = plasticity.trace_step(config, state.x_pre, state.y_post, s, fence)
         if kernels.on_gpu():
@@ -120,7 +133,7 @@ def synaptic_input(
         current = synapses.propagate_bcoo(wiring, weights, s)
     else:
         current = synapses.propagate_event(wiring, weights, ids)
-    return current, status, learned
+    return current, status, learned, lag
 
 
 def propagation(config: BrainConfig) -> str:
@@ -142,6 +155,15 @@ def propagation(config: BrainConfig) -> str:
 
 def _fused_stdp(config: BrainConfig) -> bool:
     return config.plasticity and propagation(config) == "gather" and kernels.use_kernels(config.fan_in)
+
+
+def deferred_stdp(config: BrainConfig) -> bool:
+    """Whether STDP defers LTP to the pre's next spike (`plasticity.deferred_step`;
+    the same weights bit for bit): --stdp, or for `auto` on GPUs (event path,
+    no synaptic scaling), where it drops the random in-row update."""
+    if not (config.plasticity and pre_major(config)) or config.synaptic_scaling:
+        return False
+    return config.stdp == "deferred" or config.stdp == "auto" and kernels.on_gpu()
 
 
 def _kernel_stdp(config: BrainConfig) -> bool:
@@ -192,32 +214,45 @@ def step(
     """Advance the brain by one step (pure). See the module docstring. On the
     event path each call permutes the weights into presynaptic order and
     back; `burst` does that once per burst."""
-    state, release = _working_order(config, wiring, state)
-    state, metrics = _step(config, wiring, state, stim)
-    return release(state), metrics
+    state, lag, release = _working_order(config, wiring, state)
+    state, metrics, lag = _step(config, wiring, state, stim, lag)
+    return release(state, lag), metrics
 
 
 def _working_order(
     config: BrainConfig, wiring: Wiring, state: BrainState
-) -> tuple[BrainState, Callable[[BrainState], BrainState]]:
-    """(state in the path's weight order, function that restores the BCOO's
-    order). Without plasticity the weights do not change, so the restore
+) -> tuple[BrainState, plasticity.Lag | None, Callable[[BrainState, Any], BrainState]]:
+    """(state in the path's weight order, the deferred-STDP lag or None,
+    release(state, lag): applies what the lag holds and restores the BCOO's
+    order). Without plasticity the weights do not change, so the release
     hands back the original array instead of permuting again."""
     if not pre_major(config):
-        return state, lambda s: s
+        return state, None, lambda s, lag: s
     post = state.weights
     state = state.replace(weights=synapses.to_pre_major(wiring, post))
-    if config.plasticity:
-        return state, lambda s: s.replace(weights=synapses.to_post_major(wiring, s.weights))
-    return state, lambda s: s.replace(weights=post)
+    if not config.plasticity:
+        return state, None, lambda s, lag: s.replace(weights=post)
+
+    def release(s: BrainState, lag: plasticity.Lag | None) -> BrainState:
+        w = s.weights
+        if lag is not None:
+            w = plasticity.flush(config, wiring, w, lag, lambda t: materialize(t, s.step))
+        return s.replace(weights=synapses.to_post_major(wiring, w))
+
+    lag = plasticity.lag_init(state.x_pre) if deferred_stdp(config) else None
+    return state, lag, release
 
 
 def _step(
-    config: BrainConfig, wiring: Wiring, state: BrainState, stim: jax.Array | None
-) -> tuple[BrainState, Metrics]:
+    config: BrainConfig,
+    wiring: Wiring,
+    state: BrainState,
+    stim: jax.Array | None,
+    lag: plasticity.Lag | None = None,
+) -> tuple[BrainState, Metrics, plasticity.Lag | None]:
     n = config.n_neurons
     fence = lambda t: materialize(t, state.step)  # see `materialize`; identity on GPUs
-    i_syn, status, (weights, x_pre, y_post) = synaptic_input(config, wiring, state, fence)
+    i_syn, status, (weights, x_pre, y_post), lag = synaptic_input(config, wiring, state, fence, lag)
     # Fusion fences (kept by XLA:GPU). Without them XLA fuses the 32-wide
     # gather and the noise hash into every reduction that reads them (metrics,
     # isfinite), recomputing them 4x inside poorly parallel reduction kernels:
@@ -288,7 +323,7 @@ def _step(
         out_counts=out.sum(axis=1, dtype=jnp.int32),
         raster=spikes_u8[: config.record_spikes],
     )
-    return new_state, metrics
+    return new_state, metrics, lag
 
 
 def population_sums(rows: list[jax.Array]) -> jax.Array:
@@ -308,35 +343,41 @@ def resolved_unroll(config: BrainConfig) -> int:
 
 def _burst_packed(config, wiring, state, stims, length):
     """`burst`'s scan, its per-step metrics left packed: (state, packed (T,
-    1 + output_channels + 4) int32: spikes, out_counts, then rate, mean
-    input, threshold and voltage bit-cast; raster (T, record_spikes) uint8);
-    see `unpack_metrics`. Each scan output costs a dynamic-update-slice kernel per
-    step, so one array instead of six (plus the raster, when recorded); and
-    the host reads one array, not seven."""
+    1 + output_channels + 5) int32: spikes, out_counts, then rate, mean
+    input, threshold and voltage bit-cast, then the status bits after the
+    step; raster (T, record_spikes) uint8); see `unpack_metrics` and
+    `packed_status`. Each scan output costs a dynamic-update-slice kernel
+    per step, so one array instead of six (plus the raster, when recorded);
+    and the host reads one array, status included, not eight."""
     # The overflow bit describes this burst only (the host re-runs it).
     state = state.replace(status=state.status & ~jnp.uint32(STATUS_SPIKE_OVERFLOW))
-    state, release = _working_order(config, wiring, state)
+    state, lag, release = _working_order(config, wiring, state)
 
     def body(carry, stim):
-        carry, m = _step(config, wiring, carry, stim)
+        carry, m, lag = _step(config, wiring, carry[0], stim, carry[1])
         floats = jnp.stack([m.rate, m.mean_input, m.mean_threshold, m.mean_voltage])
         packed = jnp.concatenate(
-            [m.spikes[None], m.out_counts, jax.lax.bitcast_convert_type(floats, jnp.int32)]
+            [
+                m.spikes[None],
+                m.out_counts,
+                jax.lax.bitcast_convert_type(floats, jnp.int32),
+                jax.lax.bitcast_convert_type(carry.status, jnp.int32)[None],
+            ]
         )
-        return carry, (packed, m.raster)
+        return (carry, lag), (packed, m.raster)
 
-    state, (packed, raster) = jax.lax.scan(
-        body, state, stims, length=length, unroll=max(1, min(resolved_unroll(config), length))
+    (state, lag), (packed, raster) = jax.lax.scan(
+        body, (state, lag), stims, length=length, unroll=max(1, min(resolved_unroll(config), length))
     )
-    return release(state), packed, raster
+    return release(state, lag), packed, raster
 
 
 def unpack_metrics(packed, raster, xp: Any = jnp) -> Metrics:
     """Metrics (T axis) from `_burst_packed`'s arrays; xp=np on the host."""
     floats = (
-        packed[:, -4:].view(np.float32)
+        packed[:, -5:-1].view(np.float32)
         if xp is np
-        else jax.lax.bitcast_convert_type(packed[:, -4:], jnp.float32)
+        else jax.lax.bitcast_convert_type(packed[:, -5:-1], jnp.float32)
     )
     return Metrics(
         spikes=packed[:, 0],
@@ -344,9 +385,14 @@ def unpack_metrics(packed, raster, xp: Any = jnp) -> Metrics:
         mean_input=floats[:, 1],
         mean_threshold=floats[:, 2],
         mean_voltage=floats[:, 3],
-        out_counts=packed[:, 1:-4],
+        out_counts=packed[:, 1:-5],
         raster=raster,
     )
+
+
+def packed_status(packed: np.ndarray) -> int:
+    """The burst's final status bits (the state's) from host `packed`."""
+    return int(np.uint32(packed[-1, -1].view(np.uint32)))
 
 
 def _burst(config, wiring, state, stims, length):

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 PROPAGATIONS = ("auto", "event", "gather", "bcoo")
+STDP_MODES = ("auto", "eager", "deferred")
 
 
 def parse_sheet(text: str | None) -> tuple[int, int] | None:
@@ -86,6 +87,7 @@ class BrainConfig:
     a_plus: float = 0.0005
     a_minus: float = 0.000525
     synaptic_scaling: bool = False
+    stdp: str = "auto"  # eager | deferred (LTP replayed at the pre's next spike; same weights)
     # input / output populations (text I/O lives on these)
     input_channels: int = 256  # one channel per byte value
     output_channels: int = 64  # groups read by the decoder
@@ -135,6 +137,19 @@ class BrainConfig:
         need(
             self.propagation in PROPAGATIONS,
             f"--propagation={self.propagation!r} is unknown: use one of {', '.join(PROPAGATIONS)}",
+        )
+        need(
+            self.stdp in STDP_MODES,
+            f"--stdp={self.stdp!r} is unknown: use one of {', '.join(STDP_MODES)}",
+        )
+        need(
+            self.stdp != "deferred" or self.propagation in ("auto", "event"),
+            f"--stdp=deferred needs the event path, not --propagation={self.propagation}: "
+            "drop --propagation or use --stdp=eager",
+        )
+        need(
+            self.stdp != "deferred" or not self.synaptic_scaling,
+            "--stdp=deferred cannot rescale rows (--synaptic_scaling): use --stdp=eager",
         )
         need(
             0.0 < self.spike_buffer <= 1.0,

@@ -291,3 +291,143 @@ def event_stdp(
 def _signed(x: jax.Array) -> jax.Array:
     """Sign bit of f32 x (true for -0.0 too)."""
     return jax.lax.bitcast_convert_type(x, jnp.int32) < 0
+
+
+REPLAY_ROWS = 16  # out-rows per program of `replay_stdp` (H200, 200k: 16/32/64 rows 37.2/38.3/39.4 us/step)
+REPLAY_WARPS = 4
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=("block", "extra", "history", "a_plus", "w_max", "interpret"),
+    donate_argnames=("weights_pre",),
+)
+def replay_stdp(
+    out_post: jax.Array,
+    weights_pre: jax.Array,
+    hist: jax.Array,
+    pending: jax.Array,
+    anchor: jax.Array,
+    decay: jax.Array,
+    spikes: jax.Array,
+    ltd: jax.Array,
+    ids: jax.Array,
+    n_ids: jax.Array,
+    start: jax.Array,
+    *,
+    block: int,
+    extra: int,
+    history: int,
+    a_plus: float,
+    w_max: float,
+    interpret: bool = False,
+) -> jax.Array:
+    """Deferred STDP (`plasticity.deferred_step`) in place, one kernel, bit
+    for bit `plasticity._replay_rows`. Two sets of out-rows: the listed
+    neurons ids[:n_ids] (replay, then LTD), and rows [start, start + block)
+    that did not fire (replay only; `block` = 0: none). For out-row j, e =
+    j*K + k, post i = out_post[j, k], window g = pending[j] + extra:
+        x = anchor[j]
+        for m < g:  if bit g-1-m of hist[i]:  w = clip(w + a_plus*x, 0, w_max)
+                    x = x * decay
+        w = clip(w - ltd[i], 0, w_max)                      (listed rows)
+    Products are rounded on their own (PTX mul.rn: never an FMA with w) and
+    `decay` is an operand (a constant could be folded into decay**m), so x
+    follows `trace_step`'s decay exactly. Rows are disjoint: no atomics.
+    out_post (N*K,) int32; weights_pre (N*K,) f32; hist (N,) uint32;
+    pending (N,) int32 (g <= history <= 32); anchor, ltd (N,) f32; decay (1,)
+    f32; spikes (N,) uint8; ids (C,) int32; n_ids, start (1,) int32.
+    Returns the weights."""
+    n = hist.shape[0]
+    k = out_post.shape[0] // n
+    kp = pl.next_power_of_2(k)
+    listed_programs = -(-ids.shape[0] // REPLAY_ROWS)
+    mem = _Mem(interpret)
+
+    def mul(a, b):
+        if interpret:  # XLA: a lone multiply, rounded like trace_step's
+            return a * b
+        (out,) = plgpu.elementwise_inline_asm(
+            "mul.rn.f32 $0, $1, $2;",
+            args=[a, b],
+            constraints="=f,f,f",
+            pack=1,
+            result_shape_dtypes=[jax.ShapeDtypeStruct(a.shape, jnp.float32)],
+        )
+        return out
+
+    def kernel(
+        post_ref,
+        hist_ref,
+        pend_ref,
+        anchor_ref,
+        decay_ref,
+        s_ref,
+        ltd_ref,
+        ids_ref,
+        nid_ref,
+        start_ref,
+        w_in_ref,
+        w_ref,
+    ):
+        del w_in_ref  # aliased with w_ref
+        p = pl.program_id(0)
+        listed = p < listed_programs
+        first = jnp.where(listed, p, p - listed_programs) * REPLAY_ROWS
+        limit = jnp.where(listed, jnp.minimum(nid_ref[0], ids_ref.shape[0]), block)
+
+        @pl.when(first < limit)
+        def _():
+            c = first + jnp.arange(REPLAY_ROWS, dtype=jnp.int32)
+            row_ok = c < limit
+            j = jnp.where(listed, mem.load(ids_ref, c, row_ok & listed, jnp.int32(0)), start_ref[0] + c)
+            fired = mem.load(s_ref, j, row_ok & ~listed, jnp.uint8(0)) != 0
+            row_ok = row_ok & ~fired  # block rows that fired are the listed rows' (same call)
+            slot = jnp.arange(kp, dtype=jnp.int32)[None, :]
+            ok = row_ok[:, None] & (slot < k)
+            e = j[:, None] * k + slot
+            posts = mem.load(post_ref, e, ok, jnp.int32(0))
+            w = mem.load(w_ref, e, ok, 0.0)
+            g = mem.load(pend_ref, j, row_ok, jnp.int32(0))[:, None] + extra
+            # the window's oldest step at bit 31, the next ones below it, zeros after
+            h = mem.load(hist_ref, posts, ok, jnp.uint32(0))
+            h = jnp.where(g > 0, h << (32 - jnp.maximum(g, 1)).astype(jnp.uint32), jnp.uint32(0))
+            x = mem.load(anchor_ref, j, row_ok, 0.0)[:, None]
+            d = jnp.full(x.shape, decay_ref[0], jnp.float32)
+            a = jnp.full(x.shape, a_plus, jnp.float32)
+            for m in range(history):
+                on = jax.lax.bitcast_convert_type(h, jnp.int32) < 0
+                up = w + mul(a, x)  # w >= 0, so with a_plus >= 0 the lower clip is a no-op
+                w = jnp.where(on, jnp.minimum(up, w_max) if a_plus >= 0 else jnp.clip(up, 0.0, w_max), w)
+                if m + 1 < history:
+                    h = h << jnp.uint32(1)
+                    x = mul(x, d)
+            down = mem.load(ltd_ref, posts, ok & listed, 0.0)  # 0: block rows keep w
+            w = jnp.clip(w - down, 0.0, w_max)
+            mem.store(w_ref, e, w, ok)
+
+    whole = pl.no_block_spec
+    (weights,) = pl.pallas_call(
+        kernel,
+        out_shape=(jax.ShapeDtypeStruct(weights_pre.shape, weights_pre.dtype),),
+        grid=(listed_programs + -(-block // REPLAY_ROWS),),
+        in_specs=[whole] * 11,
+        out_specs=(whole,),
+        input_output_aliases={10: 0},
+        interpret=interpret,
+        compiler_params=None if interpret else plgpu.CompilerParams(num_warps=REPLAY_WARPS, num_stages=1),
+        name="jbrain_replay_stdp",
+    )(
+        out_post,
+        hist,
+        pending,
+        anchor,
+        decay,
+        spikes,
+        ltd,
+        ids,
+        n_ids.reshape(1),
+        start.reshape(1),
+        weights_pre,
+    )
+    return weights

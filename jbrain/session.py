@@ -193,7 +193,10 @@ class Session:
             listed = brain.uses_spike_list(self.config)
             run = brain.burst_packed_keeping_input if listed else brain.burst_packed
             state, packed, raster = run(self.config, self.wiring, self.state, stims, length=length)
-            packed, raster, status = jax.device_get((packed, raster, state.status))
+            # one device-to-host copy (status is packed in); an empty raster is made here
+            packed = np.asarray(packed)
+            raster = np.asarray(raster) if raster.size else np.zeros(raster.shape, raster.dtype)
+            status = brain.packed_status(packed)
             host = dict(brain.unpack_metrics(packed, raster, xp=np).items())
             if not (listed and status & STATUS_SPIKE_OVERFLOW) or self.config.spike_buffer >= 1.0:
                 self.state = state

@@ -109,4 +109,21 @@ for flag in (False, True):  # the event path's STDP: XLA, or the event_stdp kern
 kernels.EVENT_STDP = False
 same = all(np.array_equal(a, b) for a, b in zip(runs[False], runs[True], strict=True))
 report("burst event(xla stdp) == event(event_stdp kernel)", same)
+runs = {}
+for mode in ("eager", "deferred"):  # the event path's STDP: at every spike, or LTP replayed late
+    for length, bursts in ((1000, 1), (100, 10)):
+        c = BrainConfig(
+            n_neurons=n, propagation="event", plasticity=True, a_plus=0.01, a_minus=0.012, stdp=mode
+        )
+        w, s1 = brain.init_brain(c, seed=5)
+        spikes = []
+        for _ in range(bursts):
+            s1, m = brain.burst(c, w, s1, None, length=length)
+            spikes.append(np.asarray(m.spikes))
+        runs[mode, bursts] = (np.concatenate(spikes), np.asarray(s1.v), np.asarray(s1.weights))
+same = {
+    key: all(np.array_equal(a, b) for a, b in zip(runs["eager", 1], run, strict=True))
+    for key, run in runs.items()
+}
+report("1,000 plastic steps, event eager == deferred, 1 and 10 bursts", all(same.values()), f"{same}")
 print("ALL PASS" if not failed else f"FAILED: {failed}")

@@ -11,6 +11,9 @@ Groups:
   stdp    plasticity at 200k: gather (the fused Pallas kernel on GPUs) against
           event, and event with --spike_buffer=0.07
   kstdp   the plastic event path at 200k: XLA's STDP against kernels.event_stdp
+  replay  `kernels.replay_stdp`'s rows per program and warps (200k, deferred)
+  defer   the plastic event path at 200k and 1M: eager STDP against deferred
+          LTP (`plasticity.deferred_step`)
   kern    the event path with its Pallas kernels (spike list, STDP) against
           XLA's list and STDP (kernels.on_gpu patched off), 200k and 1M
 Writes $OUT/probe_variants.json and prints a table last.
@@ -42,6 +45,15 @@ GROUPS = {
         (f"event+stdp {impl}", 200_000, dict(propagation="event", plasticity=True, event_stdp=i == "kernel"))
         for i, impl in (("xla", "xla stdp"), ("kernel", "kernel"))
     ],
+    "defer": [
+        (f"event+stdp {mode}", n, dict(propagation="event", plasticity=True, stdp=mode))
+        for n in (200_000, 1_000_000)
+        for mode in ("eager", "deferred")
+    ],
+    "replay": [  # kernels.replay_stdp's rows per program x warps, plastic event path at 200k
+        (f"deferred rows={r} warps={w}", 200_000, dict(propagation="event", plasticity=True, replay=(r, w)))
+        for r, w in ((32, 4), (16, 4), (64, 4), (32, 8), (16, 2), (64, 8))
+    ],
     "kern": [
         (f"event{p} {impl}", n, dict(propagation="event", plasticity=p == "+stdp", xla=impl == "xla"))
         for n in (200_000, 1_000_000)
@@ -56,6 +68,7 @@ def run(label: str, n: int, flags: dict) -> dict:
     flags = dict(flags)
     kernels.on_gpu = (lambda: False) if flags.pop("xla", False) else ON_GPU
     kernels.EVENT_STDP = flags.pop("event_stdp", False)
+    kernels.REPLAY_ROWS, kernels.REPLAY_WARPS = flags.pop("replay", (32, 4))
     cfg = BrainConfig(n_neurons=n, **flags)
     wiring, state = brain.init_brain(cfg, seed=1)
     t0 = time.perf_counter()

@@ -1,6 +1,8 @@
 """Where a step's time goes: a JAX profiler trace of one burst, summed per kernel.
 
-    PYTHONPATH=. python3 scripts/profile_step.py 200000:gather 10000000:event 200000:gather:stdp
+    PYTHONPATH=. python3 scripts/profile_step.py 200000:gather 10000000:event 200000:event:stdp:eager
+
+Spec N:path[:stdp[:eager|deferred]]: stdp turns plasticity on, then --stdp.
 
 For each N:path, runs a warm-up burst, then traces one 100-step burst with
 `jax.profiler.trace(create_perfetto_trace=True)` and prints the device-side
@@ -57,7 +59,8 @@ def main() -> None:
     os.makedirs(out, exist_ok=True)
     for spec in sys.argv[1:]:
         n, path, *extra = spec.split(":")
-        cfg = BrainConfig(n_neurons=int(n), propagation=path, plasticity="stdp" in extra)
+        mode = next((m for m in ("eager", "deferred") if m in extra), "auto")
+        cfg = BrainConfig(n_neurons=int(n), propagation=path, plasticity="stdp" in extra, stdp=mode)
         w, s = brain.init_brain(cfg, seed=1)
         s, _ = brain.burst(cfg, w, s, None, length=T)
         s, _ = brain.burst(cfg, w, s, None, length=T)

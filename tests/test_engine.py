@@ -108,10 +108,19 @@ def _concat(ms):
     return jax.tree.map(lambda *xs: np.concatenate([np.asarray(x) for x in xs]), *ms)
 
 
-@pytest.mark.parametrize("path, plasticity", [("gather", False), ("event", False), ("event", True)])
-def test_burst_splits_are_bit_identical(path, plasticity):
-    """1,000 steps as one burst == ten bursts of 100 == 1,000 single steps."""
-    cfg = small(propagation=path, n_neurons=3000, plasticity=plasticity)
+@pytest.mark.parametrize(
+    "path, plasticity, stdp",
+    [
+        ("gather", False, "auto"),
+        ("event", False, "auto"),
+        ("event", True, "eager"),
+        ("event", True, "deferred"),
+    ],
+)
+def test_burst_splits_are_bit_identical(path, plasticity, stdp):
+    """1,000 steps as one burst == ten bursts of 100 == 1,000 single steps
+    (deferred STDP too: each burst applies what it deferred before it ends)."""
+    cfg = small(propagation=path, n_neurons=3000, plasticity=plasticity, stdp=stdp)
     wiring, s0 = brain.init_brain(cfg, seed=11)
     copy = lambda s: jax.tree.map(jnp.copy, s)  # noqa: E731 (bursts donate their input)
 
@@ -132,13 +141,13 @@ def test_burst_splits_are_bit_identical(path, plasticity):
     assert _tree_equal(m_one, m_ten) and _tree_equal(m_one, m_single)
 
 
-@pytest.mark.parametrize("plasticity", [False, True])
-def test_event_path_equals_gather_path(plasticity):
+@pytest.mark.parametrize("plasticity, stdp", [(False, "auto"), (True, "eager"), (True, "deferred")])
+def test_event_path_equals_gather_path(plasticity, stdp):
     """The event path (spike list, weights in presynaptic order for the whole
-    burst, STDP on that order) gives the gather path's brain bit for bit,
-    weights included."""
-    event = small(propagation="event", n_neurons=2500, plasticity=plasticity)
-    gather = event.replace(propagation="gather")
+    burst, STDP on that order, applied at once or deferred) gives the gather
+    path's brain bit for bit, weights included."""
+    event = small(propagation="event", n_neurons=2500, plasticity=plasticity, stdp=stdp)
+    gather = event.replace(propagation="gather", stdp="auto")
     wiring, s0 = brain.init_brain(event, seed=12)
     s_ev, m_ev = brain.burst(event, wiring, jax.tree.map(jnp.copy, s0), None, length=300)
     s_ga, m_ga = brain.burst(gather, wiring, jax.tree.map(jnp.copy, s0), None, length=300)

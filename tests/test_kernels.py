@@ -2,7 +2,8 @@
 CPU: the fused gather+STDP update equals `plasticity.stdp_step` (bit for bit
 without scaling) and its current equals the XLA gather of the updated
 weights; the spike-list kernel lists what XLA's list holds; the event-STDP
-kernel equals `stdp_step(pre_major=True)` bit for bit."""
+kernel equals `stdp_step(pre_major=True)` bit for bit; the deferred-STDP
+kernel equals its XLA twin (`plasticity._replay_rows`) bit for bit."""
 
 from __future__ import annotations
 
@@ -108,3 +109,43 @@ def test_event_stdp_kernel_equals_stdp_step(n, k, rate):
     # the synapses of a pair that both fired got LTP then LTD, from the out-row
     both = np.asarray(spikes)[np.asarray(wiring.out_post)].reshape(-1) & np.repeat(np.asarray(spikes), k)
     assert both.any() and changed[both.astype(bool)].any()
+
+
+@pytest.mark.parametrize("a_plus", [0.01, -0.002])
+def test_replay_stdp_kernel_equals_xla(a_plus):
+    """One `kernels.replay_stdp` call (listed rows: replay + LTD; a block of
+    rows that did not fire: replay) == XLA's two passes; and the burst-end
+    flush (every row, no LTD) == XLA's."""
+    n, k = 2000, 16
+    config, wiring, w, _, rng = setup(
+        n, k, 0.1, seed=4, plasticity=True, a_plus=a_plus, a_minus=0.012, propagation="event", stdp="deferred"
+    )
+    hist = jnp.asarray(rng.integers(0, 2**32, n, dtype=np.uint64).astype(np.uint32))
+    pending = jnp.asarray(rng.integers(0, plasticity.HISTORY, n).astype(np.int32))
+    anchor = jnp.asarray(rng.exponential(1.0, n).astype(np.float32))
+    ltd = jnp.asarray((0.012 * rng.exponential(1.0, n)).astype(np.float32))
+    fired = rng.random(n) < 0.1
+    ids = np.concatenate([rng.permutation(np.flatnonzero(fired)), np.zeros(40, int)]).astype(np.int32)
+    start, size, lag = 700, 63, plasticity.Lag(hist, pending, anchor)
+    xla = lambda w, rows, count, **kw: plasticity._replay_rows(  # noqa: E731
+        config, wiring, w, hist, count, anchor, jnp.asarray(rows, jnp.int32), lambda t: t, **kw
+    )
+    block = np.arange(start, start + size)
+    want = xla(jnp.asarray(w), np.where(fired[block], n, block), pending + 1)
+    want = xla(want, np.where(np.arange(ids.size) < fired.sum(), ids, n), pending + 1, ltd=ltd)
+    got = plasticity._kernel(
+        config, wiring, jnp.asarray(w), lag, spikes=jnp.asarray(fired, jnp.uint8), ltd=ltd,
+        ids=jnp.asarray(ids), n_ids=jnp.int32(fired.sum()), start=jnp.int32(start), block=size, extra=1,
+        interpret=True,
+    )  # fmt: skip
+    assert (np.asarray(want) != w).mean() > 0.02
+    np.testing.assert_array_equal(got, want)
+    every = np.arange(n)
+    want = xla(jnp.asarray(w), every, pending)
+    got = plasticity._kernel(
+        config, wiring, jnp.asarray(w), lag, spikes=jnp.zeros(n, jnp.uint8), ltd=jnp.zeros(n),
+        ids=jnp.asarray(every, jnp.int32), n_ids=jnp.int32(n), start=jnp.int32(0), block=0, extra=0,
+        interpret=True,
+    )  # fmt: skip
+    assert (np.asarray(want) != w).mean() > 0.1
+    np.testing.assert_array_equal(got, want)

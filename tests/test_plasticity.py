@@ -201,3 +201,44 @@ def test_a_word_presented_50_times_strengthens_the_synapses_among_its_neurons():
     noise = change.std() / np.sqrt(change.size)  # standard error of the mean change
     assert abs(change.mean()) < 4 * noise
     assert abs(change.mean()) < 0.02 * gain
+
+
+def test_deferred_ltp_equals_stdp_step_over_long_silences():
+    """120 steps of given spikes: `deferred_step` (LTP replayed at the pre's
+    next spike or its round-robin turn) then `flush` == `stdp_step` at every
+    step, bit for bit, with neurons silent for longer than the history."""
+    config = BrainConfig(
+        n_neurons=1500, fan_in=16, plasticity=True, a_plus=0.01, a_minus=0.012, propagation="event"
+    )
+    wiring, state = brain.init_brain(config, seed=5)
+    n, rng = config.n_neurons, np.random.default_rng(5)
+    quiet = np.arange(n) < 300  # silent for steps 10..100: windows past HISTORY
+    w_eager = w_lazy = synapses.to_pre_major(wiring, state.weights)
+    x_e = y_e = x_l = y_l = jnp.zeros(n, jnp.float32)
+    lag = plasticity.Lag(jnp.zeros(n, jnp.uint32), jnp.zeros(n, jnp.int32), x_l)
+
+    def fence(t):  # as in a step (a run-time predicate, else XLA folds the cond): no FMA on CPUs
+        return lambda tree: brain.materialize(tree, t)
+
+    @jax.jit
+    def eager(w, x, y, spikes, ids, t):
+        return plasticity.stdp_step(config, wiring, w, x, y, spikes, ids, pre_major=True, fence=fence(t))
+
+    @jax.jit
+    def lazy(w, x, y, spikes, ids, count, lag, t):
+        return plasticity.deferred_step(config, wiring, w, x, y, spikes, ids, count, lag, t, fence(t))
+
+    for t in range(120):
+        fired = rng.random(n) < 0.08
+        fired[quiet] &= not 10 <= t < 100
+        spikes = jnp.asarray(fired.astype(np.uint8))
+        ids, count = synapses.spike_list(spikes, n)
+        w_eager, x_e, y_e = eager(w_eager, x_e, y_e, spikes, ids, t)
+        w_lazy, x_l, y_l, lag = lazy(w_lazy, x_l, y_l, spikes, ids, count, lag, t)
+        assert int(np.asarray(lag.pending).max()) < plasticity.HISTORY
+    assert not np.array_equal(w_lazy, w_eager)  # LTP was pending ...
+    w_lazy = jax.jit(lambda w, lag, t: plasticity.flush(config, wiring, w, lag, fence(t)))(w_lazy, lag, 120)
+    np.testing.assert_array_equal(w_lazy, w_eager)  # ... and is the same once applied
+    np.testing.assert_array_equal(x_l, x_e)
+    w0 = np.asarray(synapses.to_pre_major(wiring, state.weights))
+    assert (np.asarray(w_eager) != w0).mean() > 0.5

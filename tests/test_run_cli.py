@@ -108,6 +108,18 @@ def test_config_messages():
         ValueError, match=r"--propagation='fast' is unknown: use one of auto, event, gather, bcoo"
     ):
         BrainConfig(propagation="fast")
+    with pytest.raises(ValueError, match=r"--stdp='lazy' is unknown: use one of auto, eager, deferred"):
+        BrainConfig(stdp="lazy")
+    with pytest.raises(
+        ValueError,
+        match=r"--stdp=deferred needs the event path, not --propagation=gather: "
+        r"drop --propagation or use --stdp=eager",
+    ):
+        BrainConfig(stdp="deferred", propagation="gather")
+    with pytest.raises(
+        ValueError, match=r"--stdp=deferred cannot rescale rows \(--synaptic_scaling\): use --stdp=eager"
+    ):
+        BrainConfig(stdp="deferred", synaptic_scaling=True)
     with pytest.raises(ValueError, match=r"--spike_buffer=0.0 must be in \(0, 1\]"):
         BrainConfig(spike_buffer=0.0)
     assert parse_sheet("400x500") == (400, 500) and parse_sheet("") is None
