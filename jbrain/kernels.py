@@ -1,12 +1,16 @@
 """Pallas (Triton) kernels for GPUs; XLA does the same work elsewhere.
 
-Three kernels, each bit-exact with its XLA counterpart (tests run them
+Four kernels, each bit-exact with its XLA counterpart (tests run them
 through Pallas's interpreter on the CPU; scripts/check_kernels_gpu.py
 compiles them on a GPU):
 
   spike_list   the event path's list of neurons that fired, one kernel (XLA's
                `synapses.spike_list` takes four): 200k 28.8 -> 25.6 us/step,
                1M 69.5 -> 60.5 on an H200 (session 5).
+  replay_stdp  deferred STDP (`plasticity.deferred_step`) over that list and
+               a round-robin block of rows, one kernel per step: the plastic
+               step 53.5 -> 38.1 us at 200k, 254 -> 109 at 1M, 3,426 ->
+               1,418 at 10M on an H200 (session 7).
   event_stdp   STDP over that list on presynaptic-order weights, no atomics;
                off (`EVENT_STDP`): no faster than XLA's STDP in a burst.
   gather_stdp  the gather path with STDP fused in (below).

@@ -176,6 +176,7 @@ def main(argv: list[str]) -> None:
         "reply_chars": FLAGS.reply_chars,
         "plasticity": FLAGS.plasticity,
         "event_stdp_kernel": FLAGS.event_stdp_kernel,
+        "stdp": FLAGS.stdp,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "load_before": [round(x, 2) for x in os.getloadavg()],
     }

@@ -11,6 +11,7 @@ Groups:
   stdp    plasticity at 200k: gather (the fused Pallas kernel on GPUs) against
           event, and event with --spike_buffer=0.07
   kstdp   the plastic event path at 200k: XLA's STDP against kernels.event_stdp
+  defer10m  the same at 10M
   replay  `kernels.replay_stdp`'s rows per program and warps (200k, deferred)
   defer   the plastic event path at 200k and 1M: eager STDP against deferred
           LTP (`plasticity.deferred_step`)
@@ -48,6 +49,10 @@ GROUPS = {
     "defer": [
         (f"event+stdp {mode}", n, dict(propagation="event", plasticity=True, stdp=mode))
         for n in (200_000, 1_000_000)
+        for mode in ("eager", "deferred")
+    ],
+    "defer10m": [
+        (f"event+stdp {mode}", 10_000_000, dict(propagation="event", plasticity=True, stdp=mode))
         for mode in ("eager", "deferred")
     ],
     "replay": [  # kernels.replay_stdp's rows per program x warps, plastic event path at 200k
