@@ -21,7 +21,7 @@ def test_writer_keeps_order_and_flush_waits(tmp_path):
     for burst in range(30):  # queued faster than the writer's pause
         log.append(1 + 3 * burst, metrics([burst, burst + 1, burst + 2]))
     log.flush()
-    lines = open(path, encoding="utf-8").read().splitlines()
+    lines = (tmp_path / logs.LOG_NAME).read_text(encoding="utf-8").splitlines()
     assert lines[0] == logs.HEADER and len(lines) == 1 + 90
     assert lines[1] == "1\t0\t0.000000\t0.000000\t1.000000"
     assert lines[-1] == "90\t31\t0.031000\t15.500000\t1.000000"
