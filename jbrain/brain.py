@@ -18,7 +18,10 @@ Weight order: a BrainState always holds the weights post-major (the BCOO's
 data). On the event path a burst permutes them once into presynaptic order
 (`synapses.to_pre_major`) and works in that order, so a spiker's
 out-synapses are one contiguous row; it permutes back at its end (with
-plasticity; without, the original array is handed back).
+plasticity; without, the original array is handed back). With deferred
+STDP (`deferred_stdp`) a burst also carries a `plasticity.Lag` of pending
+LTP and applies all of it before it ends, so a BrainState outside a burst
+holds every update, exactly as with the eager rule.
 """
 
 from __future__ import annotations
