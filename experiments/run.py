@@ -78,7 +78,6 @@ def run_loop(session: Session, steps: int, burst: int) -> str:
             for w in session.warnings:
                 bar.write(f"warning: {w}")
             session.warnings.clear()
-            session.log.flush()
     except BrainFault as e:
         session.close()
         bar.close()

@@ -106,8 +106,6 @@ def synaptic_input(
             ids, count = synapses.spike_list(s, config.spike_capacity)
         status = synapses.overflow_status(count, config.spike_capacity)
     if lag is not None:  # deferred STDP (plasticity.py), then the event path
-        if not kernels.on_gpu():
-            count = jnp.minimum(count, config.spike_capacity)
         weights, x_pre, y_post, lag = plasticity.deferred_step(
             config, wiring, weights, state.x_pre, state.y_post, s, raw if kernels.on_gpu() else ids,
             count, lag, state.step, fence,

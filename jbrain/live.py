@@ -71,10 +71,7 @@ class LiveLoop:
                 break
             t0 = time.perf_counter()
             try:
-                with self.session.lock:
-                    self.session.run(self.burst, self.stims)
-                    if self.session.log is not None:
-                        self.session.log.flush()
+                self.session.run(self.burst, self.stims)  # its log lines reach the file by themselves
             except BaseException as e:  # handed to the caller (main thread)
                 self.error = e
                 return

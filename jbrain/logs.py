@@ -22,7 +22,7 @@ HEADER = "step\tspikes\trate\tmean_input\tmean_threshold"
 LOG_NAME = "brain_debug.log"
 
 
-_YIELD_S = 0.002  # writer's pause before each queued item
+_YIELD_S = 0.002  # the writer's pause before each batch of queued bursts
 _LINE = "%d\t%d\t%.6f\t%.6f\t%.6f\n"
 
 
@@ -43,9 +43,10 @@ class DebugLog:
 
     A new file gets the header. On restart (a restored brain at step S) lines
     after S are cut, so the log continues exactly where the state does.
-    Lines are formatted and written by a writer thread, in order: a chat
-    reply does not wait for its 200 lines (~0.4 ms). `flush` and `close`
-    wait for every line appended before them; a write error is raised there.
+    Lines are formatted, written and flushed to the file by a writer thread,
+    in order: a chat reply does not wait for its 200 lines (~0.4 ms), and the
+    file grows burst by burst. `flush` and `close` wait for every line
+    appended before them; an error of the writer is raised there, once.
     """
 
     def __init__(self, path: str, *, start_step: int = 0):
@@ -57,7 +58,7 @@ class DebugLog:
             _truncate_after(path, start_step)
         self._f = open(path, "a", encoding="utf-8")  # noqa: SIM115 (kept open for the run)
         self._queue: queue.SimpleQueue = queue.SimpleQueue()
-        self._error: OSError | None = None
+        self._error: Exception | None = None
         self._writer = threading.Thread(target=self._write, name="jbrain-debug-log", daemon=True)
         self._writer.start()
 
@@ -66,7 +67,8 @@ class DebugLog:
         self._queue.put((first_step, metrics))
 
     def _write(self) -> None:
-        while True:
+        stop = False
+        while not stop:
             batch = [self._queue.get()]
             # Let the burst's caller finish first (a chat reply decodes right
             # after its burst): the lines are then written while it waits on
@@ -75,20 +77,24 @@ class DebugLog:
             time.sleep(_YIELD_S)
             while not self._queue.empty():
                 batch.append(self._queue.get())
+            waiting = []  # flush markers, set once their lines are flushed
             for item in batch:
-                if item is None:
-                    return
-                if isinstance(item, threading.Event):  # flush marker
-                    try:
-                        self._f.flush()
-                    except OSError as e:
-                        self._error = self._error or e
-                    item.set()
+                if item is None:  # close
+                    stop = True
+                elif isinstance(item, threading.Event):
+                    waiting.append(item)
                 elif self._error is None:
                     try:
                         self._f.write(format_lines(*item))
-                    except OSError as e:
+                    except Exception as e:  # raised by the next flush or close
                         self._error = e
+            if self._error is None:
+                try:
+                    self._f.flush()
+                except Exception as e:
+                    self._error = e
+            for event in waiting:
+                event.set()
 
     def flush(self) -> None:
         """Wait until every queued line is written and flushed."""

@@ -213,12 +213,25 @@ class Session:
     def _check(self, status: int) -> None:
         if status & STATUS_NONFINITE:
             self.faulted = True  # never checkpoint this state
-            if self.log is not None:
-                self.log.flush()
+            self._flush_log()
             raise BrainFault(
                 f"non-finite voltage, threshold or weight by step {self.step}: the model "
                 "diverged; restore a checkpoint or lower the gains (e.g. --w_max)"
             )
+
+    def _flush_log(self) -> None:
+        """Wait for the debug log's writer; a write error becomes a warning."""
+        if self.log is not None:
+            try:
+                self.log.flush()
+            except OSError as e:
+                self._log_lost(e)
+
+    def _log_lost(self, error: OSError) -> None:
+        self.warnings.append(
+            f"{self.log.path} is missing lines ({checkpoint.one_line(error)}); the brain keeps "
+            "running: free disk space or fix WORKDIR"
+        )
 
     def mean_threshold(self) -> float:
         with self.lock:
@@ -241,8 +254,7 @@ class Session:
                 self.warnings.append(f"step {self.step} not saved: the state is non-finite")
                 return None
             if self.saved_step != self.step:
-                if self.log is not None:
-                    self.log.flush()  # the log is never behind a checkpoint
+                self._flush_log()  # the log is never behind a checkpoint
                 try:
                     self.store.save(
                         config=self.config,
@@ -287,7 +299,10 @@ class Session:
                     path = None
                 self.store = None
         if self.log is not None:
-            self.log.close()
+            try:
+                self.log.close()
+            except OSError as e:
+                self._log_lost(e)
         if self.spikes is not None:
             self.spikes.close()
         return path

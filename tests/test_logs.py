@@ -4,6 +4,8 @@ write error surfaces at flush."""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -56,3 +58,34 @@ def test_write_error_is_raised_at_flush(tmp_path, monkeypatch):
         log.flush()
     log.flush()  # reported once
     log.close()
+
+
+def test_lines_reach_the_file_without_flush(tmp_path):
+    """The writer flushes each batch: a live brain's log grows by itself."""
+    path = tmp_path / logs.LOG_NAME
+    log = logs.DebugLog(str(path))
+    log.append(1, metrics([4, 5]))
+    deadline = time.monotonic() + 10.0
+    while path.read_text(encoding="utf-8").count("\n") < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.read_text(encoding="utf-8").splitlines()[1:] == [
+        "1\t4\t0.004000\t2.000000\t1.000000",
+        "2\t5\t0.005000\t2.500000\t1.000000",
+    ]
+    log.close()
+
+
+def test_session_turns_a_log_write_error_into_a_warning(tmp_path, monkeypatch):
+    from jbrain.config import BrainConfig
+    from jbrain.session import Session
+
+    session = Session.new(BrainConfig(n_neurons=1000, output_channels=8), seed=0, workdir=str(tmp_path))
+    monkeypatch.setattr(logs, "format_lines", lambda *_: (_ for _ in ()).throw(OSError(28, "No space left")))
+    session.run(10)
+    session.run(10)  # the brain keeps running
+    assert session.step == 20
+    session.close(save=False)
+    assert session.warnings == [
+        f"{tmp_path / logs.LOG_NAME} is missing lines (No space left); the brain keeps "
+        "running: free disk space or fix WORKDIR"
+    ]
