@@ -75,6 +75,7 @@ def test_bursts_identical_with_and_without_the_kernel(monkeypatch, plasticity):
         hlo = brain.burst.lower(cfg, wiring, state, None, length=120).as_text()
         assert ("jbrain_event_propagate" in hlo) == (native == "1")
         assert ("jbrain_event_stdp" in hlo) == (native == "1" and plasticity)
+        assert brain.deferred_stdp(cfg) == (native == "0" and plasticity)  # auto: XLA defers LTP
         state, metrics = brain.burst(cfg, wiring, state, None, length=120)
         runs.append(jax.device_get((state, metrics)))
     brain.burst.clear_cache()
