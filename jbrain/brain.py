@@ -163,9 +163,8 @@ def deferred_stdp(config: BrainConfig) -> bool:
     the same weights bit for bit): --stdp, or for `auto` (event path, no
     synaptic scaling) wherever it drops a costly random in-row update: GPUs
     (H200, 200k plastic step 53.5 -> 38.1 us) and CPUs without the compiled
-    kernels (XLA, 2-core CPU, two runs: 17.1 / 18.5 -> 12.3 / 16.3 ms at
-    200k, 1.20 / 1.07 -> 1.01 / 1.01 at 20k; session 7). With them, CPUs
-    keep the eager rule: `cpu_kernels.event_stdp` does the in-row update
+    kernels (XLA, 2-core CPU, five runs: 13-29% faster at 200k, a tie at
+    20k; session 7). With them, CPUs keep the eager rule: `cpu_kernels.event_stdp` does the in-row update
     cheaply (5.4 ms at 200k)."""
     if not (config.plasticity and pre_major(config)) or config.synaptic_scaling:
         return False

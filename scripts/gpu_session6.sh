@@ -10,21 +10,9 @@
 #            reply host phases (keep-input vs donating burst)   (~2 minutes)
 # Device call: bash scripts/gpu_session6.sh STAGE   (nothing to carry)
 set -uo pipefail
-cd "$(dirname "$0")/.."
 STAGE="${1:-}"
 case "$STAGE" in profile | graphs | ab) ;; *) echo "usage: gpu_session6.sh profile|graphs|ab" >&2; exit 2 ;; esac
-OUT="${OUT:-/tmp/jbrain_s6_$STAGE}"
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -1
-quiet() { grep -v "Deprecat\|return rule\|^W1\|warn"; }
-reply() {  # reply NAME [bench_reply flags...]: 200k plastic reply latency -> $OUT/reply_NAME.log
-  local name=$1
-  shift
-  timeout 100 python3 scripts/bench_reply.py --flagfile=experiments/configs/default.flags \
-    --ttfr_runs=0 --repeats=20 --out="$OUT/reply_$name" "$@" 2>&1 | quiet >"$OUT/reply_$name.log"
-  echo "$name: $(grep '^| NVIDIA' "$OUT/reply_$name.log")"
-}
+source "$(dirname "$0")/_gpu_lib.sh" "/tmp/jbrain_s6_$STAGE"
 case "$STAGE" in
   profile)
     for parts in stdp stdp:out stdp:in stdp:out:in; do

@@ -1,26 +1,12 @@
 #!/usr/bin/env bash
-# Session 7's GPU call: deferred LTP (plasticity.deferred_step) on the event path.
-#   checks   the kernel and burst checks, eager == deferred bit for bit
-#   probe    plastic event step at 200k / 1M, eager against deferred, and
-#            replay_stdp's rows x warps (one process)
-#   profile  device events of the plastic step, deferred and eager; a
-#            deferred reply's host phases
-#   reply    200k plastic chat reply, deferred (auto) and eager, same call
+# Session 7's GPU call: deferred LTP (plasticity.deferred_step) on the event
+# path, in one go: the 200k plastic chat reply, deferred (auto) and eager;
+# the kernel and burst checks (eager == deferred bit for bit); the plastic
+# event step at 200k / 1M, eager against deferred (one process); device
+# events of the plastic step, and a deferred reply's host phases.
 # Device call: bash scripts/gpu_session7.sh   (nothing to carry; ~5 minutes)
 set -uo pipefail
-cd "$(dirname "$0")/.."
-OUT="${OUT:-/tmp/jbrain_s7}"
-mkdir -p "$OUT"
-export PYTHONUNBUFFERED=1 PYTHONPATH=".${PYTHONPATH:+:$PYTHONPATH}"
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader 2>&1 | head -1
-quiet() { grep -v "Deprecat\|return rule\|^W1\|warn"; }
-reply() {  # reply NAME [bench_reply flags...]: 200k plastic reply latency -> $OUT/reply_NAME.log
-  local name=$1
-  shift
-  timeout 100 python3 scripts/bench_reply.py --flagfile=experiments/configs/default.flags \
-    --ttfr_runs=0 --repeats=20 --out="$OUT/reply_$name" "$@" 2>&1 | quiet >"$OUT/reply_$name.log"
-  echo "$name: $(grep '^| NVIDIA' "$OUT/reply_$name.log")"
-}
+source "$(dirname "$0")/_gpu_lib.sh" /tmp/jbrain_s7
 reply deferred --stdp=auto
 reply eager --stdp=eager
 timeout 150 python3 scripts/check_kernels_gpu.py 2>&1 | quiet >"$OUT/check.txt"

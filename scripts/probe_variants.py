@@ -1,6 +1,7 @@
 """A/B timings of engine variants in one device call (development probe; the
 real benchmark is `jbrain bench`). Each row: fresh brain, one compile burst,
-one warm-up burst, best (and median) of 3 timed bursts of T steps.
+one warm-up burst, best (and median) of 3 timed bursts of T steps
+($PROBE_STEPS, default 1,000).
 
     PYTHONPATH=. python3 scripts/probe_variants.py            # all groups
     PYTHONPATH=. python3 scripts/probe_variants.py event,stdp # some groups
@@ -11,10 +12,11 @@ Groups:
   stdp    plasticity at 200k: gather (the fused Pallas kernel on GPUs) against
           event, and event with --spike_buffer=0.07
   kstdp   the plastic event path at 200k: XLA's STDP against kernels.event_stdp
-  defer10m  the same at 10M
-  replay  `kernels.replay_stdp`'s rows per program and warps (200k, deferred)
   defer   the plastic event path at 200k and 1M: eager STDP against deferred
           LTP (`plasticity.deferred_step`)
+  defer10m  the same at 10M
+  cpustdp the same in XLA on a CPU, 20k and 200k (JBRAIN_NATIVE=0 PROBE_STEPS=200)
+  replay  `kernels.replay_stdp`'s rows per program and warps (200k, deferred)
   kern    the event path with its Pallas kernels (spike list, STDP) against
           XLA's list and STDP (kernels.on_gpu patched off), 200k and 1M
 Writes $OUT/probe_variants.json and prints a table last.
@@ -31,7 +33,7 @@ import numpy as np
 from jbrain import brain, kernels
 from jbrain.config import BrainConfig
 
-T = 1000
+T = int(os.environ.get("PROBE_STEPS", "1000"))  # steps per burst
 ON_GPU = kernels.on_gpu
 GROUPS = {
     "base": [("gather", n, dict(propagation="gather")) for n in (200_000, 1_000_000)],
@@ -53,6 +55,11 @@ GROUPS = {
     ],
     "defer10m": [
         (f"event+stdp {mode}", 10_000_000, dict(propagation="event", plasticity=True, stdp=mode))
+        for mode in ("eager", "deferred")
+    ],
+    "cpustdp": [  # run with JBRAIN_NATIVE=0 (else eager is the compiled C++) and PROBE_STEPS=200
+        (f"event+stdp {mode} (XLA on a CPU)", n, dict(propagation="event", plasticity=True, stdp=mode))
+        for n in (20_000, 200_000)
         for mode in ("eager", "deferred")
     ],
     "replay": [  # kernels.replay_stdp's rows per program x warps, plastic event path at 200k
