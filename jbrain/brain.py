@@ -1,31 +1,35 @@
 """The brain: `init_brain` and `step` compose neurons, synapses, homeostasis
-and plasticity; `burst` runs T steps as one `lax.scan`.
+and plasticity over a circuit; `burst` runs T steps as one `lax.scan`.
 
-Contract (jax-md style pure pairs):
-    wiring, state = init_brain(config, seed=...)
-    state, metrics = step(config, wiring, state, stim)        # one step
-    state, metrics = burst(config, wiring, state, stims, length=T)
+Contract (jax-md style pure pairs; circuit and plan are static):
+    wiring, state = init_brain(circuit, seed=...)
+    state, metrics = step(circuit, plan, wiring, state, stim)       # one step
+    state, metrics = burst(circuit, plan, wiring, state, stims, length=T)
 
-`stim` is (input_channels,) f32 or None: channel c drives input neurons
-[c*G, (c+1)*G) with input_gain * stim[c]. Metrics are computed on the device;
-the host reads them once per burst. Delta synapses with one step of delay:
-step t integrates W @ s(t-1) and the neighbours' s(t-1). With plasticity,
-the STDP update for s(t-1) is applied at the start of step t, just before W
-is used (the first use of W after those spikes), so a saved state holds the
-weights and traces from before its last spike vector's update.
+`stim` is (input_channels,) f32 or None: channel c of input port p drives
+its neurons with gain * stim[c] (ports in the circuit's order). Metrics are
+computed on the device; the host reads them once per burst.
 
-Weight order: a BrainState always holds the weights post-major (the BCOO's
-data). On the event path a burst permutes them once into presynaptic order
-(`synapses.to_pre_major`) and works in that order, so a spiker's
-out-synapses are one contiguous row; it permutes back at its end (with
-plasticity; without, the original array is handed back). With deferred
-STDP (`deferred_stdp`) a burst also carries a `plasticity.Lag` of pending
-LTP and applies all of it before it ends, so a BrainState outside a burst
-holds every update, exactly as with the eager rule.
+Step t, in order: for each projection q (the circuit's order), the spikes
+s_pre(t - delay) of its pre population arrive: STDP for s(t-1) first (when
+plastic: the first use of W_q after those spikes), then W_q @ s_pre on the
+plan's path; their sum per post neuron with the neighbours' excitation is
+the synaptic input. Then one fused neuron update for every population
+(neurons.py), thresholds (homeostasis.py), metrics. So a saved state holds
+the weights and traces from before its last spike vector's update.
+
+Weight order: a BrainState always holds each projection's weights
+post-major (its BCOO's data). On the event path a burst permutes them once
+into presynaptic order (`synapses.to_pre_major`), so a spiker's out-synapses
+are one contiguous row, and back at its end (with plasticity; without, the
+original array is handed back). With deferred STDP a burst also carries a
+`plasticity.Lag` per projection and applies all of it before it ends, so a
+BrainState outside a burst holds every update, exactly as with the eager rule.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -33,174 +37,95 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbrain import cpu_kernels, homeostasis, kernels, neurons, plasticity, synapses
-from jbrain.config import BrainConfig
-from jbrain.state import STATUS_NONFINITE, STATUS_SPIKE_OVERFLOW, BrainState, Metrics, Wiring
+from jbrain import backends, homeostasis, neurons, plasticity, synapses
+from jbrain.circuit import Circuit
+from jbrain.plan import Plan
+from jbrain.state import (
+    STATUS_NONFINITE,
+    STATUS_SPIKE_OVERFLOW,
+    BrainState,
+    HomeostasisState,
+    Metrics,
+    NeuronState,
+    ProjectionState,
+    Wiring,
+)
 
 
-def init_brain(config: BrainConfig, *, seed: int) -> tuple[Wiring, BrainState]:
-    """A newborn brain. One root key is split into named streams
-    (wiring, init, run); the run stream's key data seeds the per-step noise."""
+def init_brain(circuit: Circuit, *, seed: int) -> tuple[Wiring, BrainState]:
+    """A newborn brain. One root key is split into named streams (wiring,
+    init, run); projection i's wiring stream is fold_in(wiring, i), the
+    first projection's the wiring stream itself (as a one-projection brain
+    has always had); the run stream's key data seeds the per-step noise."""
     k_wiring, k_init, k_run = jax.random.split(jax.random.key(seed), 3)
-    wiring, weights = synapses.init_synapses(config, k_wiring)
-    n = config.n_neurons
+    n = circuit.n
+    wirings, projections = {}, {}
+    for i, q in enumerate(circuit.projections):
+        key = k_wiring if i == 0 else jax.random.fold_in(k_wiring, i)
+        pw, weights = synapses.init_projection(circuit, i, key)
+        n_pre, n_post = circuit.population(q.pre).size, circuit.population(q.post).size
+        wirings[q.name] = pw
+        projections[q.name] = ProjectionState(
+            weights=weights,
+            x_pre=jnp.zeros((n_pre,), jnp.float32),
+            y_post=jnp.zeros((n_post,), jnp.float32),
+            g=jnp.zeros((n_post,), jnp.float32) if q.synapse == "exp" else None,
+        )
     state = BrainState(
-        v=jax.random.uniform(k_init, (n,), jnp.float32) * 0.5 * config.theta_init,
-        theta=jnp.full((n,), config.theta_init, jnp.float32),
-        adapt=jnp.zeros((n,), jnp.float32),
-        refrac=jnp.zeros((n,), jnp.uint8),
-        mode=jnp.zeros((n,), jnp.uint8),
-        spikes=jnp.zeros((n,), jnp.uint8),
-        x_pre=jnp.zeros((n,), jnp.float32),
-        y_post=jnp.zeros((n,), jnp.float32),
-        weights=weights,
-        ctrl=jnp.zeros((), jnp.float32),
-        rate=jnp.asarray(config.target_rate, jnp.float32),
+        neurons=NeuronState(
+            v=_initial_voltage(circuit, k_init),
+            theta=jnp.broadcast_to(neurons.neuron_values(circuit, "theta"), (n,)).astype(jnp.float32),
+            adapt=jnp.zeros((n,), jnp.float32),
+            refrac=jnp.zeros((n,), jnp.uint8),
+            mode=jnp.zeros((n,), jnp.uint8),
+            spikes=jnp.zeros((n,), jnp.uint8),
+            history=jnp.zeros((n,), jnp.uint32) if circuit.max_delay > 1 else None,
+        ),
+        projections=projections,
+        homeostasis=HomeostasisState(
+            ctrl=jnp.zeros((), jnp.float32),
+            rate=jnp.asarray(circuit.controller.target_rate, jnp.float32),
+        ),
         step=jnp.zeros((), jnp.int32),
         key=jax.random.key_data(k_run).astype(jnp.uint32),
         status=jnp.zeros((), jnp.uint32),
     )
-    return wiring, state
+    return Wiring(projections=wirings), state
 
 
-def external_input(config: BrainConfig, stim: jax.Array) -> jax.Array:
-    """(input_channels,) f32 -> (N,) f32 current on the input population."""
-    g = config.input_group
-    per_neuron = jnp.repeat(
-        stim.astype(jnp.float32) * config.input_gain, g, total_repeat_length=stim.shape[0] * g
-    )
-    return jnp.pad(per_neuron, (0, config.n_neurons - per_neuron.shape[0]))
+def _initial_voltage(circuit: Circuit, key: jax.Array) -> jax.Array:
+    """(N,) f32: lo + u (hi - lo), u ~ U[0, 1), or mean + sd z, z ~ N(0, 1),
+    by population (`circuit.Neuron.v_init`)."""
+    n = circuit.n
+    kinds = [p.neuron.v_init[0] for p in circuit.populations]
+    u = jax.random.uniform(key, (n,), jnp.float32)
+    z = jax.random.normal(jax.random.fold_in(key, 1), (n,), jnp.float32) if "normal" in kinds else None
+    parts = []
+    for p in circuit.populations:
+        kind, a, b = p.neuron.v_init
+        parts.append((a, b - a) if kind == "uniform" else (a, b))
+    a = neurons.per_neuron(circuit, [x[0] for x in parts])
+    b = neurons.per_neuron(circuit, [x[1] for x in parts])
+    if z is None:
+        return a + u * b
+    is_u = neurons.per_neuron(circuit, [k == "uniform" for k in kinds], jnp.bool_)
+    return a + jnp.where(is_u, u, z) * b
 
 
-def synaptic_input(
-    config: BrainConfig,
-    wiring: Wiring,
-    state: BrainState,
-    fence: Callable[[Any], Any],
-    lag: plasticity.Lag | None = None,
-) -> tuple[jax.Array, jax.Array, tuple[jax.Array, jax.Array, jax.Array], plasticity.Lag | None]:
-    """W @ s(t-1) on the configured path, after the STDP update for s(t-1)
-    when plasticity is on: (I (N,) f32, status bits () uint32,
-    (weights, x_pre, y_post) for the new state, lag). On the event path
-    `state.weights` is in presynaptic order (see `pre_major`); with deferred
-    STDP (`deferred_stdp`) `lag` holds the pending LTP (`plasticity.Lag`).
-    Status: SPIKE_OVERFLOW when a spike list was used and s(t-1) did not fit
-    (the step is then inexact; `Session.run` re-runs such bursts with a
-    larger list). `fence` materialises STDP's trace increments (`materialize`)."""
-    path = propagation(config)
-    s, weights = state.spikes, state.weights
-    learned = (weights, state.x_pre, state.y_post)
-    if _fused_stdp(config):  # GPU: STDP and W @ s in one Pallas pass (kernels.py)
-        ltp, ltd, x_pre, y_post = plasticity.trace_step(config, state.x_pre, state.y_post, s, fence)
-        acc, weights = kernels.gather_stdp(
-            wiring.pre, weights, synapses.pack_spikes(s), ltp, ltd,
-            w_max=config.w_max, scaling=config.synaptic_scaling,
-        )  # fmt: skip
-        return synapses.from_fixed(acc), jnp.uint32(0), (weights, x_pre, y_post), lag
-    status = jnp.uint32(0)
-    if uses_spike_list(config):  # one spike list serves STDP and the event path
-        if kernels.on_gpu():  # one Pallas kernel, in no fixed order (every consumer is order-free)
-            raw, count = kernels.spike_list(s, capacity=config.spike_capacity)
-            ids = kernels.listed(raw, count, config.n_neurons)
-        else:
-            ids, count = synapses.spike_list(s, config.spike_capacity)
-        status = synapses.overflow_status(count, config.spike_capacity)
-    if lag is not None:  # deferred STDP (plasticity.py), then the event path
-        weights, x_pre, y_post, lag = plasticity.deferred_step(
-            config, wiring, weights, state.x_pre, state.y_post, s, raw if kernels.on_gpu() else ids,
-            count, lag, state.step, fence,
-        )  # fmt: skip
-        return synapses.propagate_event(wiring, weights, ids), status, (weights, x_pre, y_post), lag
-    if config.plasticity and _kernel_stdp(config):  # one kernel over the list: Pallas or C++
-        ltp, ltd, x_pre, y_post = plasticity.trace_step(config, state.x_pre, state.y_post, s, fence)
-        if kernels.on_gpu():
-            weights = kernels.event_stdp(
-                wiring.pre, wiring.out_post, weights, s, raw, count, ltp, ltd, w_max=config.w_max
-            )
-        else:
-            weights = cpu_kernels.event_stdp(
-                wiring.pre, wiring.out_post, weights, s, ids, ltp, ltd, w_max=config.w_max
-            )
-        learned = (weights, x_pre, y_post)
-    elif config.plasticity:
-        learned = plasticity.stdp_step(
-            config, wiring, weights, state.x_pre, state.y_post, s, ids,
-            pre_major=pre_major(config), fence=fence,
-        )  # fmt: skip
-        weights = learned[0]
-    if path == "gather":
-        current = synapses.propagate_gather(wiring, weights, s)
-    elif path == "bcoo":
-        current = synapses.propagate_bcoo(wiring, weights, s)
-    else:
-        current = synapses.propagate_event(wiring, weights, ids)
-    return current, status, learned, lag
+def external_input(circuit: Circuit, stim: jax.Array) -> jax.Array:
+    """(input_channels,) f32 -> (N,) f32 current on the input ports' neurons."""
+    current, first = None, 0
+    for port in circuit.inputs:
+        s = stim[first : first + port.channels].astype(jnp.float32) * port.gain
+        first += port.channels
+        per_neuron = jnp.repeat(s, port.group, total_repeat_length=port.channels * port.group)
+        start = circuit.offset(port.population) + port.start
+        part = jnp.pad(per_neuron, (start, circuit.n - start - per_neuron.shape[0]))
+        current = part if current is None else current + part
+    return current if current is not None else jnp.zeros((circuit.n,), jnp.float32)
 
 
-def propagation(config: BrainConfig) -> str:
-    """The path `step` takes: --propagation, or for `auto` the fastest one
-    measured. GPU: event, with its spike list as one Pallas kernel
-    (`kernels.spike_list`; H200, session 5: 200k / 1M 25.6 / 60.5 us/step
-    against gather's 32 / 107), plasticity included (deferred STDP, one
-    kernel: 38.1 us/step at 200k against 64.8 for the fused gather+STDP
-    kernel; chat reply 9.5 ms, session 7). 2-core CPU: event, its scatter
-    compiled (`cpu_kernels`; 200k: 2.0 against gather's 7.0 ms/step, session
-    6); without a C++ compiler, gather unless plasticity is on (XLA's event
-    path, 5.8 ms/step, beats gather only on some CPUs)."""
-    if config.propagation != "auto":
-        return config.propagation
-    if jax.default_backend() == "cpu":
-        return "event" if config.plasticity or cpu_kernels.available() else "gather"
-    return "event"
-
-
-def _fused_stdp(config: BrainConfig) -> bool:
-    return config.plasticity and propagation(config) == "gather" and kernels.use_kernels(config.fan_in)
-
-
-def deferred_stdp(config: BrainConfig) -> bool:
-    """Whether STDP defers LTP to the pre's next spike (`plasticity.deferred_step`;
-    the same weights bit for bit): --stdp, or for `auto` (event path, no
-    synaptic scaling) wherever it drops a costly random in-row update: GPUs
-    (H200, 200k plastic step 53.5 -> 38.1 us) and CPUs without the compiled
-    kernels (XLA, 2-core CPU, five runs: 13-29% faster at 200k, a tie at
-    20k; session 7). With them, CPUs keep the eager rule: `cpu_kernels.event_stdp` does the in-row update
-    cheaply (5.4 ms at 200k)."""
-    if not (config.plasticity and pre_major(config)) or config.synaptic_scaling:
-        return False
-    if config.stdp != "auto":
-        return config.stdp == "deferred"
-    return kernels.on_gpu() or not cpu_kernels.available()
-
-
-def _kernel_stdp(config: BrainConfig) -> bool:
-    """STDP as one kernel over the spike list: `kernels.event_stdp` on GPUs
-    (only with `kernels.EVENT_STDP`, off while XLA's STDP is faster there),
-    `cpu_kernels.event_stdp` on CPUs (200k plastic step: 24.6 -> 5.4 ms).
-    Event path only, and no synaptic scaling (a row rescale needs every
-    update to the row first, i.e. a second pass)."""
-    if not pre_major(config) or config.synaptic_scaling:
-        return False
-    return kernels.EVENT_STDP and kernels.on_gpu() or cpu_kernels.available()
-
-
-def uses_spike_list(config: BrainConfig) -> bool:
-    """Whether `step` builds a spike list (event path, or XLA's STDP), i.e.
-    whether a burst can report STATUS_SPIKE_OVERFLOW."""
-    return not _fused_stdp(config) and (propagation(config) == "event" or config.plasticity)
-
-
-def pre_major(config: BrainConfig) -> bool:
-    """Whether bursts work on the weights in presynaptic order (the event
-    path: a spiker's out-synapses are one contiguous row; on an H200 a
-    per-burst copy in this order took 1M neurons from 106 to 69 us/step and
-    10M from 1,287 to 683).
-    `burst` and `step` convert at their start and end, so a BrainState
-    outside them always holds the BCOO's post-major order."""
-    return propagation(config) == "event"
-
-
-def materialize(tree: Any, step: jax.Array) -> Any:
+def materialize(plan: Plan, tree: Any, step: jax.Array) -> Any:
     """Compute `tree` once, in its own kernels, before its consumers run.
 
     XLA:CPU fuses a cheap elementwise producer into each consumer and so
@@ -210,82 +135,209 @@ def materialize(tree: Any, step: jax.Array) -> Any:
     On GPUs the barriers in `step` suffice (a conditional there would cost a
     device-to-host sync per step), so this is the identity.
     """
-    if jax.default_backend() != "cpu":
+    if plan.platform != "cpu":
         return tree
     return jax.lax.cond(step >= 0, lambda t: t, lambda t: jax.tree.map(jnp.zeros_like, t), tree)
 
 
+def _population(circuit: Circuit, x: jax.Array, name: str) -> jax.Array:
+    """The slice of a shared-axis array (N, ...) that is population `name`."""
+    a, b = circuit.bounds(name)
+    return x if (a, b) == (0, circuit.n) else x[a:b]
+
+
+def _delayed(circuit: Circuit, neurons_state: NeuronState, delay: int) -> jax.Array:
+    """(N,) uint8 spikes of step t - delay (delay 1: the last step's)."""
+    if delay == 1:
+        return neurons_state.spikes
+    bit = jnp.uint32(delay - 2)
+    return ((neurons_state.history >> bit) & 1).astype(jnp.uint8)
+
+
 def step(
-    config: BrainConfig, wiring: Wiring, state: BrainState, stim: jax.Array | None = None
+    circuit: Circuit, plan: Plan, wiring: Wiring, state: BrainState, stim: jax.Array | None = None
 ) -> tuple[BrainState, Metrics]:
     """Advance the brain by one step (pure). See the module docstring. On the
     event path each call permutes the weights into presynaptic order and
     back; `burst` does that once per burst."""
-    state, lag, release = _working_order(config, wiring, state)
-    state, metrics, lag = _step(config, wiring, state, stim, lag)
-    return release(state, lag), metrics
+    state, lags, release = _working_order(circuit, plan, wiring, state)
+    state, metrics, lags = _step(circuit, plan, wiring, state, stim, lags)
+    return release(state, lags), metrics
 
 
 def _working_order(
-    config: BrainConfig, wiring: Wiring, state: BrainState
-) -> tuple[BrainState, plasticity.Lag | None, Callable[[BrainState, Any], BrainState]]:
-    """(state in the path's weight order, the deferred-STDP lag or None,
-    release(state, lag): applies what the lag holds and restores the BCOO's
-    order). Without plasticity the weights do not change, so the release
-    hands back the original array instead of permuting again."""
-    if not pre_major(config):
-        return state, None, lambda s, lag: s
-    post = state.weights
-    state = state.replace(weights=synapses.to_pre_major(wiring, post))
-    if not config.plasticity:
-        return state, None, lambda s, lag: s.replace(weights=post)
+    circuit: Circuit, plan: Plan, wiring: Wiring, state: BrainState
+) -> tuple[BrainState, dict, Callable[[BrainState, dict], BrainState]]:
+    """(state with event-path weights in presynaptic order, {projection:
+    deferred-STDP lag}, release(state, lags): applies what the lags hold and
+    restores the BCOO's order). A projection without plasticity keeps its
+    weights, so the release hands back the original array."""
+    backend = backends.get(plan.backend)
+    original, lags, projections = {}, {}, dict(state.projections)
+    for q, path, form in zip(circuit.projections, plan.paths, plan.stdp, strict=True):
+        if path != "event":
+            continue
+        ps = projections[q.name]
+        original[q.name] = ps.weights
+        projections[q.name] = ps.replace(weights=synapses.to_pre_major(wiring.projections[q.name], ps.weights))
+        if form == "deferred":
+            lags[q.name] = plasticity.lag_init(ps.x_pre, circuit.population(q.post).size)
 
-    def release(s: BrainState, lag: plasticity.Lag | None) -> BrainState:
-        w = s.weights
+    def release(s: BrainState, lags: dict) -> BrainState:
+        out = dict(s.projections)
+        for q in circuit.projections:
+            if q.name not in original:
+                continue
+            if q.plasticity is None:
+                out[q.name] = out[q.name].replace(weights=original[q.name])
+                continue
+            pw, w = wiring.projections[q.name], out[q.name].weights
+            if q.name in lags:
+                fence = lambda t: materialize(plan, t, s.step)  # noqa: B023
+                w = plasticity.flush(q, circuit.dt, backend, plan.replay_rows, pw, w, lags[q.name], fence)
+            out[q.name] = out[q.name].replace(weights=synapses.to_post_major(pw, w))
+        return s.replace(projections=out)
+
+    return state.replace(projections=projections), lags, release
+
+
+def _spike_lists(circuit: Circuit, plan: Plan, spikes: jax.Array) -> tuple[dict, jax.Array]:
+    """{population: (ids padded with N_p, raw ids, count)} for the listed
+    populations, and the overflow status bits."""
+    backend = backends.get(plan.backend)
+    lists, status = {}, jnp.uint32(0)
+    for p, on in zip(circuit.populations, plan.listed, strict=True):
+        if on:
+            cap = plan.capacity(p.size)
+            lists[p.name] = backend.spike_list(_population(circuit, spikes, p.name), cap)
+            status = status | synapses.overflow_status(lists[p.name][2], cap)
+    return lists, status
+
+
+def projection_step(
+    circuit: Circuit,
+    plan: Plan,
+    index: int,
+    wiring: Wiring,
+    state: BrainState,
+    lists: dict,
+    lag: plasticity.Lag | None,
+    fence: Callable[[Any], Any],
+) -> tuple[jax.Array, ProjectionState, plasticity.Lag | None]:
+    """Projection `index`'s W @ s_pre(t - delay), (N_post,) f32, after its
+    STDP update for s(t-1) when plastic; its new sub-state and lag."""
+    q, path, form = circuit.projections[index], plan.paths[index], plan.stdp[index]
+    backend = backends.get(plan.backend)
+    pw, ps = wiring.projections[q.name], state.projections[q.name]
+    s_pre = _population(circuit, _delayed(circuit, state.neurons, q.delay), q.pre)
+    s_post = _population(circuit, state.neurons.spikes, q.post)
+    w, x_pre, y_post, dt = ps.weights, ps.x_pre, ps.y_post, circuit.dt
+    if path == "event":
+        ids, raw, count = lists[q.pre] if q.delay == 1 else backend.spike_list(s_pre, plan.capacity(s_pre.shape[0]))
+        if form == "deferred":
+            w, x_pre, y_post, lag = plasticity.deferred_step(
+                q, dt, backend, plan.replay_rows, pw, w, x_pre, y_post, s_pre, s_post, raw, count, lag,
+                state.step, fence,
+            )  # fmt: skip
+        elif form == "eager" and backend.event_stdp is not None and q.pre == q.post and not q.plasticity.scaling:
+            ltp, ltd, x_pre, y_post = plasticity.trace_step(q, dt, x_pre, y_post, s_pre, s_post, fence)
+            w = backend.event_stdp(pw.pre, pw.out_post, w, s_pre, ids, ltp, ltd, w_max=q.w_max)
+        elif form == "eager":
+            ids_post = lists[q.post][0]
+            w, x_pre, y_post = plasticity.stdp_step(
+                q, dt, pw, w, x_pre, y_post, s_pre, s_post, ids, ids_post, fence
+            )
+        current = backend.propagate_event(pw, w, ids)
+    else:
+        if form is not None:
+            w, x_pre, y_post = plasticity.dense_step(q, dt, pw, w, x_pre, y_post, s_pre, s_post, fence)
+        if path == "gather":
+            current = synapses.propagate_gather(pw, w, s_pre, plan.platform)
+        else:
+            current = synapses.propagate_bcoo(pw, w, s_pre)
+    return current, ps.replace(weights=w, x_pre=x_pre, y_post=y_post), lag
+
+
+def synaptic_input(
+    circuit: Circuit, plan: Plan, wiring: Wiring, state: BrainState, lags: dict, fence: Callable[[Any], Any]
+) -> tuple[jax.Array | None, jax.Array, dict, dict]:
+    """(I_syn (N,) f32 or None without projections, status bits, new
+    projection sub-states, lags). Delta synapses add sign * W @ s; exp
+    synapses integrate g <- g exp(-dt/tau_syn) + W @ s and add
+    g (e_rev - v) dt/tau_m of the post."""
+    lists, status = _spike_lists(circuit, plan, state.neurons.spikes)
+    per_post: dict[str, jax.Array] = {}
+    projections, lags = dict(state.projections), dict(lags)
+    for i, q in enumerate(circuit.projections):
+        current, ps, lag = projection_step(circuit, plan, i, wiring, state, lists, lags.get(q.name), fence)
         if lag is not None:
-            w = plasticity.flush(config, wiring, w, lag, lambda t: materialize(t, s.step))
-        return s.replace(weights=synapses.to_post_major(wiring, w))
+            lags[q.name] = lag
+        if q.synapse == "exp":
+            g = ps.g * math.exp(-circuit.dt / q.tau_syn) + current
+            ps = ps.replace(g=g)
+            post = circuit.population(q.post)
+            v = _population(circuit, state.neurons.v, q.post)
+            current = g * (q.e_rev - v) * (circuit.dt / post.neuron.tau_m)
+        elif circuit.population(q.pre).sign == "I":
+            current = -current
+        projections[q.name] = ps
+        per_post[q.post] = current if q.post not in per_post else per_post[q.post] + current
+    if not per_post:
+        return None, status, projections, lags
+    if len(circuit.populations) == 1:
+        return per_post[circuit.populations[0].name], status, projections, lags
+    parts = [per_post.get(p.name, jnp.zeros((p.size,), jnp.float32)) for p in circuit.populations]
+    return jnp.concatenate(parts), status, projections, lags
 
-    lag = plasticity.lag_init(state.x_pre) if deferred_stdp(config) else None
-    return state, lag, release
+
+def neighbour_input(circuit: Circuit, spikes: jax.Array) -> jax.Array | None:
+    """(N,) f32 local excitation of each population's neighbours, or None."""
+    if all(p.neighbour_weight == 0 for p in circuit.populations):
+        return None
+    parts = [
+        synapses.neighbour_input(p, _population(circuit, spikes, p.name))
+        if p.neighbour_weight
+        else jnp.zeros((p.size,), jnp.float32)
+        for p in circuit.populations
+    ]
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
 
 
 def _step(
-    config: BrainConfig,
+    circuit: Circuit,
+    plan: Plan,
     wiring: Wiring,
     state: BrainState,
     stim: jax.Array | None,
-    lag: plasticity.Lag | None = None,
-) -> tuple[BrainState, Metrics, plasticity.Lag | None]:
-    n = config.n_neurons
-    fence = lambda t: materialize(t, state.step)  # see `materialize`; identity on GPUs
-    i_syn, status, (weights, x_pre, y_post), lag = synaptic_input(config, wiring, state, fence, lag)
+    lags: dict,
+) -> tuple[BrainState, Metrics, dict]:
+    n = circuit.n
+    ns = state.neurons
+    fence = lambda t: materialize(plan, t, state.step)  # see `materialize`; identity on GPUs
+    i_syn, status, projections, lags = synaptic_input(circuit, plan, wiring, state, lags, fence)
     # Fusion fences (kept by XLA:GPU). Without them XLA fuses the 32-wide
     # gather and the noise hash into every reduction that reads them (metrics,
-    # isfinite), recomputing them 4x inside poorly parallel reduction kernels:
-    # 174 -> ~35 us/step at 200k on an H200.
-    i_syn = jax.lax.optimization_barrier(i_syn)
-    i_nbr = synapses.neighbour_input(config, state.spikes)
-    ctrl, drive = homeostasis.controller_step(config, state.ctrl, state.rate, state.step)
-    current = (
-        i_syn
-        + i_nbr
-        + (config.bias + drive)
-        + config.noise_sd * neurons.gaussian_noise(state.key, state.step, n)
-    )
-    if stim is not None:
-        current = current + external_input(config, stim)
+    # isfinite), recomputing them inside poorly parallel reduction kernels.
+    zero = jnp.zeros((n,), jnp.float32)
+    i_syn = jax.lax.optimization_barrier(zero if i_syn is None else i_syn)
+    i_nbr = neighbour_input(circuit, ns.spikes)
+    i_in = i_syn if i_nbr is None else i_syn + i_nbr
+    bias = neurons.neuron_values(circuit, "bias")
+    ctrl = state.homeostasis.ctrl
+    if circuit.controller.enabled:
+        ctrl, drive = homeostasis.controller_step(circuit, ctrl, state.homeostasis.rate, state.step)
+        current = i_in + (bias + drive)
+    else:
+        current = i_in + bias
+    if any(p.neuron.noise_sd for p in circuit.populations):
+        noise_sd = neurons.neuron_values(circuit, "noise_sd")
+        current = current + noise_sd * neurons.gaussian_noise(state.key, state.step, n)
+    if stim is not None and circuit.inputs:
+        current = current + external_input(circuit, stim)
     v, spikes, adapt, refrac, mode = neurons.neuron_update(
-        config,
-        state.v,
-        state.theta,
-        state.adapt,
-        state.refrac,
-        state.mode,
-        current,
-        fence=fence,
+        circuit, ns.v, ns.theta, ns.adapt, ns.refrac, ns.mode, current, fence=fence
     )
-    theta = homeostasis.threshold_step(config, state.theta, spikes)
+    theta = homeostasis.threshold_step(circuit, ns.theta, spikes)
     v, spikes, adapt, refrac, mode, theta = jax.lax.optimization_barrier(
         (v, spikes, adapt, refrac, mode, theta)
     )
@@ -294,105 +346,117 @@ def _step(
     # the count gets its own integer reduction. A NaN/inf anywhere in v or
     # theta makes its sum non-finite. Weights need no check: STDP only adds
     # bounded trace terms and clips.
-    rows = [i_syn + i_nbr, theta, v]
+    rows = [i_in, theta, v]
     exact_f32 = n < 2**24
     if exact_f32:
         rows.append(spikes.astype(jnp.float32))
-    sums = population_sums(rows)
+    sums = population_sums(plan, rows)
     count = sums[3].astype(jnp.int32) if exact_f32 else jnp.sum(spikes, dtype=jnp.int32)
     mean_input, mean_threshold, mean_voltage = sums[0] / n, sums[1] / n, sums[2] / n
     finite = jnp.isfinite(sums[1]) & jnp.isfinite(sums[2])
     status = state.status | status | jnp.where(finite, jnp.uint32(0), jnp.uint32(STATUS_NONFINITE))
     rate = count.astype(jnp.float32) / n
     spikes_u8 = spikes.astype(jnp.uint8)
-    out = spikes_u8[config.output_start :].reshape(config.output_channels, config.output_group)
+    history = ns.history
+    if history is not None:
+        history = (history << jnp.uint32(1)) | ns.spikes.astype(jnp.uint32)
     new_state = state.replace(
-        v=v,
-        theta=theta,
-        adapt=adapt,
-        refrac=refrac,
-        mode=mode,
-        spikes=spikes_u8,
-        x_pre=x_pre,
-        y_post=y_post,
-        weights=weights,
-        ctrl=ctrl,
-        rate=rate,
+        neurons=NeuronState(
+            v=v, theta=theta, adapt=adapt, refrac=refrac, mode=mode, spikes=spikes_u8, history=history
+        ),
+        projections=projections,
+        homeostasis=HomeostasisState(ctrl=ctrl, rate=rate),
         step=state.step + 1,
         status=status,
     )
+    if len(circuit.populations) == 1:
+        pop_counts = count[None]
+    else:
+        pop_counts = jnp.stack(
+            [_population(circuit, spikes_u8, p.name).sum(dtype=jnp.int32) for p in circuit.populations]
+        )
     metrics = Metrics(
         spikes=count,
         rate=rate,
         mean_input=mean_input,
         mean_threshold=mean_threshold,
         mean_voltage=mean_voltage,
-        out_counts=out.sum(axis=1, dtype=jnp.int32),
-        raster=spikes_u8[: config.record_spikes],
+        out_counts=readout_counts(circuit, spikes_u8),
+        pop_counts=pop_counts,
+        raster=spikes_u8[: plan.record_spikes],
     )
-    return new_state, metrics, lag
+    return new_state, metrics, lags
 
 
-def population_sums(rows: list[jax.Array]) -> jax.Array:
+def readout_counts(circuit: Circuit, spikes: jax.Array) -> jax.Array:
+    """(output_channels,) int32 spikes per readout group (readouts in order)."""
+    parts = []
+    for r in circuit.readouts:
+        start = circuit.offset(r.population) + r.start
+        block = spikes[start : start + r.groups * r.group].reshape(r.groups, r.group)
+        parts.append(block.sum(axis=1, dtype=jnp.int32))
+    if not parts:
+        return jnp.zeros((0,), jnp.int32)
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
+
+
+def population_sums(plan: Plan, rows: list[jax.Array]) -> jax.Array:
     """(R,) f32 sums of R rows of shape (N,). GPU: one stacked reduction (one
     kernel, not R). CPU: one sum per row, as a stack would first copy the
     rows into an (R, N) array."""
-    if jax.default_backend() == "cpu":
+    if plan.platform == "cpu":
         return jnp.stack([r.sum() for r in rows])
     return jnp.stack(rows).sum(axis=1)
 
 
-def resolved_unroll(config: BrainConfig) -> int:
-    """The scan unroll: --unroll, or by device when 0 (8 on GPU; 1 on CPU,
-    where unrolling makes XLA:CPU slower)."""
-    return config.unroll or (1 if jax.default_backend() == "cpu" else 8)
-
-
-def _burst_packed(config, wiring, state, stims, length):
+def _burst_packed(circuit, plan, wiring, state, stims, length):
     """`burst`'s scan, its per-step metrics left packed: (state, packed (T,
-    1 + output_channels + 5) int32: spikes, out_counts, then rate, mean
-    input, threshold and voltage bit-cast, then the status bits after the
-    step; raster (T, record_spikes) uint8); see `unpack_metrics` and
-    `packed_status`. Each scan output costs a dynamic-update-slice kernel
-    per step, so one array instead of six (plus the raster, when recorded);
-    and the host reads one array, status included, not eight."""
+    1 + output_channels + P' + 5) int32: spikes, out_counts, the P
+    populations' counts (only when P > 1), then rate, mean input, threshold
+    and voltage bit-cast, then the status bits after the step; raster (T,
+    record_spikes) uint8); see `unpack_metrics` and `packed_status`. Each
+    scan output costs a dynamic-update-slice kernel per step, so one array
+    instead of several; and the host reads one array, status included."""
     # The overflow bit describes this burst only (the host re-runs it).
     state = state.replace(status=state.status & ~jnp.uint32(STATUS_SPIKE_OVERFLOW))
-    state, lag, release = _working_order(config, wiring, state)
+    state, lags, release = _working_order(circuit, plan, wiring, state)
+    many = len(circuit.populations) > 1
 
     def body(carry, stim):
-        carry, m, lag = _step(config, wiring, carry[0], stim, carry[1])
+        carry, m, lags = _step(circuit, plan, wiring, carry[0], stim, carry[1])
         floats = jnp.stack([m.rate, m.mean_input, m.mean_threshold, m.mean_voltage])
         packed = jnp.concatenate(
-            [
-                m.spikes[None],
-                m.out_counts,
+            [m.spikes[None], m.out_counts]
+            + ([m.pop_counts] if many else [])
+            + [
                 jax.lax.bitcast_convert_type(floats, jnp.int32),
                 jax.lax.bitcast_convert_type(carry.status, jnp.int32)[None],
             ]
         )
-        return (carry, lag), (packed, m.raster)
+        return (carry, lags), (packed, m.raster)
 
-    (state, lag), (packed, raster) = jax.lax.scan(
-        body, (state, lag), stims, length=length, unroll=max(1, min(resolved_unroll(config), length))
-    )
-    return release(state, lag), packed, raster
+    unroll = max(1, min(plan.unroll, length))
+    (state, lags), (packed, raster) = jax.lax.scan(body, (state, lags), stims, length=length, unroll=unroll)
+    return release(state, lags), packed, raster
 
 
-def unpack_metrics(packed, raster, xp: Any = jnp) -> Metrics:
+def unpack_metrics(circuit: Circuit, packed, raster, xp: Any = jnp) -> Metrics:
     """Metrics (T axis) from `_burst_packed`'s arrays; xp=np on the host."""
     floats = (
         packed[:, -5:-1].view(np.float32)
         if xp is np
         else jax.lax.bitcast_convert_type(packed[:, -5:-1], jnp.float32)
     )
+    c = circuit.output_channels
+    pops = packed[:, 1 + c : -5] if len(circuit.populations) > 1 else packed[:, :1]
     return Metrics(
         spikes=packed[:, 0],
         rate=floats[:, 0],
         mean_input=floats[:, 1],
         mean_threshold=floats[:, 2],
         mean_voltage=floats[:, 3],
-        out_counts=packed[:, 1:-5],
+        out_counts=packed[:, 1 : 1 + c],
+        pop_counts=pops,
         raster=raster,
     )
 
@@ -402,25 +466,21 @@ def packed_status(packed: np.ndarray) -> int:
     return int(np.uint32(packed[-1, -1].view(np.uint32)))
 
 
-def _burst(config, wiring, state, stims, length):
-    state, packed, raster = _burst_packed(config, wiring, state, stims, length)
-    return state, unpack_metrics(packed, raster)
+def _burst(circuit, plan, wiring, state, stims, length):
+    state, packed, raster = _burst_packed(circuit, plan, wiring, state, stims, length)
+    return state, unpack_metrics(circuit, packed, raster)
 
 
-burst = jax.jit(_burst, static_argnames=("config", "length"), donate_argnames=("state",))
+_STATIC = ("circuit", "plan", "length")
+burst = jax.jit(_burst, static_argnames=_STATIC, donate_argnames=("state",))
 burst.__doc__ = """Run `length` steps as one `lax.scan` (one compiled program per
-(config, length, stims is None)). stims: (length, input_channels) f32 or None.
-`state` is donated: do not reuse it. Returns (state, Metrics with a T axis)."""
+(circuit, plan, length, stims is None)). stims: (length, input_channels) f32
+or None. `state` is donated: do not reuse it. Returns (state, Metrics with a
+T axis)."""
 
-burst_keeping_input = jax.jit(_burst, static_argnames=("config", "length"))
-burst_keeping_input.__doc__ = """`burst` without donation: the input state stays
-valid, so the host can re-run the burst from it (spike-list overflow) without
-copying it first. Costs a second state's memory while it runs."""
-
-burst_packed = jax.jit(_burst_packed, static_argnames=("config", "length"), donate_argnames=("state",))
-burst_packed_keeping_input = jax.jit(_burst_packed, static_argnames=("config", "length"))
+burst_packed = jax.jit(_burst_packed, static_argnames=_STATIC, donate_argnames=("state",))
+burst_packed_keeping_input = jax.jit(_burst_packed, static_argnames=_STATIC)
 burst_packed.__doc__ = """`burst` returning (state, packed, raster) for the host
 (`unpack_metrics(..., xp=np)`): what `Session` runs. `burst_packed_keeping_input`:
-the same without donation (see `burst_keeping_input`)."""
-
-step_jit = jax.jit(step, static_argnames=("config",))
+the same without donation, so the host can re-run the burst from its input
+state (spike-list overflow) without copying it first."""

@@ -5,20 +5,27 @@ orbax `CheckpointManager`:
 
     WORKDIR/checkpoints/
       1000/                       a complete checkpoint of step 1000
-        arrays/                   the pytree {"state": {...}, "wiring": {...}}
+        arrays/                   the pytree {"state": {...}, "wiring": {...}} as nested dicts
         meta/metadata             JSON, see below
         _CHECKPOINT_METADATA      orbax's own (commit time)
       2000/
       2000.orbax-checkpoint-tmp   a save in progress (or killed): never listed
       3000.corrupt/               a damaged checkpoint, set aside on restore
 
-arrays: every field of `BrainState` (weights, thresholds, voltages, traces,
-  modes, refractory counters, controller state, step, PRNG key data, status)
-  and of `Wiring`, as plain dicts of host NumPy arrays, so the files do not
-  depend on the device that wrote them.
-meta: {"format", "jbrain_version", "config": BrainConfig.to_dict(), "seed",
+arrays: every leaf of `BrainState` (per-population neurons: voltages,
+  thresholds, modes, refractory counters, spikes; per-projection weights,
+  traces and conductances; the controller; step, PRNG key data, status) and
+  of `Wiring`, as nested dicts of host NumPy arrays (sub-state fields by
+  name, projections by name; absent sub-states omitted), so the files do
+  not depend on the device that wrote them.
+meta: {"format", "jbrain_version", "config": BrainConfig.to_dict(),
+  "circuit": Circuit.to_dict() (for reading; the config rebuilds it), "seed",
   "step", "rate" (firing rate of the last step), "messages", "saved_at" (UTC,
-  ISO 8601), "arrays": {"state.v": {"shape", "dtype", "crc32"}, ...}}.
+  ISO 8601), "arrays": {"state.neurons.v": {"shape", "dtype", "crc32"}, ...}}.
+
+Upgrades: a "jbrain-checkpoint/1" (one population, flat state: jbrain up to
+the circuits redesign) restores as the seed preset it was, its arrays moved
+into the sub-states (`_from_v1`); the next save writes format 2 beside it.
 
 Safety
   * Atomic: orbax writes into `<step>.orbax-checkpoint-tmp` and renames it
@@ -60,10 +67,13 @@ import orbax.checkpoint as ocp
 
 import jbrain
 from jbrain import brain
+from jbrain.circuit import Circuit
 from jbrain.config import BrainConfig
 from jbrain.state import BrainState, Wiring
 
-FORMAT = "jbrain-checkpoint/1"
+FORMAT = "jbrain-checkpoint/2"
+FORMAT_V1 = "jbrain-checkpoint/1"
+READABLE = (FORMAT, FORMAT_V1)
 DIRNAME = "checkpoints"
 CORRUPT = ".corrupt"
 _STEP = re.compile(r"(0|[1-9]\d*)")
@@ -143,12 +153,36 @@ def one_line(e: BaseException) -> str:
 # ---------------------------------------------------------------- pytrees ---
 
 
-def _fields(x) -> dict[str, Any]:
-    return {f.name: getattr(x, f.name) for f in dataclasses.fields(x)}
+def _tree(x: Any) -> Any:
+    """A state or wiring pytree as nested dicts of its leaves (None omitted)."""
+    if dataclasses.is_dataclass(x):
+        return {f.name: _tree(v) for f in dataclasses.fields(x) if (v := getattr(x, f.name)) is not None}
+    if isinstance(x, dict):
+        return {k: _tree(v) for k, v in x.items()}
+    return x
 
 
-def _flat(tree: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {f"{group}.{name}": v for group, leaves in tree.items() for name, v in leaves.items()}
+def _untree(like: Any, tree: Any) -> Any:
+    """The inverse of `_tree`, shaped like the pytree `like`."""
+    if dataclasses.is_dataclass(like):
+        return type(like)(
+            **{
+                f.name: None if (v := getattr(like, f.name)) is None else _untree(v, tree[f.name])
+                for f in dataclasses.fields(like)
+            }
+        )
+    if isinstance(like, dict):
+        return {k: _untree(v, tree[k]) for k, v in like.items()}
+    return tree
+
+
+def _flat(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"state.neurons.v": leaf, ...} of nested dicts."""
+    out = {}
+    for k, v in tree.items():
+        name = f"{prefix}{k}"
+        out.update(_flat(v, name + ".") if isinstance(v, dict) else {name: v})
+    return out
 
 
 def _crc32(a: np.ndarray) -> int:
@@ -163,31 +197,56 @@ def _describe(tree: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any
     }
 
 
-def _host_copy(tree: dict[str, Any]) -> dict[str, np.ndarray]:
+def _host_copy(tree: dict[str, Any]) -> dict[str, Any]:
     """Owned host copies (a view of a CPU buffer could be donated under us)."""
-    fetched = jax.device_get(tree)
-    return {
-        k: v if isinstance(v, np.ndarray) and v.flags.owndata and v.flags.c_contiguous else np.array(v)
-        for k, v in fetched.items()
-    }
+    return jax.tree.map(
+        lambda v: v if isinstance(v, np.ndarray) and v.flags.owndata and v.flags.c_contiguous else np.array(v),
+        jax.device_get(tree),
+    )
 
 
 @functools.lru_cache(maxsize=8)
 def abstract_brain(config: BrainConfig) -> tuple[Wiring, BrainState]:
     """Shapes and dtypes of (wiring, state) for `config`, without computing them."""
-    return jax.eval_shape(lambda: brain.init_brain(config, seed=0))
+    circuit = config.circuit()
+    return jax.eval_shape(lambda: brain.init_brain(circuit, seed=0))
 
 
-def _target(config: BrainConfig, device: jax.Device) -> dict[str, dict[str, jax.ShapeDtypeStruct]]:
+def _target(config: BrainConfig, device: jax.Device) -> dict[str, Any]:
+    """The restore target: nested dicts of placed ShapeDtypeStructs."""
     wiring, state = abstract_brain(config)
     sharding = jax.sharding.SingleDeviceSharding(device)
+    place = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
+    return jax.tree.map(place, {"state": _tree(state), "wiring": _tree(wiring)})
 
-    def place(x):
-        return jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
 
+def _v1_target(config: BrainConfig, device: jax.Device) -> dict[str, Any]:
+    """A format-1 checkpoint's layout: flat state and wiring of the one population."""
+    t = _target(config, device)
+    s, w = t["state"], t["wiring"]["projections"]["W"]
     return {
-        "state": {k: place(v) for k, v in _fields(state).items()},
-        "wiring": {k: place(v) for k, v in _fields(wiring).items()},
+        "state": {
+            **s["neurons"],
+            **{k: v for k, v in s["projections"]["W"].items() if k != "g"},
+            **s["homeostasis"],
+            **{k: s[k] for k in ("step", "key", "status")},
+        },
+        "wiring": dict(w),
+    }
+
+
+def _from_v1(tree: dict[str, Any]) -> dict[str, Any]:
+    """A format-1 tree in format 2's nested layout (the seed's projection is "W")."""
+    s, w = tree["state"], tree["wiring"]
+    neurons = {k: s[k] for k in ("v", "theta", "adapt", "refrac", "mode", "spikes")}
+    return {
+        "state": {
+            "neurons": neurons,
+            "projections": {"W": {k: s[k] for k in ("weights", "x_pre", "y_post")}},
+            "homeostasis": {k: s[k] for k in ("ctrl", "rate")},
+            **{k: s[k] for k in ("step", "key", "status")},
+        },
+        "wiring": {"projections": {"W": dict(w)}},
     }
 
 
@@ -204,7 +263,7 @@ def read_meta(path: str) -> dict[str, Any]:
         raise DamagedCheckpoint("its metadata file is missing") from None
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
         raise DamagedCheckpoint(f"its metadata is unreadable ({one_line(e)})") from None
-    if not isinstance(meta, dict) or meta.get("format") != FORMAT:
+    if not isinstance(meta, dict) or meta.get("format") not in READABLE:
         raise DamagedCheckpoint(f"its metadata is not a {FORMAT} record")
     return meta
 
@@ -226,7 +285,10 @@ def restore(path: str, *, device: jax.Device | None = None) -> Restored:
     m = _STEP.fullmatch(name) or _ASIDE.fullmatch(name)
     if m and int(m.group(1)) != step:
         raise DamagedCheckpoint(f"its metadata says step {step}")
-    target = _target(config, device or jax.devices()[0])
+    v1 = meta["format"] == FORMAT_V1
+    if v1 and config.preset != "seed":
+        raise DamagedCheckpoint(f"a {FORMAT_V1} record of a non-seed preset")
+    target = (_v1_target if v1 else _target)(config, device or jax.devices()[0])
     for name, t in _flat(target).items():
         info = saved.get(name) if isinstance(saved, dict) else None
         if not info or list(info.get("shape", ())) != list(t.shape) or info.get("dtype") != str(t.dtype):
@@ -239,7 +301,10 @@ def restore(path: str, *, device: jax.Device | None = None) -> Restored:
     for name, x in _flat(tree).items():
         if _crc32(np.asarray(x)) != saved[name]["crc32"]:
             raise DamagedCheckpoint(f"checksum mismatch in {name}")
-    state = BrainState(**tree["state"])
+    if v1:
+        tree = _from_v1(tree)
+    like_wiring, like_state = abstract_brain(config)
+    state = _untree(like_state, tree["state"])
     if int(state.step) != step:
         raise DamagedCheckpoint(f"its state is at step {int(state.step)}, not {step}")
     return Restored(
@@ -247,7 +312,7 @@ def restore(path: str, *, device: jax.Device | None = None) -> Restored:
         step=step,
         config=config,
         seed=seed,
-        wiring=Wiring(**tree["wiring"]),
+        wiring=_untree(like_wiring, tree["wiring"]),
         state=state,
         meta=meta,
     )
@@ -378,6 +443,25 @@ def _new(cls: Any, **kwargs: Any) -> Any:
     return cls(**kwargs)
 
 
+class Autosave:
+    """The autosave policy: a checkpoint every `every` steps (0: never),
+    skipped (and retried at the next burst) while a save is still being
+    written, so a slow disk never stalls the brain."""
+
+    def __init__(self, every: int, step: int):
+        if isinstance(every, bool) or not isinstance(every, int) or every < 0:
+            raise ValueError(f"--save_every={every} must be >= 0 steps (0: save only on exit and /save)")
+        self.every = every
+        self.mark = step // every if every else 0
+
+    def due(self, step: int, *, busy: bool) -> bool:
+        """Whether to save at `step` (marks the period as saved when True)."""
+        if not self.every or step // self.every <= self.mark or busy:
+            return False
+        self.mark = step // self.every
+        return True
+
+
 class Checkpointer:
     """Asynchronous saves of one brain into `directory`, keeping the newest `keep`.
 
@@ -433,7 +517,7 @@ class Checkpointer:
     def _wiring_host(self, wiring: Wiring) -> tuple[dict[str, np.ndarray], dict[str, dict]]:
         # The wiring never changes: one host copy (and its checksums) for every save.
         if self._wiring is None or self._wiring[0] is not wiring:
-            host = _host_copy(_fields(wiring))
+            host = _host_copy(_tree(wiring))
             self._wiring = (wiring, host, _describe({"wiring": host}))
         return self._wiring[1], self._wiring[2]
 
@@ -441,6 +525,7 @@ class Checkpointer:
         self,
         *,
         config: BrainConfig,
+        circuit: Circuit,
         wiring: Wiring,
         state: BrainState,
         seed: int,
@@ -456,11 +541,12 @@ class Checkpointer:
             if step in self._manager.all_steps() and os.path.isdir(self.path(step)):
                 return self.path(step)
             wiring_host, wiring_info = self._wiring_host(wiring)
-            tree = {"state": _host_copy(_fields(state)), "wiring": wiring_host}
+            tree = {"state": _host_copy(_tree(state)), "wiring": wiring_host}
             meta = {
                 "format": FORMAT,
                 "jbrain_version": jbrain.__version__,
                 "config": config.to_dict(),
+                "circuit": circuit.to_dict(),
                 "seed": int(seed),
                 "step": step,
                 "rate": float(rate),

@@ -1,8 +1,14 @@
-"""BrainConfig: every static number of the model, validated once at the edge.
+"""BrainConfig: the model's constants as flags set them, and the presets
+that turn them into a `Circuit`.
 
-The config is a frozen, hashable dataclass. Under `jax.jit` it is a static
-argument, so changing any field recompiles. Units: time in steps of `dt` ms,
-voltages in threshold units (the resting threshold is 1.0).
+`BrainConfig` is flat, frozen and validated: one field per flag (launchers
+define a flag for every field, so every model constant can be set from the
+command line or a `--flagfile=experiments/configs/NAME.flags` preset).
+`config.circuit()` builds the `Circuit` of the preset named by
+`config.preset` (`PRESETS`: seed, ei, coba). How a device runs it
+(propagation path, STDP form, spike-list capacity, unroll) is not here: it
+is the `Plan` (plan.py). Units: time constants in ms; `dt` in ms; delays and
+`refractory` in steps; `bias`, `noise_sd` and `input_gain` per step.
 """
 
 from __future__ import annotations
@@ -11,10 +17,20 @@ import dataclasses
 import json
 import math
 import re
+from collections.abc import Callable
 from typing import Any
 
-PROPAGATIONS = ("auto", "event", "gather", "bcoo")
-STDP_MODES = ("auto", "eager", "deferred")
+from jbrain.circuit import (
+    STDP,
+    Circuit,
+    Controller,
+    InputPort,
+    Neuron,
+    Placement,
+    Population,
+    Projection,
+    Readout,
+)
 
 
 def parse_sheet(text: str | None) -> tuple[int, int] | None:
@@ -35,75 +51,88 @@ def parse_sheet(text: str | None) -> tuple[int, int] | None:
 
 @dataclasses.dataclass(frozen=True)
 class BrainConfig:
-    """Static model description (a jit static argument).
+    """Every model constant (a flag each; see the module docstring).
 
-    Sizes
-      n_neurons, fan_in: N neurons, each with exactly K incoming synapses
-        (and, by construction, exactly K outgoing ones; see `synapses.py`).
-      sheet: None for a 1-D ring, or (H, W) with H*W == N for a 2-D torus.
-
-    Neuron (per step of dt = 1 ms, threshold units)
-      v <- v + (v_rest - v)/tau_m + bias + drive + noise_sd*xi + I_syn + I_nbr + I_ext
-      spike when v > theta (+ adapt_boost in the ADAPTED mode), then v <- v_reset
-      and the neuron is refractory for `refractory` steps.
-
-    Homeostasis
-      theta <- clip(theta + eta_theta*(s - target_rate), theta_min, theta_max)
-      g     <- clip(g + ctrl_gain*(target_rate - rate), -ctrl_max, ctrl_max)
-      drive  = g + osc_amp*sin(2 pi t / osc_period)
+    Sizes: n_neurons N, fan_in K (synapses into each neuron), sheet (H, W)
+    with H*W == N or None (ring), inh_fraction (ei, coba: the share of
+    inhibitory neurons; each neuron's K inputs split in that proportion).
+    Neuron: see `circuit.Neuron`. Homeostasis: per-neuron thresholds
+    (eta_theta, theta_min, theta_max toward target_rate) and the global
+    controller (controller, ctrl_gain, ctrl_max, osc_amp, osc_period).
+    Synapses: w_max (excitatory weights ~ U[0, w_max), or = w_max with
+    w_init "constant"; also the plastic bound), w_inh (inhibitory, likewise),
+    synapse ("delta" or "exp" with tau_exc/tau_inh and e_exc/e_inh), delay
+    (steps), neighbour_weight. Plasticity: STDP on the excitatory recurrent
+    projection (tau_pre, tau_post, a_plus, a_minus, synaptic_scaling).
+    I/O: input_channels groups of the input population (its first
+    io_fraction of the excitatory neurons), output_channels readout groups
+    (the last io_fraction), input_gain.
     """
 
-    # sizes and wiring
+    preset: str = "seed"
     n_neurons: int = 200_000
     fan_in: int = 32
     sheet: tuple[int, int] | None = None
-    w_max: float = 0.05  # initial weights ~ U[0, w_max); plastic bound
-    neighbour_weight: float = 0.08  # total excitation if all neighbours fired
+    inh_fraction: float = 0.2
+    dt: float = 1.0
     # neuron
     tau_m: float = 20.0
     v_rest: float = 0.0
     v_reset: float = 0.0
     theta_init: float = 1.0
+    v_init: str = "uniform"  # uniform: U[v_init_a, v_init_b); normal: N(v_init_a, v_init_b)
+    v_init_a: float = 0.0
+    v_init_b: float = 0.5
     refractory: int = 2
     bias: float = 0.03
     noise_sd: float = 0.1  # 0.05 (the seed's) synchronises into 30% bursts
-    tau_adapt: float = 100.0  # spike-frequency trace a <- a*exp(-1/tau) + s
-    adapt_on: float = 12.0  # enter ADAPTED when a >= adapt_on
-    adapt_off: float = 6.0  # leave ADAPTED when a < adapt_off
-    adapt_boost: float = 0.5  # extra threshold while ADAPTED
+    tau_adapt: float = 100.0
+    adapt_on: float = 12.0
+    adapt_off: float = 6.0
+    adapt_boost: float = 0.5
     # homeostasis
     target_rate: float = 0.05
     eta_theta: float = 0.01
     theta_min: float = 0.2
     theta_max: float = 10.0
+    controller: bool = True
     ctrl_gain: float = 0.01
     ctrl_max: float = 0.5
     osc_amp: float = 0.005
     osc_period: float = 250.0
-    # plasticity (STDP on the sparse weights; event-driven)
+    # synapses
+    w_init: str = "uniform"
+    w_max: float = 0.05
+    w_inh: float = 0.2
+    synapse: str = "delta"
+    tau_exc: float = 5.0
+    tau_inh: float = 10.0
+    e_exc: float = 0.0
+    e_inh: float = -80.0
+    delay: int = 1
+    neighbour_weight: float = 0.08
+    # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
     tau_post: float = 20.0
     a_plus: float = 0.0005
     a_minus: float = 0.000525
     synaptic_scaling: bool = False
-    stdp: str = "auto"  # eager | deferred (LTP replayed at the pre's next spike; same weights)
-    # input / output populations (text I/O lives on these)
-    input_channels: int = 256  # one channel per byte value
-    output_channels: int = 64  # groups read by the decoder
-    io_fraction: float = 0.1  # fraction of N in each of the two populations
-    input_gain: float = 0.5  # per-step current into a stimulated input neuron
-    # engine
-    propagation: str = "auto"
-    spike_buffer: float = 0.1  # capacity of the event spike list, fraction of N
-    unroll: int = 0  # scan unroll; 0 = auto (8 on GPU, 1 on CPU where unrolling is slower)
-    record_spikes: int = 0  # record the spike trains of neurons [0, R)
+    # input / output
+    input_channels: int = 256
+    output_channels: int = 64
+    io_fraction: float = 0.1
+    input_gain: float = 0.5
 
     def __post_init__(self) -> None:
         def need(ok: bool, msg: str) -> None:
             if not ok:
                 raise ValueError(msg)
 
+        need(
+            self.preset in PRESETS,
+            f"--preset={self.preset!r} is unknown: use one of {', '.join(PRESETS)}",
+        )
         for name in ("n_neurons", "fan_in"):
             v = getattr(self, name)
             need(
@@ -129,53 +158,21 @@ class BrainConfig:
                 f"make H*W equal --n_neurons (or pass --n_neurons={h * w})",
             )
             need(h >= 3 and w >= 3, f"--sheet={h}x{w}: both sides must be >= 3")
+            need(self.preset == "seed", f"--sheet is a seed-preset option, not --preset={self.preset}")
         need(
             0.0 < self.target_rate < 1.0,
             f"--target_rate={self.target_rate} must lie strictly between 0 and 1 "
             "(a fraction of neurons firing per step, e.g. 0.05)",
         )
-        need(
-            self.propagation in PROPAGATIONS,
-            f"--propagation={self.propagation!r} is unknown: use one of {', '.join(PROPAGATIONS)}",
-        )
-        need(
-            self.stdp in STDP_MODES,
-            f"--stdp={self.stdp!r} is unknown: use one of {', '.join(STDP_MODES)}",
-        )
-        need(
-            self.stdp != "deferred" or self.propagation in ("auto", "event"),
-            f"--stdp=deferred needs the event path, not --propagation={self.propagation}: "
-            "drop --propagation or use --stdp=eager",
-        )
-        need(
-            self.stdp != "deferred" or not self.synaptic_scaling,
-            "--stdp=deferred cannot rescale rows (--synaptic_scaling): use --stdp=eager",
-        )
-        need(
-            0.0 < self.spike_buffer <= 1.0,
-            f"--spike_buffer={self.spike_buffer} must be in (0, 1]: the spike list "
-            "holds that fraction of neurons",
-        )
-        need(
-            isinstance(self.unroll, int) and self.unroll >= 0,
-            f"--unroll={self.unroll} must be >= 0 (0 picks by device)",
-        )
-        need(self.tau_m > 0, f"tau_m={self.tau_m} must be > 0 ms")
-        need(self.refractory >= 0, f"refractory={self.refractory} must be >= 0 steps")
-        need(self.noise_sd >= 0, f"noise_sd={self.noise_sd} must be >= 0")
+        need(0.0 < self.inh_fraction < 1.0, f"--inh_fraction={self.inh_fraction} must be in (0, 1)")
         need(self.w_max > 0, f"--w_max={self.w_max} must be > 0")
-        need(
-            self.w_max * self.fan_in < 2**31 / 2**WEIGHT_FRAC_BITS / 4,
-            f"--w_max * --fan_in = {self.w_max * self.fan_in} is too large for the "
-            "fixed-point synaptic sum: lower --w_max",
-        )
-        need(
-            0 <= self.record_spikes <= self.n_neurons,
-            f"--record_spikes={self.record_spikes} must be between 0 and --n_neurons",
-        )
+        need(self.w_inh > 0, f"--w_inh={self.w_inh} must be > 0")
+        need(self.w_init in ("uniform", "constant"), f"--w_init={self.w_init!r}: use uniform or constant")
+        need(self.v_init in ("uniform", "normal"), f"--v_init={self.v_init!r}: use uniform or normal")
+        need(self.synapse in ("delta", "exp"), f"--synapse={self.synapse!r}: use delta or exp")
         need(
             0.0 < self.io_fraction <= 0.5,
-            f"io_fraction={self.io_fraction} must be in (0, 0.5]",
+            f"--io_fraction={self.io_fraction} must be in (0, 0.5]",
         )
         need(
             self.n_neurons * self.io_fraction >= self.output_channels,
@@ -184,28 +181,9 @@ class BrainConfig:
             f"{math.ceil(self.output_channels / self.io_fraction)} neurons",
         )
 
-    # ---- derived sizes (static Python ints) ----
-    @property
-    def n_neighbours(self) -> int:
-        return 2 if self.sheet is None else 8
-
-    @property
-    def spike_capacity(self) -> int:
-        return max(1, math.ceil(self.n_neurons * self.spike_buffer))
-
-    @property
-    def input_group(self) -> int:
-        """Neurons per input channel; the input population is [0, C_in*G_in)."""
-        return max(1, int(self.n_neurons * self.io_fraction) // self.input_channels)
-
-    @property
-    def output_group(self) -> int:
-        """Neurons per output group; the output population ends at N."""
-        return max(1, int(self.n_neurons * self.io_fraction) // self.output_channels)
-
-    @property
-    def output_start(self) -> int:
-        return self.n_neurons - self.output_channels * self.output_group
+    def circuit(self) -> Circuit:
+        """The preset's Circuit (validated; ValueError names the problem)."""
+        return PRESETS[self.preset](self)
 
     # ---- (de)serialisation, for checkpoints and logs ----
     def to_dict(self) -> dict[str, Any]:
@@ -218,6 +196,10 @@ class BrainConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> BrainConfig:
+        """From `to_dict` output; unknown keys (engine options of older
+        checkpoints: propagation, stdp, spike_buffer, unroll, record_spikes)
+        are ignored and missing ones take their defaults, so an older
+        checkpoint's config reads as the seed preset it was."""
         names = {f.name for f in dataclasses.fields(cls)}
         kw = {k: v for k, v in d.items() if k in names}
         if kw.get("sheet") is not None:
@@ -228,10 +210,126 @@ class BrainConfig:
         return dataclasses.replace(self, **changes)
 
 
-# Synaptic sums are accumulated in int32 fixed point with this many fraction
-# bits: integer addition is associative, so every propagation path (gather,
-# event-driven scatter with atomics) gives bit-identical inputs on any device.
-WEIGHT_FRAC_BITS = 20
+# ------------------------------------------------------------------ presets --
 
-# The fields that fix the shapes of a brain (a checkpoint must match them).
-SHAPE_FIELDS = ("n_neurons", "fan_in", "sheet")
+
+def _neuron(c: BrainConfig) -> Neuron:
+    return Neuron(
+        tau_m=c.tau_m,
+        v_rest=c.v_rest,
+        v_reset=c.v_reset,
+        theta=c.theta_init,
+        v_init=(c.v_init, c.v_init_a, c.v_init_b),
+        refractory=c.refractory,
+        bias=c.bias,
+        noise_sd=c.noise_sd,
+        tau_adapt=c.tau_adapt,
+        adapt_on=c.adapt_on,
+        adapt_off=c.adapt_off,
+        adapt_boost=c.adapt_boost,
+        eta_theta=c.eta_theta,
+        theta_min=c.theta_min,
+        theta_max=c.theta_max,
+    )
+
+
+def _stdp(c: BrainConfig) -> STDP | None:
+    if not c.plasticity:
+        return None
+    return STDP(c.tau_pre, c.tau_post, c.a_plus, c.a_minus, c.synaptic_scaling)
+
+
+def _controller(c: BrainConfig) -> Controller:
+    return Controller(c.controller, c.target_rate, c.ctrl_gain, c.ctrl_max, c.osc_amp, c.osc_period)
+
+
+def _ports(c: BrainConfig, pop: str, size: int) -> tuple[tuple[InputPort, ...], tuple[Readout, ...]]:
+    """The text ports: input channels on the first io_fraction of `pop`,
+    output groups on its last io_fraction."""
+    g_in = max(1, int(size * c.io_fraction) // c.input_channels)
+    g_out = max(1, int(size * c.io_fraction) // c.output_channels)
+    return (
+        (InputPort("text", pop, c.input_channels, g_in, 0, c.input_gain),),
+        (Readout("text", pop, c.output_channels, g_out, size - c.output_channels * g_out),),
+    )
+
+
+def _weights(c: BrainConfig, sign: str) -> dict[str, float]:
+    w = c.w_max if sign == "E" else c.w_inh
+    return {"w_lo": w if c.w_init == "constant" else 0.0, "w_hi": w, "w_max": w}
+
+
+def _synapse(c: BrainConfig, sign: str) -> dict[str, Any]:
+    if c.synapse == "delta":
+        return {"synapse": "delta"}
+    if sign == "E":
+        return {"synapse": "exp", "tau_syn": c.tau_exc, "e_rev": c.e_exc}
+    return {"synapse": "exp", "tau_syn": c.tau_inh, "e_rev": c.e_inh}
+
+
+def seed(c: BrainConfig) -> Circuit:
+    """The seed brain: one excitatory population of N neurons on a ring (or
+    the H x W sheet) with neighbour excitation, K random recurrent synapses
+    each (projection "W", STDP with --plasticity), the text ports and the
+    global controller."""
+    n = c.n_neurons
+    if c.sheet is None:
+        place = Placement()
+    else:
+        place = Placement("rect", 0, 0, c.sheet[0], c.sheet[1])
+    brain = Population("brain", n, "E", _neuron(c), c.target_rate, place, "", c.neighbour_weight)
+    w = Projection(
+        "W", "brain", "brain", "random", c.fan_in, delay=c.delay, plasticity=_stdp(c),
+        **_weights(c, "E"), **_synapse(c, "E"),
+    )  # fmt: skip
+    inputs, readouts = _ports(c, "brain", n)
+    return Circuit((brain,), (w,), inputs, readouts, c.dt, _controller(c), c.sheet, "seed")
+
+
+def _ei_populations(c: BrainConfig) -> tuple[Population, Population, int, int]:
+    n_i = max(1, round(c.n_neurons * c.inh_fraction))
+    n_e = c.n_neurons - n_i
+    e = Population("E", n_e, "E", _neuron(c), c.target_rate, Placement(), "", c.neighbour_weight)
+    i = Population("I", n_i, "I", _neuron(c), c.target_rate, Placement(), "", 0.0)
+    k_i = max(1, round(c.fan_in * c.inh_fraction))
+    return e, i, c.fan_in - k_i, k_i
+
+
+def _ei_projections(c: BrainConfig, k_e: int, k_i: int) -> tuple[Projection, ...]:
+    out = []
+    for pre, k in (("E", k_e), ("I", k_i)):
+        for post in ("E", "I"):
+            stdp = _stdp(c) if pre == post == "E" else None
+            out.append(
+                Projection(
+                    pre + post, pre, post, "random", k, delay=c.delay, plasticity=stdp,
+                    **_weights(c, pre), **_synapse(c, pre),
+                )  # fmt: skip
+            )
+    return tuple(out)
+
+
+def ei(c: BrainConfig) -> Circuit:
+    """The seed brain with Dale's law: populations E (1 - inh_fraction of N)
+    and I, four random projections EE, EI, IE, II (each neuron's K inputs
+    split between E and I in proportion), STDP on EE, the text ports on E.
+    Meant to run with --controller=false: inhibition and the per-neuron
+    thresholds hold the rate."""
+    e, i, k_e, k_i = _ei_populations(c)
+    inputs, readouts = _ports(c, "E", e.size)
+    return Circuit((e, i), _ei_projections(c, k_e, k_i), inputs, readouts, c.dt, _controller(c), None, "ei")
+
+
+def coba(c: BrainConfig) -> Circuit:
+    """The COBA benchmark (Vogels & Abbott 2005, Brette et al. 2007) when
+    the flags of experiments/configs/coba.flags are set: E and I populations
+    with conductance synapses, random fixed fan-in, no ports."""
+    e, i, k_e, k_i = _ei_populations(c)
+    return Circuit((e, i), _ei_projections(c, k_e, k_i), (), (), c.dt, _controller(c), None, "coba")
+
+
+PRESETS: dict[str, Callable[[BrainConfig], Circuit]] = {"seed": seed, "ei": ei, "coba": coba}
+
+# Fields that change the shapes or layout of a brain's arrays: a restored
+# checkpoint cannot take a different value (Session.open says so).
+SHAPE_FIELDS = ("preset", "n_neurons", "fan_in", "sheet", "inh_fraction", "synapse", "delay")

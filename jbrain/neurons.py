@@ -1,12 +1,12 @@
 """Hybrid LIF neuron: leaky membrane, adaptive threshold, refractoriness, modes.
 
-One step (dt = 1 ms; voltages in threshold units), per neuron i:
+One step of dt ms, per neuron i (parameters per population, circuit.Neuron):
 
-    v'  = v + (v_rest - v)/tau_m + bias + drive + noise_sd*xi + I_in     (leak + inputs)
+    v'  = v + (v_rest - v) dt/tau_m + I_in                  (leak + every input)
     v'  = v_reset                                 if refractory (refrac > 0)
     s   = [refrac == 0] * [v' > theta + adapt_boost*[mode == ADAPTED]]
     v'  = v_reset                                 where s
-    a'  = a*exp(-1/tau_adapt) + s                 (spike-frequency trace, ~rate*tau)
+    a'  = a*exp(-dt/tau_adapt) + s                (spike-frequency trace, ~rate*tau)
 
 Modes (uint8 state machine), evaluated after the spike:
 
@@ -35,8 +35,27 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jbrain.config import BrainConfig
+from jbrain.circuit import Circuit
 from jbrain.state import ADAPTED, INTEGRATING, REFRACTORY
+
+
+def per_neuron(circuit: Circuit, values: list[Any], dtype: Any = jnp.float32) -> Any:
+    """One value per population -> the Python scalar when all are equal
+    (a constant folded into the fused update, as one population has), else
+    an (N,) array selected by neuron index (iota compares, fused too; no
+    N-sized constant in the program)."""
+    if all(v == values[0] for v in values):
+        return values[0]
+    i = jax.lax.iota(jnp.int32, circuit.n)
+    out = jnp.asarray(values[-1], dtype)
+    for p, v in reversed(list(zip(circuit.populations[:-1], values[:-1], strict=True))):
+        out = jnp.where(i < circuit.bounds(p.name)[1], jnp.asarray(v, dtype), out)
+    return out
+
+
+def neuron_values(circuit: Circuit, field: str, dtype: Any = jnp.float32) -> Any:
+    """`per_neuron` of one `circuit.Neuron` field."""
+    return per_neuron(circuit, [getattr(p.neuron, field) for p in circuit.populations], dtype)
 
 
 def _mix32(x: jax.Array) -> jax.Array:
@@ -66,7 +85,7 @@ def gaussian_noise(key: jax.Array, step: jax.Array, n: int) -> jax.Array:
 
 
 def neuron_update(
-    config: BrainConfig,
+    circuit: Circuit,
     v: jax.Array,
     theta: jax.Array,
     adapt: jax.Array,
@@ -83,23 +102,31 @@ def neuron_update(
     its homeostatic update lives in `homeostasis.py`. `fence` materialises
     (v, s) before the bookkeeping reads them (see `brain.materialize`).
     """
-    c = config
+    dt = circuit.dt
+    pops = circuit.populations
+    leak = per_neuron(circuit, [dt / p.neuron.tau_m for p in pops])
+    v_rest, v_reset = neuron_values(circuit, "v_rest"), neuron_values(circuit, "v_reset")
+    boost = neuron_values(circuit, "adapt_boost")
+    decay = per_neuron(circuit, [math.exp(-dt / p.neuron.tau_adapt) for p in pops])
+    on, off = neuron_values(circuit, "adapt_on"), neuron_values(circuit, "adapt_off")
     refractory = refrac > 0
-    v = v + (c.v_rest - v) * (1.0 / c.tau_m) + current
-    v = jnp.where(refractory, jnp.float32(c.v_reset), v)
-    theta_eff = theta + jnp.where(mode == ADAPTED, jnp.float32(c.adapt_boost), 0.0)
+    v = v + (v_rest - v) * leak + current
+    v = jnp.where(refractory, jnp.float32(v_reset) if isinstance(v_reset, float) else v_reset, v)
+    theta_eff = theta + jnp.where(mode == ADAPTED, jnp.float32(boost) if isinstance(boost, float) else boost, 0.0)
     spikes = jnp.logical_and(~refractory, v > theta_eff)
-    v = jnp.where(spikes, jnp.float32(c.v_reset), v)
+    v = jnp.where(spikes, jnp.float32(v_reset) if isinstance(v_reset, float) else v_reset, v)
     v, spikes = fence((v, spikes))
-    adapt = adapt * math.exp(-1.0 / c.tau_adapt) + spikes.astype(jnp.float32)
-    refrac = jnp.where(spikes, jnp.uint8(c.refractory), jnp.maximum(refrac, 1) - 1).astype(jnp.uint8)
+    adapt = adapt * decay + spikes.astype(jnp.float32)
+    steps = neuron_values(circuit, "refractory", jnp.uint8)
+    steps = jnp.uint8(steps) if isinstance(steps, int) else steps
+    refrac = jnp.where(spikes, steps, jnp.maximum(refrac, 1) - 1).astype(jnp.uint8)
     mode = jnp.where(
         refrac > 0,
         jnp.uint8(REFRACTORY),
         jnp.where(
-            adapt >= c.adapt_on,
+            adapt >= on,
             jnp.uint8(ADAPTED),
-            jnp.where((mode == ADAPTED) & (adapt >= c.adapt_off), jnp.uint8(ADAPTED), jnp.uint8(INTEGRATING)),
+            jnp.where((mode == ADAPTED) & (adapt >= off), jnp.uint8(ADAPTED), jnp.uint8(INTEGRATING)),
         ),
     )
     return v, spikes, adapt, refrac, mode

@@ -1,13 +1,14 @@
-"""Event-driven STDP on the sparse weights (pair-based, all-to-all traces).
+"""STDP on a projection's sparse weights (pair-based, all-to-all traces),
+written once; backends implement its kernels (jbrain/backends).
 
 Traces (per neuron, decaying each step, bumped by this step's spikes s; the
 bumps add up, so every earlier spike pairs, weighted by exp(-dt/tau)):
-    x_pre  <- x_pre  * exp(-1/tau_pre)  + s
-    y_post <- y_post * exp(-1/tau_post) + s
+    x_pre  <- x_pre  * exp(-dt/tau_pre)  + s_pre
+    y_post <- y_post * exp(-dt/tau_post) + s_post
 Weight update for synapse j -> i (uses the traces *before* this step's bump):
     post i fires: w_ij += a_plus  * x_pre[j]    (pre fired before post: LTP)
     pre  j fires: w_ij -= a_minus * y_post[i]   (post fired before pre: LTD)
-    w_ij <- clip(w_ij, 0, w_max)
+    w_ij <- clip(w_ij, 0, w_max)          (magnitudes: the sign is the pre's, never flipped)
 Only rows of neurons that fired (LTP: their in-synapses, a row of the BCOO)
 and columns of neurons that fired (LTD: their out-synapses) are touched. A
 pre and post spike in the same step do not pair. Averaged over uncorrelated
@@ -29,87 +30,121 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 
-from jbrain import kernels
-from jbrain.config import BrainConfig
-from jbrain.state import Wiring
+from jbrain.circuit import Projection
+from jbrain.state import ProjectionWiring
+
+
+def _same(tree: Any) -> Any:
+    return tree
 
 
 def trace_step(
-    config: BrainConfig,
+    q: Projection,
+    dt: float,
     x_pre: jax.Array,
     y_post: jax.Array,
-    spikes: jax.Array,
-    fence: Callable[[Any], Any] = lambda tree: tree,
+    s_pre: jax.Array,
+    s_post: jax.Array,
+    fence: Callable[[Any], Any] = _same,
 ) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array]:
     """(ltp, ltd, x_pre', y_post'): this step's per-neuron increments
-    a_plus * x_pre, a_minus * y_post (traces before the bump) and the bumped
-    traces. The increments are materialised once (a barrier on GPUs, `fence`
-    on CPUs, where XLA drops barriers before fusion), so `w + a*x` is never
-    contracted into an FMA inside a weight update: every path and fusion
-    rounds the same way."""
-    c = config
-    ltp, ltd = fence(jax.lax.optimization_barrier((c.a_plus * x_pre, c.a_minus * y_post)))
-    s = spikes.astype(jnp.float32)
-    return ltp, ltd, x_pre * math.exp(-1.0 / c.tau_pre) + s, y_post * math.exp(-1.0 / c.tau_post) + s
+    a_plus * x_pre (N_pre,), a_minus * y_post (N_post,) (traces before the
+    bump) and the bumped traces, x <- x exp(-dt/tau) + s. The increments are
+    materialised once (a barrier on GPUs, `fence` on CPUs, where XLA drops
+    barriers before fusion), so `w + a*x` is never contracted into an FMA
+    inside a weight update: every path and fusion rounds the same way."""
+    r = q.plasticity
+    ltp, ltd = fence(jax.lax.optimization_barrier((r.a_plus * x_pre, r.a_minus * y_post)))
+    x_pre = x_pre * math.exp(-dt / r.tau_pre) + s_pre.astype(jnp.float32)
+    y_post = y_post * math.exp(-dt / r.tau_post) + s_post.astype(jnp.float32)
+    return ltp, ltd, x_pre, y_post
 
 
 def stdp_step(
-    config: BrainConfig,
-    wiring: Wiring,
-    weights: jax.Array,
+    q: Projection,
+    dt: float,
+    wiring: ProjectionWiring,
+    weights_pre: jax.Array,
     x_pre: jax.Array,
     y_post: jax.Array,
-    spikes: jax.Array,
-    ids: jax.Array,
-    *,
-    pre_major: bool = False,
-    fence: Callable[[Any], Any] = lambda tree: tree,
+    s_pre: jax.Array,
+    s_post: jax.Array,
+    ids_pre: jax.Array,
+    ids_post: jax.Array,
+    fence: Callable[[Any], Any] = _same,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
-    """One STDP step. weights (N*K,) f32, post-major (the BCOO's order) or,
-    with `pre_major`, in presynaptic order (`synapses.to_pre_major`, the event
-    path's); traces (N,) f32; spikes (N,) bool; ids (C,) int32 spike list
-    padded with N (if more than C fired, the update is incomplete: the caller
-    flags STATUS_SPIKE_OVERFLOW). Returns (weights, x_pre, y_post), the same
-    numbers in either order (`fence`: see `trace_step`). On GPUs the gather
-    path fuses this update into its pass over the synapses
-    (`kernels.gather_stdp`); on CPUs the event path runs it as a compiled
-    loop (`cpu_kernels.event_stdp`, bit for bit the same)."""
-    c = config
+    """One STDP step over spike lists (the event path). weights_pre (N*K,)
+    f32 in presynaptic order (`synapses.to_pre_major`); traces (N,) f32;
+    spikes (N,) uint8; ids_pre, ids_post (C,) int32 spike lists of the pre
+    and post populations padded with N (if more than C fired, the update is
+    incomplete: the caller flags STATUS_SPIKE_OVERFLOW). Returns (weights,
+    x_pre, y_post): `dense_step`'s numbers (`fence`: see `trace_step`). The
+    "cpu_native" backend runs it as a compiled loop, bit for bit the same."""
     n, k = wiring.pre.shape
-    ltp, ltd, x_pre, y_post = trace_step(config, x_pre, y_post, spikes, fence)
+    w_max = q.w_max
+    ltp, ltd, x_pre, y_post = trace_step(q, dt, x_pre, y_post, s_pre, s_post, fence)
     slot = jnp.arange(k, dtype=jnp.int32)
-    pres = wiring.pre.at[ids].get(mode="fill", fill_value=n)  # (C, K) inputs of fired neurons
-    posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K) their targets
-    # Flat positions of the fired neurons' in-rows (LTP) and out-rows (LTD);
-    # padding (id N) lands past N*K and is dropped. One is contiguous per
-    # neuron, the other K random entries, depending on the order.
-    if pre_major:
-        in_pos, out_pos = pres * k + slot, ids[:, None] * k + slot
-    else:
-        in_pos, out_pos = ids[:, None] * k + slot, posts * k + slot
+    pres = wiring.pre.at[ids_post].get(mode="fill", fill_value=n)  # (C, K) inputs of fired posts
+    posts = wiring.out_post.at[ids_pre].get(mode="fill", fill_value=n)  # (C, K) targets of fired pres
+    # Flat positions of the fired posts' in-rows (LTP: K random entries each)
+    # and the fired pres' out-rows (LTD: one contiguous row each); padding
+    # (id N) lands past N*K and is dropped.
+    in_pos, out_pos = pres * k + slot, ids_pre[:, None] * k + slot
     # Both rows are read from the old weights and written by one scatter. A
     # synapse whose pre and post both fired is in both: it is written from
     # its out-row, which applies LTP (pre j's trace) and then LTD, as
     # sequential updates would.
-    fired = spikes != 0
-    w = weights
+    fired_pre, fired_post = s_pre != 0, s_post != 0
+    w = weights_pre
     up = w.at[in_pos].get(mode="fill", fill_value=0.0) + ltp.at[pres].get(mode="fill", fill_value=0.0)
-    up = jnp.clip(up, 0.0, c.w_max)
+    up = jnp.clip(up, 0.0, w_max)
     old = w.at[out_pos].get(mode="fill", fill_value=0.0)
-    both = fired.at[posts].get(mode="fill", fill_value=False)
+    both = fired_post.at[posts].get(mode="fill", fill_value=False)
     old = jnp.where(
-        both, jnp.clip(old + ltp.at[ids].get(mode="fill", fill_value=0.0)[:, None], 0.0, c.w_max), old
+        both, jnp.clip(old + ltp.at[ids_pre].get(mode="fill", fill_value=0.0)[:, None], 0.0, w_max), old
     )
-    down = jnp.clip(old - ltd.at[posts].get(mode="fill", fill_value=0.0), 0.0, c.w_max)
-    in_only = jnp.where(fired.at[pres].get(mode="fill", fill_value=True), n * k, in_pos)  # n*K: dropped
+    down = jnp.clip(old - ltd.at[posts].get(mode="fill", fill_value=0.0), 0.0, w_max)
+    in_only = jnp.where(fired_pre.at[pres].get(mode="fill", fill_value=True), n * k, in_pos)  # dropped
     pos = jnp.concatenate([in_only, out_pos]).reshape(-1)
     w = w.at[pos].set(jnp.concatenate([up, down]).reshape(-1), mode="drop")
-    if c.synaptic_scaling:
+    if q.plasticity.scaling:
         rows = w.at[in_pos].get(mode="fill", fill_value=1.0)
         total = jnp.maximum(rows.sum(axis=1, keepdims=True), 1e-12)
-        rows = jnp.clip(rows * (0.5 * k * c.w_max / total), 0.0, c.w_max)
+        rows = jnp.clip(rows * (0.5 * k * w_max / total), 0.0, w_max)
         w = w.at[in_pos].set(rows, mode="drop")
     return w, x_pre, y_post
+
+
+def dense_step(
+    q: Projection,
+    dt: float,
+    wiring: ProjectionWiring,
+    weights: jax.Array,
+    x_pre: jax.Array,
+    y_post: jax.Array,
+    s_pre: jax.Array,
+    s_post: jax.Array,
+    fence: Callable[[Any], Any] = _same,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """One STDP step over every synapse (the gather and bcoo paths; any
+    rule). weights (N_post*K,) f32 post-major; for synapse (i, k) from
+    j = pre[i, k]:
+        post i fired: w <- clip(w + a_plus x_pre[j], 0, w_max)
+        pre j fired:  w <- clip(w - a_minus y_post[i], 0, w_max)    (after LTP)
+        scaling, post i fired: row i <- clip(row * K w_max / 2 / sum(row), 0, w_max)
+    The same f32 operations per synapse as `stdp_step`. Returns (weights,
+    x_pre, y_post)."""
+    n, k = wiring.pre.shape
+    w_max = q.w_max
+    ltp, ltd, x_pre, y_post = trace_step(q, dt, x_pre, y_post, s_pre, s_post, fence)
+    w = weights.reshape(n, k)
+    fired_post = (s_post != 0)[:, None]
+    w = jnp.where(fired_post, jnp.clip(w + ltp[wiring.pre], 0.0, w_max), w)
+    w = jnp.where(s_pre[wiring.pre] != 0, jnp.clip(w - ltd[:, None], 0.0, w_max), w)
+    if q.plasticity.scaling:
+        total = jnp.maximum(w.sum(axis=1, keepdims=True), 1e-12)
+        w = jnp.where(fired_post, jnp.clip(w * (0.5 * k * w_max / total), 0.0, w_max), w)
+    return w.reshape(-1), x_pre, y_post
 
 
 # ---- deferred LTP (the event path on GPUs) ----
@@ -134,11 +169,12 @@ HISTORY = 32  # bits of spike history per neuron: the longest pending window, in
 
 
 class Lag(NamedTuple):
-    """Deferred LTP inside a burst, (N,) each.
+    """Deferred LTP of one projection inside a burst.
 
-    hist:    uint32 spike history; bit b: fired b steps before the last processed step
-    pending: int32  processed steps whose LTP the out-row still lacks (< HISTORY)
-    anchor:  f32    x_pre entering the first of those steps
+    hist:    (N_post,) uint32 spike history of the posts; bit b: fired b steps
+             before the last processed step
+    pending: (N_pre,) int32 processed steps whose LTP the out-row still lacks (< HISTORY)
+    anchor:  (N_pre,) f32 x_pre entering the first of those steps
     """
 
     hist: jax.Array
@@ -146,32 +182,30 @@ class Lag(NamedTuple):
     anchor: jax.Array
 
 
-def lag_init(x_pre: jax.Array) -> Lag:
+def lag_init(x_pre: jax.Array, n_post: int) -> Lag:
     """Nothing pending: the bookkeeping at the start of a burst."""
     n = x_pre.shape[0]
-    return Lag(jnp.zeros((n,), jnp.uint32), jnp.zeros((n,), jnp.int32), x_pre)
+    return Lag(jnp.zeros((n_post,), jnp.uint32), jnp.zeros((n,), jnp.int32), x_pre)
 
 
-def _decay(config: BrainConfig) -> jax.Array:
-    """exp(-1/tau_pre) as a run-time f32 scalar: with a constant, XLA would
+def _decay(q: Projection, dt: float) -> jax.Array:
+    """exp(-dt/tau_pre) as a run-time f32 scalar: with a constant, XLA would
     fold x*d*d into x*(d*d) and the replayed trace would not be
     `trace_step`'s, bit for bit."""
-    return jax.lax.optimization_barrier(jnp.float32(math.exp(-1.0 / config.tau_pre)))
+    return jax.lax.optimization_barrier(jnp.float32(math.exp(-dt / q.plasticity.tau_pre)))
 
 
-def _ltp_table(config: BrainConfig, anchor: jax.Array, fence: Callable[[Any], Any]) -> jax.Array:
+def _ltp_table(q: Projection, dt: float, anchor: jax.Array, fence: Callable[[Any], Any]) -> jax.Array:
     """(R,) anchors -> (R, HISTORY) f32: a_plus * x at window step m, x decayed
     m times from the anchor. Materialised (see `trace_step`: no FMA with w)."""
-    d = _decay(config)
+    d = _decay(q, dt)
     xs = [anchor]
     for _ in range(HISTORY - 1):
         xs.append(xs[-1] * d)
-    return fence(jax.lax.optimization_barrier(config.a_plus * jnp.stack(xs, axis=1)))
+    return fence(jax.lax.optimization_barrier(q.plasticity.a_plus * jnp.stack(xs, axis=1)))
 
 
-def _replay(
-    config: BrainConfig, w: jax.Array, hist: jax.Array, count: jax.Array, table: jax.Array
-) -> jax.Array:
+def _replay(w_max: float, w: jax.Array, hist: jax.Array, count: jax.Array, table: jax.Array) -> jax.Array:
     """Pending LTP of R out-rows, oldest step first. w (R, K) f32; hist (R, K)
     uint32 histories of the rows' targets; count (R,) int32 window length
     (bit count-1 is its oldest step, bit 0 its newest); table: `_ltp_table`."""
@@ -179,13 +213,14 @@ def _replay(
     for m in range(HISTORY):
         bit = count - 1 - m  # < 0: past the window
         fired = (bit >= 0) & (((hist >> jnp.maximum(bit, 0).astype(jnp.uint32)) & 1) != 0)
-        w = jnp.where(fired, jnp.clip(w + table[:, m : m + 1], 0.0, config.w_max), w)
+        w = jnp.where(fired, jnp.clip(w + table[:, m : m + 1], 0.0, w_max), w)
     return w
 
 
 def _replay_rows(
-    config: BrainConfig,
-    wiring: Wiring,
+    q: Projection,
+    dt: float,
+    wiring: ProjectionWiring,
     weights_pre: jax.Array,
     hist: jax.Array,
     count: jax.Array,
@@ -201,63 +236,70 @@ def _replay_rows(
     w = weights_pre.reshape(n, k)
     posts = wiring.out_post.at[rows].get(mode="fill", fill_value=n)
     new = _replay(
-        config,
+        q.w_max,
         w.at[rows].get(mode="fill", fill_value=0.0),
         hist.at[posts].get(mode="fill", fill_value=0),
         count.at[rows].get(mode="fill", fill_value=0),
-        _ltp_table(config, anchor.at[rows].get(mode="fill", fill_value=0.0), fence),
+        _ltp_table(q, dt, anchor.at[rows].get(mode="fill", fill_value=0.0), fence),
     )
     if ltd is not None:
-        new = jnp.clip(new - ltd.at[posts].get(mode="fill", fill_value=0.0), 0.0, config.w_max)
+        new = jnp.clip(new - ltd.at[posts].get(mode="fill", fill_value=0.0), 0.0, q.w_max)
     return w.at[rows].set(new, mode="drop").reshape(-1)
 
 
-def _kernel(config: BrainConfig, wiring: Wiring, weights_pre: jax.Array, lag: Lag, **kw) -> jax.Array:
-    """`kernels.replay_stdp` with the lag's arrays and the config's numbers."""
-    return kernels.replay_stdp(
+def _kernel(backend, q: Projection, dt: float, rows: int, wiring, weights_pre, lag: Lag, **kw) -> jax.Array:
+    """The backend's `replay_stdp` kernel with the lag's arrays and the rule's numbers."""
+    return backend.replay_stdp(
         wiring.out_post.reshape(-1), weights_pre, lag.hist, lag.pending, lag.anchor,
-        _decay(config).reshape(1), history=HISTORY, a_plus=config.a_plus, w_max=config.w_max, **kw,
+        _decay(q, dt).reshape(1), history=HISTORY, a_plus=q.plasticity.a_plus, w_max=q.w_max,
+        rows=rows, **kw,
     )  # fmt: skip
 
 
 def deferred_step(
-    config: BrainConfig,
-    wiring: Wiring,
+    q: Projection,
+    dt: float,
+    backend: Any,
+    rows: int,
+    wiring: ProjectionWiring,
     weights_pre: jax.Array,
     x_pre: jax.Array,
     y_post: jax.Array,
-    spikes: jax.Array,
+    s_pre: jax.Array,
+    s_post: jax.Array,
     ids: jax.Array,
     n_ids: jax.Array,
     lag: Lag,
     step: jax.Array,
-    fence: Callable[[Any], Any] = lambda tree: tree,
+    fence: Callable[[Any], Any] = _same,
 ) -> tuple[jax.Array, jax.Array, jax.Array, Lag]:
-    """`stdp_step(pre_major=True)` with LTP deferred (see above): the same
-    weights once `flush`ed. No synaptic scaling. ids[:n_ids]: the spike list
-    of s (any order); step: the step counter (picks the round-robin block).
-    Returns (weights, x_pre, y_post, lag)."""
+    """`stdp_step` with LTP deferred (see above): the same weights once
+    `flush`ed. No synaptic scaling. ids[:n_ids]: the pre population's spike
+    list (any order; the backend's raw list); step: the step counter (picks
+    the round-robin block); backend: one with a `replay_stdp` kernel (one
+    kernel for both sets of rows, `rows` out-rows per program) or without
+    (XLA). Returns (weights, x_pre, y_post, lag)."""
     n = wiring.pre.shape[0]
-    _, ltd, x_new, y_new = trace_step(config, x_pre, y_post, spikes, fence)
-    fired = spikes != 0
-    hist = (lag.hist << 1) | fired.astype(jnp.uint32)
+    _, ltd, x_new, y_new = trace_step(q, dt, x_pre, y_post, s_pre, s_post, fence)
+    fired = s_pre != 0
+    hist = (lag.hist << 1) | (s_post != 0).astype(jnp.uint32)
     # Round-robin: block u mod HISTORY of the rows is replayed on step u, so
     # no window outgrows the history; rows that fired are replayed as spikers
     # (the pending LTP, this step's included, then LTD).
     size = -(-n // HISTORY)
     start = jnp.minimum((step % HISTORY).astype(jnp.int32) * size, n - size)
-    if kernels.on_gpu():  # one kernel for both sets of rows
+    if backend.replay_stdp is not None:  # one kernel for both sets of rows
         w = _kernel(
-            config, wiring, weights_pre, lag._replace(hist=hist), spikes=spikes.astype(jnp.uint8),
-            ltd=ltd, ids=ids, n_ids=n_ids, start=start, block=size, extra=1,
+            backend, q, dt, rows, wiring, weights_pre, lag._replace(hist=hist),
+            spikes=s_pre.astype(jnp.uint8), ltd=ltd, ids=ids, n_ids=n_ids, start=start, block=size, extra=1,
         )  # fmt: skip
     else:
         count = lag.pending + 1
         block = start + jnp.arange(size, dtype=jnp.int32)
         block = jnp.where(fired[block], n, block)
-        w = _replay_rows(config, wiring, weights_pre, hist, count, lag.anchor, block, fence)
+        w = _replay_rows(q, dt, wiring, weights_pre, hist, count, lag.anchor, block, fence)
         listed = jnp.where(jnp.arange(ids.shape[0]) < n_ids, ids, n)
-        w = _replay_rows(config, wiring, w, hist, count, lag.anchor, listed, fence, ltd=ltd)
+        w = _replay_rows(q, dt, wiring, w, hist, count, lag.anchor, listed, fence, ltd=ltd)
     r = jnp.arange(n, dtype=jnp.int32)
     done = fired | ((r >= start) & (r < start + size))
     lag = Lag(hist, jnp.where(done, 0, lag.pending + 1), jnp.where(done, x_new, lag.anchor))
@@ -265,20 +307,23 @@ def deferred_step(
 
 
 def flush(
-    config: BrainConfig,
-    wiring: Wiring,
+    q: Projection,
+    dt: float,
+    backend: Any,
+    rows: int,
+    wiring: ProjectionWiring,
     weights_pre: jax.Array,
     lag: Lag,
-    fence: Callable[[Any], Any] = lambda tree: tree,
+    fence: Callable[[Any], Any] = _same,
 ) -> jax.Array:
     """Every row's pending LTP applied (the end of a burst): the weights
     `stdp_step` would hold, presynaptic order, (N*K,) f32."""
     n = wiring.pre.shape[0]
     every = jnp.arange(n, dtype=jnp.int32)
-    if kernels.on_gpu():
+    if backend.replay_stdp is not None:
         zero = jnp.zeros((n,), jnp.float32)
         return _kernel(
-            config, wiring, weights_pre, lag, spikes=jnp.zeros((n,), jnp.uint8), ltd=zero,
+            backend, q, dt, rows, wiring, weights_pre, lag, spikes=jnp.zeros((n,), jnp.uint8), ltd=zero,
             ids=every, n_ids=jnp.int32(n), start=jnp.int32(0), block=0, extra=0,
         )  # fmt: skip
-    return _replay_rows(config, wiring, weights_pre, lag.hist, lag.pending, lag.anchor, every, fence)
+    return _replay_rows(q, dt, wiring, weights_pre, lag.hist, lag.pending, lag.anchor, every, fence)

@@ -1,11 +1,12 @@
 """Host-side handle on a living brain: runs bursts, checks status, logs.
 
-`Session` is the one mutable object of jbrain. It owns (config, wiring,
-state), calls the jitted `burst`, reads the metrics once per burst, checks the
-status bits and appends to the debug log. Launchers (run, chat) build one
-with `Session.open`, which restores the workdir's latest checkpoint
-(jbrain/checkpoint.py); `save()`, the autosave every `save_every` steps and
-`close()` write new ones.
+`Session` is the one mutable object of jbrain. It owns (config, circuit,
+plan, wiring, state), calls the jitted `burst`, reads the metrics once per
+burst, checks the status bits (re-running a burst whose spike list
+overflowed with a grown plan) and appends to the debug log. Launchers (run,
+chat) build one with `Session.open`, which restores the workdir's latest
+checkpoint (jbrain/checkpoint.py); `save()`, the autosave
+(`checkpoint.Autosave`) and `close()` write new ones.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import jax
 import numpy as np
 
 from jbrain import brain, checkpoint
+from jbrain import plan as plans
 from jbrain.config import SHAPE_FIELDS, BrainConfig
 from jbrain.logs import LOG_NAME, DebugLog
 from jbrain.raster import SpikeRecorder
@@ -37,39 +39,47 @@ class Session:
         wiring: Wiring,
         state: BrainState,
         *,
+        plan: plans.Plan | None = None,
         workdir: str | None = None,
         seed: int | None = None,
         store: checkpoint.Checkpointer | None = None,
         save_every: int = 0,
         messages: int = 0,
     ):
+        """plan: how to run it (default: `plan.resolve` with every option auto)."""
         self.config = config
+        self.circuit = config.circuit()
+        self.plan = plan or plans.resolve(self.circuit)
         self.wiring = wiring
         self.state = state
         self.seed = seed
         self.workdir = workdir
         self.lock = threading.RLock()
         self.step = int(state.step)
-        self.last_rate = float(state.rate)
+        self.last_rate = float(state.homeostasis.rate)
         self.messages = messages
         self.warnings: list[str] = []
         self.notes: list[str] = []  # what `open` did (restored, flags applied, ...)
         self.faulted = False
-        # checkpoints: the store, the autosave period, the step saved last
+        # checkpoints: the store, the autosave policy, the step saved last
         self.store = store
-        self.save_every = save_every
+        self.autosave = checkpoint.Autosave(save_every, self.step)
         self.saved_step: int | None = None
-        self._autosave_mark = self.step // save_every if save_every else 0
-        self.log = DebugLog(os.path.join(workdir, LOG_NAME), start_step=self.step) if workdir else None
+        pops = [(p.name, p.size) for p in self.circuit.populations]
+        self.log = (
+            DebugLog(os.path.join(workdir, LOG_NAME), start_step=self.step, populations=pops) if workdir else None
+        )
         # --record_spikes=R: WORKDIR/spikes.u8 + spikes.json (format in raster.py)
         self.spikes = (
-            SpikeRecorder.open(workdir, config.record_spikes, start_step=self.step) if workdir else None
+            SpikeRecorder.open(workdir, self.plan.record_spikes, start_step=self.step) if workdir else None
         )
 
     @classmethod
-    def new(cls, config: BrainConfig, *, seed: int, workdir: str | None = None) -> Session:
-        wiring, state = brain.init_brain(config, seed=seed)
-        return cls(config, wiring, state, workdir=workdir, seed=seed)
+    def new(
+        cls, config: BrainConfig, *, seed: int, workdir: str | None = None, plan: plans.Plan | None = None
+    ) -> Session:
+        wiring, state = brain.init_brain(config.circuit(), seed=seed)
+        return cls(config, wiring, state, plan=plan, workdir=workdir, seed=seed)
 
     @classmethod
     def open(
@@ -83,6 +93,7 @@ class Session:
         save_every: int = 0,
         keep: int = 3,
         device: jax.Device | None = None,
+        plan_options: dict | None = None,
     ) -> Session:
         """The brain of `workdir`: its latest checkpoint restored, or a new one.
 
@@ -95,10 +106,11 @@ class Session:
         brain; earlier checkpoints move to `checkpoints.old-<UTC time>`.
         save_every: autosave period in steps (0: only `save()` and `close()`);
         keep: checkpoints kept; device: where a restored brain goes (default
-        device if None). What happened is in `notes` and `warnings`.
+        device if None); plan_options: keyword arguments of `plan.resolve`
+        (propagation, stdp, backend, spike_buffer, unroll, record_spikes).
+        What happened is in `notes` and `warnings`.
         """
-        if isinstance(save_every, bool) or not isinstance(save_every, int) or save_every < 0:
-            raise ValueError(f"--save_every={save_every} must be >= 0 steps (0: save only on exit and /save)")
+        checkpoint.Autosave(save_every, 0)  # validates --save_every before anything changes
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"--keep={keep} must be >= 1 (checkpoints kept in WORKDIR/checkpoints)")
         ckdir = checkpoint.checkpoint_dir(workdir)
@@ -133,9 +145,10 @@ class Session:
                     if restored is not None
                     else "no checkpoint could be restored: starting a new brain"
                 )
+        plan = plans.resolve(config.circuit(), **(plan_options or {}))
         store = checkpoint.Checkpointer(ckdir, keep=keep)
         if restored is None:
-            wiring, state = brain.init_brain(config, seed=seed)
+            wiring, state = brain.init_brain(config.circuit(), seed=seed)
             messages = 0
         else:
             wiring, state, seed = restored.wiring, restored.state, restored.seed
@@ -144,6 +157,7 @@ class Session:
             config,
             wiring,
             state,
+            plan=plan,
             workdir=workdir,
             seed=seed,
             store=store,
@@ -174,9 +188,7 @@ class Session:
             self._check(int(status))
             if self.store is not None:
                 self._report(self.store.poll())
-                due = self.save_every and self.step // self.save_every > self._autosave_mark
-                if due and not self.store.busy:  # never wait for a slow disk: retry next burst
-                    self._autosave_mark = self.step // self.save_every
+                if self.autosave.due(self.step, busy=self.store.busy):
                     self.save()
             return host
 
@@ -190,25 +202,27 @@ class Session:
         overflow do not donate their input, so that state is still there.
         """
         while True:
-            listed = brain.uses_spike_list(self.config)
+            listed = self.plan.uses_spike_list
             run = brain.burst_packed_keeping_input if listed else brain.burst_packed
-            state, packed, raster = run(self.config, self.wiring, self.state, stims, length=length)
+            state, packed, raster = run(self.circuit, self.plan, self.wiring, self.state, stims, length=length)
             # one device-to-host copy (status is packed in); an empty raster is made here
             packed = np.asarray(packed)
             raster = np.asarray(raster) if raster.size else np.zeros(raster.shape, raster.dtype)
             status = brain.packed_status(packed)
-            host = dict(brain.unpack_metrics(packed, raster, xp=np).items())
-            if not (listed and status & STATUS_SPIKE_OVERFLOW) or self.config.spike_buffer >= 1.0:
+            host = dict(brain.unpack_metrics(self.circuit, packed, raster, xp=np).items())
+            if not (listed and status & STATUS_SPIKE_OVERFLOW) or self.plan.spike_buffer >= 1.0:
                 self.state = state
                 return host, int(status)
-            peak = int(np.max(host["spikes"]))
-            grown = min(1.0, max(2.0 * self.config.spike_buffer, 1.25 * peak / self.config.n_neurons))
+            pops = self.circuit.populations
+            peak = {p.name: int(np.max(host["pop_counts"][:, i])) for i, p in enumerate(pops)}
+            old = self.plan
+            self.plan = old.grown(self.circuit, peak)
+            worst = max(pops, key=lambda p: peak[p.name] / p.size)
             self.warnings.append(
-                f"{peak} neurons fired in one step, more than the spike list "
-                f"holds ({self.config.spike_capacity}): the burst was re-run exactly with "
-                f"--spike_buffer={grown:.3g} (set it that high to avoid the re-run)"
+                f"{peak[worst.name]} neurons of {worst.name} fired in one step, more than the spike list "
+                f"holds ({old.capacity(worst.size)}): the burst was re-run exactly with "
+                f"--spike_buffer={self.plan.spike_buffer:.3g} (set it that high to avoid the re-run)"
             )
-            self.config = self.config.replace(spike_buffer=grown)
 
     def _check(self, status: int) -> None:
         if status & STATUS_NONFINITE:
@@ -235,7 +249,7 @@ class Session:
 
     def mean_threshold(self) -> float:
         with self.lock:
-            return float(self.state.theta.mean())
+            return float(self.state.neurons.theta.mean())
 
     def save(self, *, wait: bool = False) -> str | None:
         """Checkpoint the current step to WORKDIR/checkpoints/<step>.
@@ -258,6 +272,7 @@ class Session:
                 try:
                     self.store.save(
                         config=self.config,
+                        circuit=self.circuit,
                         wiring=self.wiring,
                         state=self.state,
                         seed=-1 if self.seed is None else self.seed,

@@ -1,7 +1,10 @@
-"""Pytrees of a brain: `Wiring` (fixed at birth) and `BrainState` (changes).
+"""Pytrees of a brain: `Wiring` (fixed at birth) and `BrainState` (changes),
+each made of per-component sub-states.
 
-Every per-neuron array has the neuron axis first, so a later multi-GPU version
-can shard it. Shapes use N = n_neurons, K = fan_in.
+Neuron arrays have the shared neuron axis first, N = circuit.n (every
+population a contiguous range of it), so a multi-device version can shard
+it. A projection q from pre (size N_pre) to post (size N_post) with fan-in
+K has its own arrays, keyed by its name.
 """
 
 from __future__ import annotations
@@ -30,38 +33,38 @@ def describe_status(status: int) -> list[str]:
 
 
 @chex.dataclass(frozen=True)
-class Wiring:
-    """What never changes after birth (not donated).
+class ProjectionWiring:
+    """A projection's synapse indices (never change; not donated).
 
-    pre:      (N, K) int32  presynaptic id of synapse (i, k); row i is neuron i's
-              fan-in. This is the column buffer of the BCOO (post x pre):
-              synapse e = i*K + k has indices (e // K, pre.ravel()[e]).
-    out_post: (N, K) int32  the transpose table: neuron j's k-th out-synapse
-              ends on out_post[j, k], which is synapse out_post[j, k]*K + k.
+    pre:      (N_post, K) int32  pre index (within the pre population) of
+              synapse (i, k); row i is post i's fan-in. This is the column
+              buffer of the projection's BCOO (post x pre): synapse e = i*K + k.
+    out_post: (N_pre, K) int32   the transpose table (pre j's k-th out-synapse
+              ends on post out_post[j, k], synapse out_post[j, k]*K + k), when
+              the fan-out is fixed (rule "random" between equal sizes); else
+              None, and the event path does not apply.
     """
 
     pre: jax.Array
-    out_post: jax.Array
+    out_post: jax.Array | None
 
 
 @chex.dataclass(frozen=True)
-class BrainState:
-    """Everything that changes (carried through `lax.scan`, donated).
+class Wiring:
+    """What never changes after birth: {projection name: ProjectionWiring}."""
 
-    v:        (N,) f32   membrane voltage (threshold units)
-    theta:    (N,) f32   adaptive threshold
-    adapt:    (N,) f32   spike-frequency trace, a <- a*exp(-1/tau_adapt) + s
-    refrac:   (N,) uint8 refractory steps left
-    mode:     (N,) uint8 INTEGRATING / REFRACTORY / ADAPTED
-    spikes:   (N,) uint8 spikes of the last step (1 = fired)
-    x_pre:    (N,) f32   presynaptic STDP trace
-    y_post:   (N,) f32   postsynaptic STDP trace
-    weights:  (N*K,) f32 synaptic weights = the BCOO's data, post-major
-    ctrl:     ()  f32    population controller integral g
-    rate:     ()  f32    firing rate of the last step
-    step:     ()  int32  steps taken since birth
-    key:      (2,) uint32 key data of the run stream (noise)
-    status:   ()  uint32 sticky status bits
+    projections: dict
+
+
+@chex.dataclass(frozen=True)
+class NeuronState:
+    """The neurons of every population, (N,) each.
+
+    v: f32 membrane voltage; theta: f32 adaptive threshold; adapt: f32
+    spike-frequency trace a <- a exp(-dt/tau_adapt) + s; refrac: uint8
+    refractory steps left; mode: uint8 INTEGRATING / REFRACTORY / ADAPTED;
+    spikes: uint8 spikes of the last step; history: uint32 spikes of the 32
+    steps before it (bit b: b + 2 steps ago), or None when every delay is 1.
     """
 
     v: jax.Array
@@ -70,11 +73,47 @@ class BrainState:
     refrac: jax.Array
     mode: jax.Array
     spikes: jax.Array
+    history: jax.Array | None = None
+
+
+@chex.dataclass(frozen=True)
+class ProjectionState:
+    """A projection's changing arrays.
+
+    weights: (N_post*K,) f32 magnitudes >= 0 = the BCOO's data, post-major
+    (the sign comes from the pre population); x_pre (N_pre,), y_post
+    (N_post,) f32 STDP traces (zeros, untouched, without plasticity); g
+    (N_post,) f32 conductance of an "exp" synapse, None for "delta".
+    """
+
+    weights: jax.Array
     x_pre: jax.Array
     y_post: jax.Array
-    weights: jax.Array
+    g: jax.Array | None = None
+
+
+@chex.dataclass(frozen=True)
+class HomeostasisState:
+    """The global controller: ctrl () f32 integral g; rate () f32 the whole
+    brain's firing rate of the last step (spikes per neuron)."""
+
     ctrl: jax.Array
     rate: jax.Array
+
+
+@chex.dataclass(frozen=True)
+class BrainState:
+    """Everything that changes (carried through `lax.scan`, donated).
+
+    neurons: NeuronState; projections: {name: ProjectionState};
+    homeostasis: HomeostasisState; step: () int32 steps since birth; key:
+    (2,) uint32 key data of the run stream (noise); status: () uint32
+    sticky status bits.
+    """
+
+    neurons: NeuronState
+    projections: dict
+    homeostasis: HomeostasisState
     step: jax.Array
     key: jax.Array
     status: jax.Array
@@ -84,10 +123,11 @@ class BrainState:
 class Metrics:
     """Per-step metrics (scan outputs; each field gains a leading T axis).
 
-    spikes (int32), rate, mean_input (mean synaptic + neighbour input),
-    mean_threshold, mean_voltage (f32), out_counts (output_channels,) int32:
-    spikes per output group (the chat decoder reads these), raster
-    (record_spikes,) uint8: spikes of neurons [0, R).
+    spikes () int32, rate, mean_input (mean synaptic + neighbour input),
+    mean_threshold, mean_voltage () f32; out_counts (output_channels,)
+    int32 spikes per readout group (the chat decoder reads these);
+    pop_counts (P,) int32 spikes per population; raster (record_spikes,)
+    uint8 spikes of neurons [0, R).
     """
 
     spikes: jax.Array
@@ -96,4 +136,5 @@ class Metrics:
     mean_threshold: jax.Array
     mean_voltage: jax.Array
     out_counts: jax.Array
+    pop_counts: jax.Array
     raster: jax.Array

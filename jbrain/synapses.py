@@ -1,26 +1,28 @@
-"""The sparse synapse matrix W (post x pre) and three ways to compute W @ s.
+"""A projection's sparse synapse matrix W (post x pre) and three ways to compute W @ s.
 
-Wiring: K random cyclic permutations. For each k, sigma_k = pi_k c pi_k^-1 with
-pi_k a uniform random permutation and c the shift i -> i+1, so sigma_k is a
-random N-cycle: no fixed points (no self-synapses) and a bijection. Synapse
-(i, k) runs from pre = sigma_k(i) to post = i. Hence every neuron has exactly
-K inputs (fixed fan-in) AND exactly K outputs (fixed fan-out): the row-major
-BCOO gathers in fixed-width rows, and the event-driven scatter reads fixed-width
-rows of the transpose with no padding. (Two of a neuron's K inputs can share a
-presynaptic neuron with probability ~K^2/2N.)
+Wiring (rule "random" between populations of one size, the seed's): K
+random cyclic permutations. For each k, sigma_k = pi_k c pi_k^-1 with pi_k a
+uniform random permutation and c the shift i -> i+1, so sigma_k is a random
+N-cycle: no fixed points (no self-synapses) and a bijection. Synapse (i, k)
+runs from pre = sigma_k(i) to post = i. Hence every neuron has exactly K
+inputs (fixed fan-in) AND exactly K outputs (fixed fan-out): the row-major
+BCOO gathers in fixed-width rows, and the event-driven scatter reads
+fixed-width rows of the transpose with no padding. (Two of a neuron's K
+inputs can share a presynaptic neuron with probability ~K^2/2N.) Other rules
+(`circuit.Projection`) have a fixed fan-in only: gather and bcoo.
 
-Paths, all returning I = W @ s, (N,) f32:
+Paths, all returning I = W @ s_pre, (N_post,) f32:
   gather  one fused gather over the BCOO's own buffers (data, column indices),
           fixed-width rows: I_i = sum_k w[i,k] s[pre[i,k]]. Touches N*K synapses.
   event   only the out-synapses of neurons that spiked: a spike list of static
-          size C (`spike_buffer`), then a scatter-add of C*K weights, read as
-          contiguous rows of the weights in presynaptic order (`to_pre_major`,
-          the order a burst on this path works in). Touches ~rate*N*K
-          synapses. If more than C neurons spike in a step, the step sets
-          STATUS_SPIKE_OVERFLOW and the host re-runs the burst with a larger
-          list (as JAX MD does with neighbour lists): no conditional in the
-          step, whose copies and syncs cost ~20 us/step on a GPU. On CPUs
-          the scatter is a compiled C++ loop (`cpu_kernels`), same numbers.
+          size C (the plan's capacity), then a scatter-add of C*K weights, read
+          as contiguous rows of the weights in presynaptic order
+          (`to_pre_major`, the order a burst on this path works in). Touches
+          ~rate*N*K synapses. If more than C neurons spike in a step, the step
+          sets STATUS_SPIKE_OVERFLOW and the host re-runs the burst with a
+          larger list (as JAX MD does with neighbour lists): no conditional in
+          the step. Backends (jbrain/backends) implement the list and the
+          scatter as kernels with the same numbers.
   bcoo    `jax.experimental.sparse` BCOO @ s (float; the reference).
 
 gather and event accumulate in int32 fixed point (WEIGHT_FRAC_BITS), which is
@@ -33,22 +35,60 @@ import functools
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.experimental import sparse
 
-from jbrain import cpu_kernels
-from jbrain.config import WEIGHT_FRAC_BITS, BrainConfig
-from jbrain.state import STATUS_SPIKE_OVERFLOW, Wiring
+from jbrain.circuit import WEIGHT_FRAC_BITS, Circuit, Population
+from jbrain.state import STATUS_SPIKE_OVERFLOW, ProjectionWiring
 
 _SCALE = float(2**WEIGHT_FRAC_BITS)
 
 
-def init_synapses(config: BrainConfig, key: jax.Array) -> tuple[Wiring, jax.Array]:
-    """Random wiring and weights ~ U[0, w_max): (Wiring, weights (N*K,) f32)."""
-    n, k = config.n_neurons, config.fan_in
+def init_projection(circuit: Circuit, index: int, key: jax.Array) -> tuple[ProjectionWiring, jax.Array]:
+    """Wiring and weights of projection `index`: (ProjectionWiring,
+    weights (N_post*K,) f32 ~ w_lo + U[0, 1) (w_hi - w_lo), post-major)."""
+    q = circuit.projections[index]
+    n_pre, n_post = circuit.population(q.pre).size, circuit.population(q.post).size
+    k = q.fan_in
     k_perm, k_w = jax.random.split(key)
-    pre, out_post = _cyclic_tables(k_perm, n, k)
-    weights = jax.random.uniform(k_w, (n * k,), jnp.float32) * config.w_max
-    return Wiring(pre=pre, out_post=out_post), weights
+    out_post = None
+    if q.rule == "random" and n_pre == n_post:
+        pre, out_post = _cyclic_tables(k_perm, n_post, k)
+    elif q.rule == "random":
+        pre = jax.random.randint(k_perm, (n_post, k), 0, n_pre, jnp.int32)
+    elif q.rule == "one_to_one":
+        pre = jnp.arange(n_post, dtype=jnp.int32)[:, None]
+    elif q.rule == "groups":
+        i = jnp.arange(n_post, dtype=jnp.int32)[:, None]
+        pre = (i // q.group) * q.group + jnp.arange(k, dtype=jnp.int32)
+    else:
+        pre = _radius_table(circuit, q, k_perm)
+    if q.w_lo == q.w_hi:
+        weights = jnp.full((n_post * k,), q.w_hi, jnp.float32)
+    else:
+        weights = q.w_lo + jax.random.uniform(k_w, (n_post * k,), jnp.float32) * (q.w_hi - q.w_lo)
+    return ProjectionWiring(pre=pre, out_post=out_post), weights
+
+
+def _radius_table(circuit: Circuit, q, key: jax.Array) -> jax.Array:
+    """(N_post, K) pre indices drawn uniformly from the disk of radius
+    `q.radius` cells around each post's place on the sheet (offsets rounded
+    to cells, wrapped on the pre rectangle as on a torus; no self-synapse)."""
+    pre_p, post_p = circuit.population(q.pre).placement, circuit.population(q.post).placement
+    n_post, k = post_p.height * post_p.width, q.fan_in
+    i = jnp.arange(n_post, dtype=jnp.int32)
+    row = post_p.row + i // post_p.width
+    col = post_p.col + i % post_p.width
+    k_a, k_r = jax.random.split(key)
+    angle = jax.random.uniform(k_a, (n_post, k), jnp.float32) * (2 * np.pi)
+    rho = q.radius * jnp.sqrt(jax.random.uniform(k_r, (n_post, k), jnp.float32))
+    dr = jnp.round(rho * jnp.sin(angle)).astype(jnp.int32)
+    dc = jnp.round(rho * jnp.cos(angle)).astype(jnp.int32)
+    if q.pre == q.post:  # the cell itself: step one cell away instead
+        dc = jnp.where((dr == 0) & (dc == 0), 1, dc)
+    r = (row[:, None] + dr - pre_p.row) % pre_p.height
+    c = (col[:, None] + dc - pre_p.col) % pre_p.width
+    return (r * pre_p.width + c).astype(jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))
@@ -64,12 +104,12 @@ def _cyclic_tables(key: jax.Array, n: int, k: int) -> tuple[jax.Array, jax.Array
     return pre.T, out_post.T
 
 
-def to_bcoo(wiring: Wiring, weights: jax.Array) -> sparse.BCOO:
-    """W as a BCOO (post x pre), row-major: entry e = i*K + k is (i, pre[i, k])."""
+def to_bcoo(wiring: ProjectionWiring, weights: jax.Array, n_pre: int) -> sparse.BCOO:
+    """W as a BCOO (N_post x N_pre), row-major: entry e = i*K + k is (i, pre[i, k])."""
     n, k = wiring.pre.shape
     rows = jnp.arange(n * k, dtype=jnp.int32) // k
     idx = jnp.stack([rows, wiring.pre.reshape(-1)], axis=1)
-    return sparse.BCOO((weights, idx), shape=(n, n), indices_sorted=True, unique_indices=False)
+    return sparse.BCOO((weights, idx), shape=(n, n_pre), indices_sorted=True, unique_indices=False)
 
 
 def quantize(w: jax.Array) -> jax.Array:
@@ -103,10 +143,12 @@ def _fired(mask: jax.Array, ids: jax.Array) -> jax.Array:
     return ((word >> (ids & 31).astype(jnp.uint32)) & 1) != 0
 
 
-def propagate_gather(wiring: Wiring, weights: jax.Array, spikes: jax.Array) -> jax.Array:
-    """I = W @ s by a fixed-width gather. spikes (N,) uint8/bool -> (N,) f32."""
+def propagate_gather(
+    wiring: ProjectionWiring, weights: jax.Array, spikes: jax.Array, platform: str
+) -> jax.Array:
+    """I = W @ s by a fixed-width gather. spikes (N_pre,) uint8/bool -> (N_post,) f32."""
     n, k = wiring.pre.shape
-    if jax.default_backend() == "cpu":
+    if platform == "cpu":
         fired = spikes[wiring.pre] != 0  # XLA:CPU gathers bytes faster than bits
     else:
         fired = _fired(pack_spikes(spikes), wiring.pre)  # (N, K)
@@ -169,7 +211,7 @@ def _slots(k: int) -> jax.Array:
     return jnp.arange(k, dtype=jnp.int32)
 
 
-def to_pre_major(wiring: Wiring, weights: jax.Array) -> jax.Array:
+def to_pre_major(wiring: ProjectionWiring, weights: jax.Array) -> jax.Array:
     """Post-major weights (the BCOO's data) -> presynaptic order, (N*K,) f32.
 
     Entry j*K + k is out-synapse (j, k), i.e. synapse (out_post[j, k], k):
@@ -180,25 +222,23 @@ def to_pre_major(wiring: Wiring, weights: jax.Array) -> jax.Array:
     return weights[(wiring.out_post * k + _slots(k)).reshape(-1)]
 
 
-def to_post_major(wiring: Wiring, weights_pre: jax.Array) -> jax.Array:
+def to_post_major(wiring: ProjectionWiring, weights_pre: jax.Array) -> jax.Array:
     """Inverse of `to_pre_major`: synapse (i, k) is entry pre[i, k]*K + k there."""
     k = wiring.pre.shape[1]
     return weights_pre[(wiring.pre * k + _slots(k)).reshape(-1)]
 
 
-def propagate_event(wiring: Wiring, weights_pre: jax.Array, ids: jax.Array) -> jax.Array:
-    """I = W @ s touching only the out-synapses of the listed spikes.
+def propagate_event(wiring: ProjectionWiring, weights_pre: jax.Array, ids: jax.Array) -> jax.Array:
+    """I = W @ s touching only the out-synapses of the listed spikes (XLA).
 
     weights_pre: (N*K,) f32 in presynaptic order (`to_pre_major`); ids: (C,)
-    from `spike_list`. Per spiker: one contiguous row of K weights and one of
-    K targets, then a scatter-add into an int32 accumulator. Returns I (N,)
-    f32. If more than C neurons fired, the unlisted ones are missing: the
-    caller sets STATUS_SPIKE_OVERFLOW and the host re-runs the burst with a
-    larger list.
+    from `spike_list`, padded with N. Per spiker: one contiguous row of K
+    weights and one of K targets, then a scatter-add into an int32
+    accumulator. Returns I (N,) f32. If more than C neurons fired, the
+    unlisted ones are missing: the caller sets STATUS_SPIKE_OVERFLOW and the
+    host re-runs the burst with a larger list.
     """
-    if cpu_kernels.available():  # CPU: one compiled loop, the same numbers (cpu_kernels.py)
-        return cpu_kernels.event_propagate(wiring.out_post, weights_pre, ids)
-    n, k = wiring.pre.shape
+    n, k = wiring.out_post.shape
     posts = wiring.out_post.at[ids].get(mode="fill", fill_value=n)  # (C, K)
     q = quantize(weights_pre.reshape(n, k).at[ids].get(mode="fill", fill_value=0.0))
     return from_fixed(jnp.zeros((n,), jnp.int32).at[posts].add(q, mode="drop"))
@@ -209,24 +249,25 @@ def overflow_status(count: jax.Array, capacity: int) -> jax.Array:
     return jnp.where(count > capacity, jnp.uint32(STATUS_SPIKE_OVERFLOW), jnp.uint32(0))
 
 
-def propagate_bcoo(wiring: Wiring, weights: jax.Array, spikes: jax.Array) -> jax.Array:
+def propagate_bcoo(wiring: ProjectionWiring, weights: jax.Array, spikes: jax.Array) -> jax.Array:
     """I = W @ s with `jax.experimental.sparse` (the reference; float sums)."""
-    return to_bcoo(wiring, weights) @ spikes.astype(jnp.float32)
+    return to_bcoo(wiring, weights, spikes.shape[0]) @ spikes.astype(jnp.float32)
 
 
-def neighbour_input(config: BrainConfig, spikes: jax.Array) -> jax.Array:
-    """Local excitation from last step's spikes, (N,) f32.
+def neighbour_input(population: Population, spikes: jax.Array) -> jax.Array:
+    """Local excitation from last step's spikes of one population, (size,) f32.
 
-    Ring: (w/2) (s[i-1] + s[i+1]). Sheet H x W (torus): (w/8) * sum of the 8
-    neighbours. w = neighbour_weight, the input if every neighbour fired.
+    Ring: (w/2) (s[i-1] + s[i+1]). Rectangle H x W (a torus): (w/8) * sum of
+    the 8 neighbours. w = neighbour_weight, the input if every neighbour fired.
     """
     # Counts in uint8 (at most 8), converted once: a roll is a copy, and
     # XLA:CPU copies bytes 4x faster than float32.
     s = spikes.astype(jnp.uint8)
-    if config.sheet is None:
-        return (0.5 * config.neighbour_weight) * (jnp.roll(s, 1) + jnp.roll(s, -1)).astype(jnp.float32)
-    h, w = config.sheet
-    g = s.reshape(h, w)
+    w = population.neighbour_weight
+    if population.placement.kind == "ring":
+        return (0.5 * w) * (jnp.roll(s, 1) + jnp.roll(s, -1)).astype(jnp.float32)
+    p = population.placement
+    g = s.reshape(p.height, p.width)
     rows = jnp.roll(g, 1, axis=0) + g + jnp.roll(g, -1, axis=0)
     box = jnp.roll(rows, 1, axis=1) + rows + jnp.roll(rows, -1, axis=1)
-    return ((config.neighbour_weight / 8.0) * (box - g).astype(jnp.float32)).reshape(-1)
+    return ((w / 8.0) * (box - g).astype(jnp.float32)).reshape(-1)

@@ -1,4 +1,4 @@
-"""Compiled CPU kernels, called through the XLA FFI (source: csrc/cpu_kernels.cc).
+"""The "cpu_native" backend: compiled CPU kernels through the XLA FFI (source: ../csrc/cpu_kernels.cc).
 
 XLA:CPU runs the event path's row gathers element by element (~3 ns per
 synapse, padding included): at 200k neurons they were ~4 of a step's ~5 ms
@@ -11,10 +11,10 @@ The library is built on first use with the system C++ compiler ($CXX, else
 c++/g++/clang++) against jaxlib's FFI headers, and cached in $JBRAIN_CACHE
 (default ~/.cache/jbrain) under a hash of the source, jaxlib's version and
 the compiler, written to a temporary file and renamed (concurrent builds
-cannot leave a half-written library). `python -m jbrain.cpu_kernels` builds
+cannot leave a half-written library). `python -m jbrain.backends.cpu_native` builds
 it ahead of time (scripts/_venv.sh does). Without a compiler, or if the build
 fails, `available()` is False, one warning says why and how to fix it, and the
-event path runs in XLA. JBRAIN_NATIVE=0 turns the kernels off.
+plan picks the "xla" backend (`--backend=xla` asks for it).
 """
 
 from __future__ import annotations
@@ -35,9 +35,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbrain.config import WEIGHT_FRAC_BITS
+from jbrain.circuit import WEIGHT_FRAC_BITS
 
-SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "csrc", "cpu_kernels.cc")
+SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csrc", "cpu_kernels.cc")
 _TARGETS = {"jbrain_event_propagate": "JbrainEventPropagate", "jbrain_event_stdp": "JbrainEventStdp"}
 
 
@@ -56,8 +56,8 @@ _build_state = _Build()
 
 
 def enabled() -> bool:
-    """Whether to use the kernels at all: on the CPU backend, unless JBRAIN_NATIVE=0."""
-    return os.environ.get("JBRAIN_NATIVE", "1") != "0" and jax.default_backend() == "cpu"
+    """Whether the kernels can apply here at all: jax's default backend is the CPU."""
+    return jax.default_backend() == "cpu"
 
 
 def cache_dir() -> str:
@@ -213,7 +213,7 @@ def event_stdp(
 
 
 def main() -> int:
-    """`python -m jbrain.cpu_kernels`: build now; prints the library's path."""
+    """`python -m jbrain.backends.cpu_native`: build now; prints the library's path."""
     path, why = _compile()
     if path is None:
         print(f"jbrain: CPU kernels not built: {why}", file=sys.stderr)

@@ -1,0 +1,108 @@
+"""Backends: the kernels behind one interface, found by name.
+
+A rule (STDP, propagation) is written once, in XLA, in synapses.py and
+plasticity.py: that is the "xla" backend, the reference. Another backend
+overrides some of its kernels with faster ones that give the same numbers
+bit for bit (tests check each against XLA):
+
+    spike_list(s, capacity)            -> (ids padded with N, raw ids, count)
+    propagate_event(wiring, w_pre, ids) -> W @ s, (N,) f32
+    event_stdp                          eager STDP over a spike list, or None
+    replay_stdp                         the deferred-STDP kernel, or None
+
+"pallas_gpu" (pallas_gpu.py: spike list and deferred STDP as Pallas Triton
+kernels) and "cpu_native" (cpu_native.py: the event scatter and eager STDP
+as compiled C++ through the XLA FFI). The plan (plan.py) names one;
+`pick(platform)` is what "auto" resolves to.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import jax
+
+from jbrain import synapses
+from jbrain.backends import cpu_native, pallas_gpu
+
+
+class XLA:
+    """The reference: every kernel in plain XLA."""
+
+    name = "xla"
+    event_stdp = None
+    replay_stdp = None
+
+    @staticmethod
+    def supports(platform: str) -> bool:
+        return True
+
+    @staticmethod
+    def spike_list(spikes: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        ids, count = synapses.spike_list(spikes, capacity)
+        return ids, ids, count
+
+    @staticmethod
+    def propagate_event(wiring: Any, weights_pre: jax.Array, ids: jax.Array) -> jax.Array:
+        return synapses.propagate_event(wiring, weights_pre, ids)
+
+
+class PallasGPU(XLA):
+    """Pallas (Triton) spike list and deferred STDP on NVIDIA GPUs. The list
+    is in no fixed order (every consumer is order-free); `raw` is the
+    kernel's list, `ids` the same padded with N."""
+
+    name = "pallas_gpu"
+    replay_stdp = staticmethod(pallas_gpu.replay_stdp)
+
+    @staticmethod
+    def supports(platform: str) -> bool:
+        return platform == "gpu" and pallas_gpu.IMPORT_ERROR is None
+
+    @staticmethod
+    def spike_list(spikes: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array, jax.Array]:
+        raw, count = pallas_gpu.spike_list(spikes, capacity=capacity)
+        return pallas_gpu.listed(raw, count, spikes.shape[0]), raw, count
+
+
+class CpuNative(XLA):
+    """Compiled C++ event scatter and eager STDP on CPUs (built on first use)."""
+
+    name = "cpu_native"
+    event_stdp = staticmethod(cpu_native.event_stdp)
+
+    @staticmethod
+    def supports(platform: str) -> bool:
+        return platform == "cpu" and cpu_native.available()
+
+    @staticmethod
+    def propagate_event(wiring: Any, weights_pre: jax.Array, ids: jax.Array) -> jax.Array:
+        return cpu_native.event_propagate(wiring.out_post, weights_pre, ids)
+
+
+REGISTRY: dict[str, type[XLA]] = {"xla": XLA, "pallas_gpu": PallasGPU, "cpu_native": CpuNative}
+_warned: set[str] = set()
+
+
+def get(name: str) -> type[XLA]:
+    return REGISTRY[name]
+
+
+def pick(platform: str) -> str:
+    """The fastest backend that runs on `platform` ("cpu" or "gpu"): the
+    compiled kernels on CPUs (if they build), Pallas on GPUs (if this jax
+    has its Triton backend; one warning if not), else XLA."""
+    if platform == "gpu":
+        if PallasGPU.supports(platform):
+            return "pallas_gpu"
+        if "pallas" not in _warned:
+            _warned.add("pallas")
+            warnings.warn(
+                "jbrain: this jax has no Pallas Triton backend "
+                f"({pallas_gpu.IMPORT_ERROR}); running the XLA kernels (slower)",
+                RuntimeWarning,
+                stacklevel=2,
+            )
+        return "xla"
+    return "cpu_native" if CpuNative.supports(platform) else "xla"

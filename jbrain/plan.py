@@ -1,0 +1,182 @@
+"""Plan: HOW this device runs a circuit, resolved once at the edge.
+
+The circuit says what the brain is; the plan picks the code: the backend
+(`backends.REGISTRY`: "xla", the reference; "pallas_gpu"; "cpu_native"),
+each projection's propagation path and STDP form, the spike-list capacity
+of each population, the scan unroll, the spikes recorded, kernel tiling.
+It is a frozen dataclass and a static argument of the jitted burst: a
+change recompiles, and nothing else (no module global, no environment
+variable read while tracing) picks a code path.
+
+Paths (synapses.py): "event" (a spike list of the pre population, then a
+scatter of the spikers' out-rows; needs a fixed fan-out, i.e. a "random"
+projection between populations of one size), "gather" (a fixed-width
+gather over the BCOO's buffers), "bcoo" (`jax.experimental.sparse`, the
+reference). STDP forms (plasticity.py): "eager" (every step) or "deferred"
+(LTP replayed at the pre's next spike; event path, no scaling), the same
+weights bit for bit. A spike-list capacity is an allocation, like JAX MD's
+neighbour-list capacity: a burst that overflows it is re-run with a grown
+plan (`Plan.grown`); it never changes the circuit or a checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from typing import Any
+
+import jax
+
+from jbrain import backends
+from jbrain.circuit import Circuit
+
+PROPAGATIONS = ("auto", "event", "gather", "bcoo")
+STDP_FORMS = ("auto", "eager", "deferred")
+BACKENDS = ("auto", *backends.REGISTRY)
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """A resolved plan (see the module docstring).
+
+    platform: "cpu" or "gpu" (jax's backend of the device); backend: a
+    `backends.REGISTRY` name; paths, stdp: per projection, in the circuit's
+    order (stdp None: not plastic); spike_buffer: list capacity as a
+    fraction of each population; listed: per population, whether a step
+    builds its spike list; unroll: scan unroll; record_spikes: the raster
+    records neurons [0, R); replay_rows: out-rows per program of the Pallas
+    deferred-STDP kernel.
+    """
+
+    platform: str
+    backend: str
+    paths: tuple[str, ...]
+    stdp: tuple[str | None, ...]
+    spike_buffer: float
+    listed: tuple[bool, ...]
+    unroll: int
+    record_spikes: int = 0
+    replay_rows: int = 16
+
+    def capacity(self, size: int) -> int:
+        """Spike-list entries for a population of `size` neurons."""
+        return max(1, math.ceil(size * self.spike_buffer))
+
+    @property
+    def uses_spike_list(self) -> bool:
+        """Whether a burst can report STATUS_SPIKE_OVERFLOW."""
+        return any(self.listed)
+
+    def grown(self, circuit: Circuit, peak: dict[str, int]) -> Plan:
+        """A plan whose lists hold `peak` spikes per population (x1.25), at
+        least twice the old capacity: what `Session` re-runs an overflowed
+        burst with."""
+        need = max(peak[p.name] / p.size for p in circuit.populations)
+        return dataclasses.replace(self, spike_buffer=min(1.0, max(2.0 * self.spike_buffer, 1.25 * need)))
+
+    def to_dict(self, circuit: Circuit) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["projections"] = {
+            q.name: {"path": path, "stdp": stdp}
+            for q, path, stdp in zip(circuit.projections, self.paths, self.stdp, strict=True)
+        }
+        d["spike_capacity"] = {
+            p.name: self.capacity(p.size) if on else 0
+            for p, on in zip(circuit.populations, self.listed, strict=True)
+        }
+        for k in ("paths", "stdp", "listed"):
+            del d[k]
+        return d
+
+    def to_json(self, circuit: Circuit) -> str:
+        return json.dumps(self.to_dict(circuit), indent=1)
+
+
+def event_capable(circuit: Circuit, index: int) -> bool:
+    """Whether projection `index` has a fixed fan-out (an out-table)."""
+    q = circuit.projections[index]
+    return q.rule == "random" and circuit.population(q.pre).size == circuit.population(q.post).size
+
+
+def resolve(
+    circuit: Circuit,
+    *,
+    propagation: str = "auto",
+    stdp: str = "auto",
+    spike_buffer: float = 0.1,
+    unroll: int = 0,
+    record_spikes: int = 0,
+    backend: str = "auto",
+    platform: str | None = None,
+) -> Plan:
+    """The plan for `circuit` on this process's default device (or
+    `platform`). ValueError (one line, naming the flag) for a request the
+    circuit or device cannot honour.
+
+    auto picks what measured fastest (BENCHMARKS.md): the event path on
+    GPUs and on CPUs (with the compiled kernels, or with plasticity), else
+    gather; deferred STDP on GPUs and on CPUs without the compiled kernels;
+    the Pallas backend on GPUs, the compiled one on CPUs. A projection
+    without a fixed fan-out takes the gather path when event is asked for.
+    """
+    platform = platform or jax.default_backend()
+    platform = "cpu" if platform == "cpu" else "gpu"
+    if propagation not in PROPAGATIONS:
+        raise ValueError(f"--propagation={propagation!r} is unknown: use one of {', '.join(PROPAGATIONS)}")
+    if stdp not in STDP_FORMS:
+        raise ValueError(f"--stdp={stdp!r} is unknown: use one of {', '.join(STDP_FORMS)}")
+    if backend not in BACKENDS:
+        raise ValueError(f"--backend={backend!r} is unknown: use one of {', '.join(BACKENDS)}")
+    if not 0.0 < spike_buffer <= 1.0:
+        raise ValueError(
+            f"--spike_buffer={spike_buffer} must be in (0, 1]: the spike list holds that fraction of neurons"
+        )
+    if isinstance(unroll, bool) or not isinstance(unroll, int) or unroll < 0:
+        raise ValueError(f"--unroll={unroll} must be >= 0 (0 picks by device)")
+    if not 0 <= record_spikes <= circuit.n:
+        raise ValueError(f"--record_spikes={record_spikes} must be between 0 and the {circuit.n} neurons")
+    name = backends.pick(platform) if backend == "auto" else backend
+    if not backends.REGISTRY[name].supports(platform):
+        raise ValueError(f"--backend={name} does not run on this {platform}: use --backend=xla or auto")
+    native = name == "cpu_native"
+    plastic = any(q.plasticity is not None for q in circuit.projections)
+    paths, forms = [], []
+    for i, q in enumerate(circuit.projections):
+        path = propagation
+        if path == "auto":
+            path = "event" if platform == "gpu" or native or plastic else "gather"
+        if path == "event" and not event_capable(circuit, i):
+            path = "gather"
+        form = None
+        if q.plasticity is not None:
+            deferrable = path == "event" and not q.plasticity.scaling
+            if stdp == "deferred" and not deferrable:
+                why = "synaptic scaling" if q.plasticity.scaling else f"the {path} path"
+                raise ValueError(
+                    f"--stdp=deferred cannot run projection {q.name!r} on {why}: "
+                    "use --stdp=eager, or drop --propagation / --synaptic_scaling"
+                )
+            if stdp == "auto":
+                form = "deferred" if deferrable and (platform == "gpu" or not native) else "eager"
+            else:
+                form = stdp
+        paths.append(path)
+        forms.append(form)
+    listed = []
+    for p in circuit.populations:
+        on = False
+        for q, path, form in zip(circuit.projections, paths, forms, strict=True):
+            if path == "event" and (q.pre == p.name or (form == "eager" and q.post == p.name)):
+                on = True
+        listed.append(on)
+    return Plan(
+        platform=platform,
+        backend=name,
+        paths=tuple(paths),
+        stdp=tuple(forms),
+        spike_buffer=float(spike_buffer),
+        listed=tuple(listed),
+        unroll=unroll or (1 if platform == "cpu" else 8),
+        record_spikes=record_spikes,
+    )
