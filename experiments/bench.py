@@ -11,8 +11,9 @@ where cupy is importable) and `brainpy` (the BrainPy 2.9 peer script named by
 "alive, not exploding" check on the default brain at --alive_neurons.
 
 Writes JSON (--out; default $OUT/bench.json if OUT is set, else
-WORKDIR/bench.json) after every row, and prints markdown tables last.
-Method and results: BENCHMARKS.md.
+WORKDIR/bench.json) after every row, and prints markdown tables last
+(`python -m experiments.benchkit BENCH.json` prints them again). What is
+measured: experiments/benchkit.py; method and results: BENCHMARKS.md.
 """
 
 from __future__ import annotations
@@ -24,19 +25,22 @@ import time
 
 from absl import flags
 
-from experiments import common
-from jbrain import bench
+from experiments import benchkit, common
 
 FLAGS = flags.FLAGS
 flags.DEFINE_list("sizes", ["200000", "1000000", "10000000"], "Numbers of neurons N to time.")
-flags.DEFINE_list("paths", list(bench.PATHS), "Propagation paths: event, gather, bcoo (plain BCOO @).")
+flags.DEFINE_list("paths", list(benchkit.PATHS), "Propagation paths: event, gather, bcoo (plain BCOO @).")
 flags.DEFINE_integer("fan_in", 32, "Synapses per neuron K.")
 flags.DEFINE_integer("steps", 1000, "Timed steps per rep (one burst, one lax.scan).")
-flags.DEFINE_integer("reps", 3, "Timed bursts per row (best and median reported).")
+flags.DEFINE_integer("reps", 3, "Timed bursts per row (best, median and p90 reported).")
 flags.DEFINE_integer("warmup", 1000, "Untimed steps first (the compiling burst counts).")
 flags.DEFINE_integer("seed", 0, "Seed of the brains.")
 flags.DEFINE_integer("bcoo_max_neurons", 1_000_000, "Skip the bcoo path above this N (it is slow).")
-flags.DEFINE_float("row_budget_s", 60.0, "Fewer reps when one burst would take longer than this / reps.")
+flags.DEFINE_float(
+    "row_budget_s",
+    60.0,
+    "Seconds of timed bursts per row: fewer reps past it; a burst over half ends the warm-up.",
+)
 flags.DEFINE_float(
     "wait_idle",
     0.0,
@@ -75,13 +79,13 @@ def _positive_ints(name: str, values: list[str]) -> list[int]:
 def _check_flags() -> tuple[list[int], list[str], list[str], list[str]]:
     sizes = _positive_ints("sizes", FLAGS.sizes)
     for p in FLAGS.paths:
-        if p not in bench.PATHS:
-            raise ValueError(f"--paths: unknown path {p!r}; use a comma list of {', '.join(bench.PATHS)}")
+        if p not in benchkit.PATHS:
+            raise ValueError(f"--paths: unknown path {p!r}; use a comma list of {', '.join(benchkit.PATHS)}")
     for b in FLAGS.baselines:
-        if b not in bench.BASELINES:
+        if b not in benchkit.BASELINES:
             raise ValueError(
                 f"--baselines: unknown baseline {b!r}; use a comma list of "
-                f"{', '.join(bench.BASELINES)}, or --baselines= for none"
+                f"{', '.join(benchkit.BASELINES)}, or --baselines= for none"
             )
     for a in FLAGS.brainpy_api:
         if a not in ("raw", "dyn", "state"):
@@ -117,7 +121,7 @@ def main(argv: list[str]) -> None:
     del argv
     sizes, paths, baselines, apis = _check_flags()
     out = _out_path()
-    t_start = time.perf_counter()
+    t_start = time.monotonic()
     result: dict = dict(
         created=datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         command=" ".join(sys.argv),
@@ -129,14 +133,14 @@ def main(argv: list[str]) -> None:
     )
 
     def save() -> None:
-        result["wall_s"] = round(time.perf_counter() - t_start, 1)
-        bench.write_json(out, result)
+        result["wall_s"] = round(time.monotonic() - t_start, 1)
+        benchkit.write_json(out, result)
 
     # Baselines first: each is its own process (own CUDA context), and this
     # process has not touched the device yet, so JAX's memory pool is not held.
     if "cupy" in baselines:
         print(f"cupy seed loop at N = {sizes} ...", flush=True)
-        rows, raw = bench.run_cupy_baseline(
+        rows, raw = benchkit.run_cupy_baseline(
             sizes,
             steps=FLAGS.baseline_steps,
             reps=FLAGS.reps,
@@ -149,7 +153,7 @@ def main(argv: list[str]) -> None:
         save()
     if "brainpy" in baselines:
         print(f"BrainPy peer ({','.join(apis)}) at N = {sizes} ...", flush=True)
-        rows, raws = bench.run_brainpy_baseline(
+        rows, raws = benchkit.run_brainpy_baseline(
             sizes,
             apis,
             script=FLAGS.brainpy_script,
@@ -165,7 +169,7 @@ def main(argv: list[str]) -> None:
         result["baselines"]["brainpy"] = raws
         save()
 
-    result["device"] = bench.device_info()
+    result["device"] = benchkit.device_info()
     print(f"jbrain on {result['device']['device_kind']} (jax {result['device']['jax']})", flush=True)
     save()
     if FLAGS.alive_steps:  # before the rows: cheap on a GPU, and kept if a time limit cuts the rows
@@ -175,22 +179,22 @@ def main(argv: list[str]) -> None:
             flush=True,
         )
         try:
-            result["alive"] = bench.alive_check(
+            result["alive"] = benchkit.alive_check(
                 FLAGS.alive_neurons, steps=FLAGS.alive_steps, warmup=FLAGS.alive_warmup, seed=FLAGS.seed
             )
         except Exception as e:  # noqa: BLE001
             result["alive"] = dict(error=f"{type(e).__name__}: {str(e)[:500]}")
         save()
-        print(bench.format_alive(result["alive"]), flush=True)
+        print(benchkit.format_alive(result["alive"]), flush=True)
     for n in sizes:
         for path in paths:
             if path == "bcoo" and n > FLAGS.bcoo_max_neurons:
-                row = bench.skipped_row(
+                row = benchkit.skipped_row(
                     "jbrain", path, n, f"N > --bcoo_max_neurons={FLAGS.bcoo_max_neurons:,}"
                 )
             else:
                 try:
-                    row = bench.time_brain(
+                    row = benchkit.time_brain(
                         n,
                         path,
                         fan_in=FLAGS.fan_in,
@@ -217,7 +221,7 @@ def main(argv: list[str]) -> None:
 
     save()
     print(f"\nwrote {out}\n")
-    print(bench.format_report(result), flush=True)
+    print(benchkit.format_report(result), flush=True)
 
 
 def launch(argv: list[str]) -> None:

@@ -20,19 +20,17 @@ from __future__ import annotations
 
 import contextlib
 import os
-import re
 import signal
 import sys
-from collections.abc import Iterator
-from typing import TextIO
 
 import numpy as np
 from absl import flags
 
 from experiments import common
+from jbrain.chat import Chat, piped_lines, terminal_lines
 from jbrain.live import LiveLoop
-from jbrain.session import BrainFault, Session
-from jbrain.text import Codec, reply
+from jbrain.session import BrainFault
+from jbrain.text import Codec
 
 FLAGS = flags.FLAGS
 common.define_brain_flags()
@@ -55,102 +53,6 @@ flags.DEFINE_float(
 )
 
 HISTORY_NAME = "chat_history"
-_COMMAND = re.compile(r"\s*(/[A-Za-z]\S*)(\s.*)?", re.DOTALL)
-
-
-class Chat:
-    """The conversation, without terminal I/O: `handle(line)` per input line.
-
-    Writes `Brain: ...` lines and command output to `out`, notices to `err`.
-    `live` (optional) is the background loop; replies run under its hold.
-    """
-
-    def __init__(
-        self,
-        session: Session,
-        codec: Codec,
-        *,
-        max_input_chars: int = 1000,
-        live: LiveLoop | None = None,
-        out: TextIO = sys.stdout,
-        err: TextIO = sys.stderr,
-    ):
-        self.session = session
-        self.codec = codec
-        self.max_input_chars = max_input_chars
-        self.live = live
-        self.out = out
-        self.err = err
-
-    def guard(self) -> contextlib.AbstractContextManager:
-        """The reply path's lock: pauses the live loop, holds the session."""
-        return self.live.hold() if self.live is not None else self.session.lock
-
-    def say(self, text: str) -> None:
-        print(text, file=self.out, flush=True)
-
-    def note(self, text: str) -> None:
-        print(f"jbrain chat: {text}", file=self.err, flush=True)
-
-    def help_text(self) -> str:
-        c = self.codec
-        lines = [
-            f"Type a message; the brain answers with {c.reply_chars} characters after a "
-            f"{c.reply_steps}-step reply.",
-            "Commands:",
-            "  /help    this help",
-            "  /stats   step, firing rate, mean threshold, messages so far",
-        ]
-        if hasattr(self.session, "save"):
-            lines.append("  /save    save the brain (a checkpoint in the workdir)")
-        lines.append("  /quit    leave (so do Ctrl-D and Ctrl-C)")
-        return "\n".join(lines)
-
-    def stats_text(self) -> str:
-        with self.guard():
-            s = self.session
-            return (
-                f"step {s.step}, firing rate {s.last_rate:.4f}, "
-                f"mean threshold {s.mean_threshold():.4f}, messages {s.messages}"
-            )
-
-    def handle(self, line: str) -> bool:
-        """Answer one input line; False when the user asked to quit."""
-        m = _COMMAND.fullmatch(line)
-        if m:
-            return self.command(m.group(1).lower())
-        n = len(line)
-        if n > self.max_input_chars:
-            line = line[: self.max_input_chars]
-            self.note(f"input cut from {n:,} to {self.max_input_chars:,} characters (--max_input_chars)")
-        with self.guard():
-            answer = reply(self.session, self.codec, line)
-            self.session.messages += 1
-        self.say(f"Brain: {answer}")
-        self.flush_warnings()
-        return True
-
-    def command(self, name: str) -> bool:
-        if name == "/quit":
-            return False
-        if name == "/stats":
-            self.say(self.stats_text())
-        elif name == "/save" and hasattr(self.session, "save"):
-            # Checkpoints (jbrain/checkpoint.py): Session.save() returns the
-            # checkpoint's folder, or None with the reason in its warnings.
-            with self.guard():
-                where = self.session.save(wait=True)
-            self.say(f"saved step {self.session.step} to {where}" if where else "nothing saved")
-            self.flush_warnings()
-        elif name == "/help":
-            self.say(self.help_text())
-        else:
-            self.say(f"unknown command {name}\n{self.help_text()}")
-        return True
-
-    def flush_warnings(self) -> None:
-        while self.session.warnings:
-            self.note(f"warning: {self.session.warnings.pop(0)}")
 
 
 class _Sigint:
@@ -172,44 +74,6 @@ class _Sigint:
         signal.signal(signal.SIGINT, self._old)
 
 
-def piped_lines(stream) -> Iterator[str]:
-    """Lines of a binary stream, split on b"\\n" only (a lone CR or any other
-    control character stays in the line); bytes that are not UTF-8 survive as
-    surrogate escapes, so the encoder sees the original bytes."""
-    while True:
-        raw = stream.readline()
-        if not raw:
-            return
-        if raw.endswith(b"\n"):
-            raw = raw[:-1]
-            if raw.endswith(b"\r"):
-                raw = raw[:-1]
-        yield raw.decode("utf-8", "surrogateescape")
-
-
-def terminal_lines(history: str | None) -> Iterator[str]:
-    """`You: ` prompts with readline editing and history (saved to `history`)."""
-    try:
-        import readline
-    except ImportError:  # e.g. a Python built without it: plain input()
-        readline = None
-    if readline is not None and history:
-        with contextlib.suppress(OSError):
-            readline.read_history_file(history)
-        readline.set_history_length(1000)
-    try:
-        while True:
-            try:
-                yield input("You: ")
-            except EOFError:
-                print(flush=True)
-                return
-    finally:
-        if readline is not None and history:
-            with contextlib.suppress(OSError):
-                readline.write_history_file(history)
-
-
 def main(argv: list[str]) -> None:
     del argv
     if FLAGS.max_input_chars < 1:
@@ -219,7 +83,7 @@ def main(argv: list[str]) -> None:
     if FLAGS.live_steps_per_s < 0:
         raise ValueError(f"--live_steps_per_s={FLAGS.live_steps_per_s} must be >= 0 (0: as fast as possible)")
     config = common.brain_config_from_flags()
-    codec = Codec.for_config(config, reply_steps=FLAGS.reply_steps, reply_chars=FLAGS.reply_chars)
+    codec = Codec.for_circuit(config.circuit(), reply_steps=FLAGS.reply_steps, reply_chars=FLAGS.reply_chars)
     workdir = common.prepare_workdir(FLAGS.workdir)
     interactive = sys.stdin.isatty()
     live_on = interactive if FLAGS.live is None else FLAGS.live
@@ -241,7 +105,7 @@ def chat_loop(config, codec: Codec, workdir: str, *, interactive: bool, live_on:
             burst = FLAGS.live_burst or codec.reply_steps
             # Same length and an all-zero stimulus: the reply's compiled program.
             same = burst == codec.reply_steps
-            stims = np.zeros((burst, config.input_channels), np.float32) if same else None
+            stims = np.zeros((burst, session.circuit.input_channels), np.float32) if same else None
             live = LiveLoop(session, burst=burst, stims=stims, steps_per_s=FLAGS.live_steps_per_s).start()
         chat = Chat(session, codec, max_input_chars=FLAGS.max_input_chars, live=live)
         if interactive:

@@ -7,6 +7,7 @@ traceback.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import sys
 from collections.abc import Callable
@@ -14,7 +15,8 @@ from typing import TYPE_CHECKING
 
 from absl import app, flags, logging
 
-from jbrain.config import PROPAGATIONS, STDP_MODES, BrainConfig, parse_sheet
+from jbrain.config import PRESETS, BrainConfig, parse_sheet
+from jbrain.plan import BACKENDS, PROPAGATIONS, STDP_FORMS
 
 if TYPE_CHECKING:
     from jbrain.session import Session
@@ -22,70 +24,124 @@ if TYPE_CHECKING:
 FLAGS = flags.FLAGS
 _D = BrainConfig()
 
+# One flag per BrainConfig field (help text here; the type from the default).
+_HELP = {
+    "preset": "Circuit preset: seed (one population), ei (E and I, Dale's law), coba (the COBA benchmark).",
+    "n_neurons": "Number of neurons N (all populations).",
+    "fan_in": "Synapses into each neuron K (split between E and I in ei/coba).",
+    "inh_fraction": "ei/coba: share of inhibitory neurons (and of each neuron's inputs).",
+    "connectivity": "ei/coba wiring: fixed fan-in, or bernoulli (each pair with p = K_E / N_E, K_I / N_I).",
+    "dt": "Step length in ms.",
+    "tau_m": "Membrane time constant (ms).",
+    "v_rest": "Resting voltage (threshold units; mV for coba).",
+    "v_reset": "Voltage after a spike and while refractory.",
+    "theta_init": "Initial firing threshold.",
+    "v_init": "Newborn voltages: uniform U[v_init_a, v_init_b) or normal N(v_init_a, v_init_b).",
+    "v_init_a": "Lower bound (uniform) or mean (normal) of the newborn voltages.",
+    "v_init_b": "Upper bound (uniform) or standard deviation (normal) of the newborn voltages.",
+    "refractory": "Refractory period (steps).",
+    "bias": "Bias current per step.",
+    "noise_sd": "Membrane noise per step (standard deviation).",
+    "tau_adapt": "Time constant of the spike-frequency trace (ms).",
+    "adapt_on": "Spike-trace level that enters the ADAPTED mode.",
+    "adapt_off": "Spike-trace level that leaves the ADAPTED mode.",
+    "adapt_boost": "Extra threshold in the ADAPTED mode.",
+    "target_rate": "Target fraction of neurons firing per step, in (0, 1).",
+    "eta_theta": "Threshold homeostasis rate (0: fixed thresholds).",
+    "theta_min": "Lowest threshold.",
+    "theta_max": "Highest threshold.",
+    "controller": "Global rate controller (an integral drive on the whole brain's rate).",
+    "ctrl_gain": "Controller gain per step.",
+    "ctrl_max": "Controller drive limit.",
+    "osc_amp": "Amplitude of the controller's slow oscillation.",
+    "osc_period": "Period of the slow oscillation (steps).",
+    "w_init": "Newborn weights: uniform U[0, w) or constant w (w = w_max or w_inh).",
+    "w_max": "Excitatory weights: initial bound and plastic upper bound.",
+    "w_inh": "Inhibitory weights (ei/coba): initial bound.",
+    "synapse": "Synapse kind: delta (a current) or exp (a conductance, reversal potentials e_exc/e_inh).",
+    "tau_exc": "Excitatory conductance decay (ms; synapse=exp).",
+    "tau_inh": "Inhibitory conductance decay (ms; synapse=exp).",
+    "e_exc": "Excitatory reversal potential (synapse=exp).",
+    "e_inh": "Inhibitory reversal potential (synapse=exp).",
+    "delay": "Synaptic delay (steps, 1-33).",
+    "neighbour_weight": "Neighbour excitation if every neighbour fired (0: none).",
+    "plasticity": "STDP on the excitatory recurrent synapses (on in chat).",
+    "tau_pre": "STDP presynaptic trace time constant (ms).",
+    "tau_post": "STDP postsynaptic trace time constant (ms).",
+    "a_plus": "STDP potentiation per pre-before-post pairing.",
+    "a_minus": "STDP depression per post-before-pre pairing.",
+    "synaptic_scaling": "Keep each firing neuron's total input weight (eager STDP).",
+    "input_channels": "Input channels (one per byte value for the chat).",
+    "output_channels": "Readout groups (one per character of the reply alphabet).",
+    "io_fraction": "Fraction of the (excitatory) neurons in each of the input and output groups.",
+    "input_gain": "Current per step into a stimulated input neuron.",
+}
+_ENUMS = {
+    "preset": list(PRESETS),
+    "connectivity": ["fixed", "bernoulli"],
+    "v_init": ["uniform", "normal"],
+    "w_init": ["uniform", "constant"],
+    "synapse": ["delta", "exp"],
+}
+
 
 def define_brain_flags() -> None:
-    """Brain flags (all launchers). Defaults are the 200k-neuron seed brain."""
+    """Brain flags (all launchers): --seed, one per BrainConfig field
+    (defaults: the 200k-neuron seed brain), the plan's overrides, --workdir."""
     flags.DEFINE_integer("seed", 0, "Seed of every random stream (wiring, init, noise).")
-    flags.DEFINE_integer("n_neurons", _D.n_neurons, "Number of neurons N.")
-    flags.DEFINE_integer("fan_in", _D.fan_in, "Synapses per neuron K (in and out).")
-    flags.DEFINE_string("sheet", "", "HxW: a 2-D sheet (torus, 8 neighbours); empty: 1-D ring.")
-    flags.DEFINE_float("target_rate", _D.target_rate, "Fraction of neurons firing per step, in (0, 1).")
-    flags.DEFINE_float("noise_sd", _D.noise_sd, "Membrane noise per step (threshold units).")
-    flags.DEFINE_float("bias", _D.bias, "Global bias current per step.")
-    flags.DEFINE_float("w_max", _D.w_max, "Initial weights ~ U[0, w_max); plastic upper bound.")
+    for f in dataclasses.fields(BrainConfig):
+        default, help_ = getattr(_D, f.name), _HELP.get(f.name, "")
+        if f.name == "sheet":
+            flags.DEFINE_string("sheet", "", "seed: HxW, a 2-D sheet (torus, 8 neighbours); empty: 1-D ring.")
+        elif f.name in _ENUMS:
+            flags.DEFINE_enum(f.name, default, _ENUMS[f.name], help_)
+        elif isinstance(default, bool):
+            flags.DEFINE_boolean(f.name, default, help_)
+        elif isinstance(default, int):
+            flags.DEFINE_integer(f.name, default, help_)
+        else:
+            flags.DEFINE_float(f.name, default, help_)
+    flags.DEFINE_float("tau_stdp", None, "Sets --tau_pre and --tau_post together (ms).")
+    define_plan_flags()
+    flags.DEFINE_string("workdir", "runs/default", "Folder for brain_debug.log, checkpoints and plots.")
+
+
+def define_plan_flags() -> None:
+    """Overrides of the plan (how this device runs the circuit; jbrain/plan.py)."""
     flags.DEFINE_enum(
-        "propagation",
-        _D.propagation,
-        list(PROPAGATIONS),
+        "propagation", "auto", list(PROPAGATIONS),
         "Synaptic path: event (scatter of the spikers' out-synapses), gather, bcoo "
         "(reference); auto = the fastest measured on this device (see BUILD.md).",
-    )
-    flags.DEFINE_float(
-        "spike_buffer",
-        _D.spike_buffer,
-        "Spike list capacity, fraction of N (event path, STDP). A burst that overflows it is "
-        "re-run with a larger one (exact; a warning says the size).",
-    )
-    flags.DEFINE_integer("unroll", _D.unroll, "lax.scan unroll; 0 picks by device.")
-    flags.DEFINE_integer("record_spikes", 0, "Record neurons [0, R) to WORKDIR/spikes.u8 (jbrain/raster.py).")
-    flags.DEFINE_string("workdir", "runs/default", "Folder for brain_debug.log, checkpoints and plots.")
-    flags.DEFINE_boolean("plasticity", False, "STDP on the synaptic weights (on in chat).")
-    flags.DEFINE_float("a_plus", _D.a_plus, "STDP potentiation per pre-before-post pairing.")
-    flags.DEFINE_float("a_minus", _D.a_minus, "STDP depression per post-before-pre pairing.")
-    flags.DEFINE_float("tau_stdp", _D.tau_pre, "STDP trace time constant (ms), pre and post.")
-    flags.DEFINE_boolean("synaptic_scaling", False, "Keep each firing neuron's total input weight.")
+    )  # fmt: skip
     flags.DEFINE_enum(
-        "stdp",
-        _D.stdp,
-        list(STDP_MODES),
+        "stdp", "auto", list(STDP_FORMS),
         "How STDP is applied (the same weights either way): eager, or deferred (LTP replayed "
         "at the pre's next spike; event path); auto = the faster on this device (see BUILD.md).",
-    )
+    )  # fmt: skip
+    flags.DEFINE_enum("backend", "auto", list(BACKENDS), "Kernels: xla (reference), pallas_gpu, cpu_native.")
+    flags.DEFINE_float(
+        "spike_buffer", 0.1,
+        "Spike list capacity, fraction of each population (event path). A burst that overflows it is "
+        "re-run with a larger one (exact; a warning says the size).",
+    )  # fmt: skip
+    flags.DEFINE_integer("unroll", 0, "lax.scan unroll; 0 picks by device.")
+    flags.DEFINE_integer("record_spikes", 0, "Record neurons [0, R) to WORKDIR/spikes.u8 (jbrain/raster.py).")
 
 
 def brain_config_from_flags(**overrides) -> BrainConfig:
     """Validated BrainConfig from the flags (ValueError names the flag)."""
-    return BrainConfig(
-        n_neurons=FLAGS.n_neurons,
-        fan_in=FLAGS.fan_in,
-        sheet=parse_sheet(FLAGS.sheet),
-        target_rate=FLAGS.target_rate,
-        noise_sd=FLAGS.noise_sd,
-        bias=FLAGS.bias,
-        w_max=FLAGS.w_max,
-        propagation=FLAGS.propagation,
-        spike_buffer=FLAGS.spike_buffer,
-        unroll=FLAGS.unroll,
-        record_spikes=FLAGS.record_spikes,
-        plasticity=FLAGS.plasticity,
-        a_plus=FLAGS.a_plus,
-        a_minus=FLAGS.a_minus,
-        tau_pre=FLAGS.tau_stdp,
-        tau_post=FLAGS.tau_stdp,
-        synaptic_scaling=FLAGS.synaptic_scaling,
-        stdp=FLAGS.stdp,
-        **overrides,
-    )
+    values = {f.name: FLAGS[f.name].value for f in dataclasses.fields(BrainConfig)}
+    values["sheet"] = parse_sheet(FLAGS.sheet)
+    if FLAGS.tau_stdp is not None:
+        values["tau_pre"] = values["tau_post"] = FLAGS.tau_stdp
+    values.update(overrides)
+    return BrainConfig(**values)
+
+
+def plan_options() -> dict:
+    """The plan flags as `plan.resolve` keyword arguments."""
+    names = ("propagation", "stdp", "backend", "spike_buffer", "unroll", "record_spikes")
+    return {name: FLAGS[name].value for name in names}
 
 
 def define_checkpoint_flags() -> None:
@@ -113,10 +169,10 @@ def open_session(prog: str, config: BrainConfig, workdir: str, *, always: tuple[
     """Session.open from the flags (restore unless --fresh); prints its notes
     and warnings on stderr. `always`: fields the launcher sets whatever the
     checkpoint says (chat: plasticity)."""
-    from jbrain import cpu_kernels
+    from jbrain.backends import cpu_native
     from jbrain.session import Session  # jax and orbax: only for launchers that step a brain
 
-    cpu_kernels.start_build()  # compiles (first run only) while the brain is born or restored
+    cpu_native.start_build()  # compiles (first run only) while the brain is born or restored
     session = Session.open(
         config,
         seed=FLAGS.seed,
@@ -125,6 +181,7 @@ def open_session(prog: str, config: BrainConfig, workdir: str, *, always: tuple[
         explicit=explicit_fields() | set(always),
         save_every=FLAGS.save_every,
         keep=FLAGS.keep,
+        plan_options=plan_options(),
     )
     for note in session.notes:
         print(f"jbrain {prog}: {note}", file=sys.stderr, flush=True)

@@ -1,10 +1,16 @@
-"""jbrain inspect: list the checkpoints of a workdir and print the saved config.
+"""jbrain inspect: list the checkpoints of a workdir and print the saved brain;
+with --plan, the plan this device would run the flags' circuit with.
 
 One line per checkpoint folder in WORKDIR/checkpoints: step, when it was saved
 (UTC), its size on disk and the firing rate at save; damaged checkpoints that
 a restore set aside (*.corrupt) and interrupted saves are listed with what is
-wrong. Then the config of the newest complete checkpoint, as JSON. Reads only
-the metadata: nothing is restored or changed.
+wrong. Then the circuit of the newest complete checkpoint (its populations
+with their ranges, places and regions, projections and ports) and its
+config as JSON. Reads only the metadata: nothing is restored or changed.
+
+--plan: the resolved plan as JSON (`backend`, each projection's path and
+STDP form, spike-list capacities, unroll; jbrain/plan.py) for the model
+flags and flagfiles given, exactly as `jbrain run` would resolve it here.
 """
 
 from __future__ import annotations
@@ -17,9 +23,11 @@ from absl import flags
 
 from experiments import common
 from jbrain import checkpoint
+from jbrain.config import BrainConfig
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", "runs/default", "Folder whose checkpoints to list (WORKDIR/checkpoints).")
+common.define_brain_flags()
+flags.DEFINE_boolean("plan", False, "Print the resolved plan (JSON) for the model flags, and nothing else.")
 
 
 def human_size(n: int) -> str:
@@ -59,14 +67,29 @@ def report(workdir: str) -> str:
             f"config of step {meta['step']} (jbrain {meta.get('jbrain_version', '?')}, "
             f"seed {meta.get('seed', '?')}, {meta.get('messages', 0)} chat messages):"
         )
+        try:
+            lines += BrainConfig.from_dict(meta.get("config") or {}).circuit().describe()
+        except (TypeError, ValueError) as e:
+            lines.append(f"(its circuit cannot be rebuilt: {e})")
         lines.append(json.dumps(meta.get("config"), indent=1, sort_keys=True))
     else:
         lines.append("no complete checkpoint with readable metadata")
     return "\n".join(lines)
 
 
+def plan_json() -> str:
+    """The plan of the flags' circuit on this device, as JSON."""
+    from jbrain import plan  # jax: only when asked
+
+    circuit = common.brain_config_from_flags().circuit()
+    return plan.resolve(circuit, **common.plan_options()).to_json(circuit)
+
+
 def main(argv: list[str]) -> None:
     del argv
+    if FLAGS.plan:
+        print(plan_json())
+        return
     if not os.path.isdir(FLAGS.workdir):
         raise ValueError(f"--workdir={FLAGS.workdir!r} is not a folder: pass the workdir of a brain")
     print(report(FLAGS.workdir))

@@ -179,7 +179,9 @@ def _working_order(
             continue
         ps = projections[q.name]
         original[q.name] = ps.weights
-        projections[q.name] = ps.replace(weights=synapses.to_pre_major(wiring.projections[q.name], ps.weights))
+        projections[q.name] = ps.replace(
+            weights=synapses.to_pre_major(wiring.projections[q.name], ps.weights)
+        )
         if form == "deferred":
             lags[q.name] = plasticity.lag_init(ps.x_pre, circuit.population(q.post).size)
 
@@ -233,13 +235,18 @@ def projection_step(
     s_post = _population(circuit, state.neurons.spikes, q.post)
     w, x_pre, y_post, dt = ps.weights, ps.x_pre, ps.y_post, circuit.dt
     if path == "event":
-        ids, raw, count = lists[q.pre] if q.delay == 1 else backend.spike_list(s_pre, plan.capacity(s_pre.shape[0]))
+        ids, raw, count = lists[q.pre]
         if form == "deferred":
             w, x_pre, y_post, lag = plasticity.deferred_step(
                 q, dt, backend, plan.replay_rows, pw, w, x_pre, y_post, s_pre, s_post, raw, count, lag,
                 state.step, fence,
             )  # fmt: skip
-        elif form == "eager" and backend.event_stdp is not None and q.pre == q.post and not q.plasticity.scaling:
+        elif (
+            form == "eager"
+            and backend.event_stdp is not None
+            and q.pre == q.post
+            and not q.plasticity.scaling
+        ):
             ltp, ltd, x_pre, y_post = plasticity.trace_step(q, dt, x_pre, y_post, s_pre, s_post, fence)
             w = backend.event_stdp(pw.pre, pw.out_post, w, s_pre, ids, ltp, ltd, w_max=q.w_max)
         elif form == "eager":

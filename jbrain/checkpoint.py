@@ -200,7 +200,9 @@ def _describe(tree: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any
 def _host_copy(tree: dict[str, Any]) -> dict[str, Any]:
     """Owned host copies (a view of a CPU buffer could be donated under us)."""
     return jax.tree.map(
-        lambda v: v if isinstance(v, np.ndarray) and v.flags.owndata and v.flags.c_contiguous else np.array(v),
+        lambda v: (
+            v if isinstance(v, np.ndarray) and v.flags.owndata and v.flags.c_contiguous else np.array(v)
+        ),
         jax.device_get(tree),
     )
 

@@ -29,7 +29,7 @@ import math
 from typing import Any
 
 SIGNS = ("E", "I")
-RULES = ("random", "radius", "one_to_one", "groups")
+RULES = ("random", "bernoulli", "radius", "one_to_one", "groups")
 SYNAPSES = ("delta", "exp")
 V_INITS = ("uniform", "normal")
 MAX_DELAY = 33  # steps: the spike history holds 32 steps behind the last one
@@ -154,7 +154,7 @@ class Population:
             )
             _need(p.height >= 3 and p.width >= 3, f"{where}: both sides of its rectangle must be >= 3")
             _need(
-                0 <= p.row and p.row + p.height <= h and 0 <= p.col and p.col + p.width <= w,
+                p.row >= 0 and p.row + p.height <= h and p.col >= 0 and p.col + p.width <= w,
                 f"{where}: its rectangle leaves the {h}x{w} sheet",
             )
         _need(self.neighbour_weight >= 0, f"{where}: neighbour_weight must be >= 0 (--neighbour_weight)")
@@ -183,7 +183,12 @@ class Projection:
     fan-out is fixed too and the event-driven path applies), "radius"
     (fan_in partners within `radius` cells on the sheet, uniform, pre and
     post both 'rect'), "one_to_one" (fan_in 1, post i <- pre i, equal sizes),
-    "groups" (all-to-all inside groups of `group` neurons: fan_in = group).
+    "groups" (all-to-all inside groups of `group` neurons, self included:
+    fan_in = group), "bernoulli" (each pre-post pair independently with
+    probability p, as Brian2's connect(p=...): the fan-in varies, rows are
+    padded to the static width fan_in with zero-weight slots (rows drawn
+    wider are cut; `bernoulli_width` makes that a 1e-9 event); no
+    plasticity, gather and bcoo paths).
     Weights ~ U[w_lo, w_hi) at birth (w_lo = w_hi: constant), bounded by
     [0, w_max]; synapse "delta" (a current) or "exp" (a conductance with
     time constant tau_syn ms and reversal potential e_rev); delay >= 1 steps;
@@ -197,6 +202,7 @@ class Projection:
     fan_in: int = 32
     radius: float = 0.0
     group: int = 0
+    p: float = 0.0
     w_lo: float = 0.0
     w_hi: float = 0.05
     w_max: float = 0.05
@@ -279,7 +285,7 @@ class Circuit:
             _need(_positive_int(count) and _positive_int(port.group), f"{where}: sizes must be positive")
             size = self.population(port.population).size
             _need(
-                0 <= port.start and port.start + count * port.group <= size,
+                port.start >= 0 and port.start + count * port.group <= size,
                 f"{where}: {count} groups of {port.group} from {port.start} do not fit population "
                 f"{port.population!r} ({size} neurons): use more neurons or fewer channels",
             )
@@ -304,6 +310,19 @@ class Circuit:
                 f"{where}: fan_in={proj.fan_in} must be smaller than the pre population ({pre.size}): "
                 "lower --fan_in or raise --n_neurons",
             )
+        elif proj.rule == "bernoulli":
+            _need(0.0 < proj.p < 1.0, f"{where}: a bernoulli projection needs 0 < p < 1 (got p={proj.p})")
+            _need(
+                proj.fan_in >= bernoulli_width(pre.size, proj.p) and proj.fan_in <= pre.size,
+                f"{where}: fan_in={proj.fan_in} is too narrow for p={proj.p} of {pre.size}: "
+                f"use fan_in={bernoulli_width(pre.size, proj.p)} (`circuit.bernoulli_width`)",
+            )
+            _need(
+                pre.size * post.size <= 2**28,
+                f"{where}: bernoulli wiring draws every pair ({pre.size} x {post.size}): too large, "
+                "use the 'random' rule (fixed fan-in)",
+            )
+            _need(proj.plasticity is None, f"{where}: bernoulli projections cannot be plastic (padded rows)")
         elif proj.rule == "one_to_one":
             _need(proj.fan_in == 1, f"{where}: a one_to_one projection has fan_in=1")
             _need(pre.size == post.size, f"{where}: one_to_one needs pre and post of the same size")
@@ -409,7 +428,9 @@ class Circuit:
             return Neuron(**{**x, "v_init": tuple(x["v_init"])})
 
         def population(x):
-            return Population(**{**x, "neuron": neuron(x["neuron"]), "placement": Placement(**x["placement"])})
+            return Population(
+                **{**x, "neuron": neuron(x["neuron"]), "placement": Placement(**x["placement"])}
+            )
 
         def projection(x):
             stdp = x.get("plasticity")
@@ -451,6 +472,13 @@ class Circuit:
         for r in self.readouts:
             lines.append(f"  readout {r.name}: {r.groups} groups x {r.group} neurons of {r.population}")
         return lines
+
+
+def bernoulli_width(n_pre: int, p: float) -> int:
+    """Padded fan-in of a bernoulli projection: the mean n_pre p plus six
+    standard deviations (a wider row has probability ~1e-9), at least 1."""
+    mean = n_pre * p
+    return max(1, min(n_pre, math.ceil(mean + 6.0 * math.sqrt(mean * (1.0 - p))) + 1))
 
 
 # Synaptic sums are accumulated in int32 fixed point with this many fraction

@@ -30,6 +30,7 @@ from jbrain.circuit import (
     Population,
     Projection,
     Readout,
+    bernoulli_width,
 )
 
 
@@ -74,6 +75,7 @@ class BrainConfig:
     fan_in: int = 32
     sheet: tuple[int, int] | None = None
     inh_fraction: float = 0.2
+    connectivity: str = "fixed"  # fixed: fixed fan-in; bernoulli: each pair with p = fan-in / N_pre
     dt: float = 1.0
     # neuron
     tau_m: float = 20.0
@@ -170,6 +172,14 @@ class BrainConfig:
         need(self.w_init in ("uniform", "constant"), f"--w_init={self.w_init!r}: use uniform or constant")
         need(self.v_init in ("uniform", "normal"), f"--v_init={self.v_init!r}: use uniform or normal")
         need(self.synapse in ("delta", "exp"), f"--synapse={self.synapse!r}: use delta or exp")
+        need(
+            self.connectivity in ("fixed", "bernoulli"),
+            f"--connectivity={self.connectivity!r}: use fixed or bernoulli",
+        )
+        need(
+            self.connectivity == "fixed" or self.preset != "seed",
+            "--connectivity=bernoulli applies to --preset=ei or coba (the seed keeps its fixed fan-in)",
+        )
         need(
             0.0 < self.io_fraction <= 0.5,
             f"--io_fraction={self.io_fraction} must be in (0, 0.5]",
@@ -273,10 +283,7 @@ def seed(c: BrainConfig) -> Circuit:
     each (projection "W", STDP with --plasticity), the text ports and the
     global controller."""
     n = c.n_neurons
-    if c.sheet is None:
-        place = Placement()
-    else:
-        place = Placement("rect", 0, 0, c.sheet[0], c.sheet[1])
+    place = Placement() if c.sheet is None else Placement("rect", 0, 0, c.sheet[0], c.sheet[1])
     brain = Population("brain", n, "E", _neuron(c), c.target_rate, place, "", c.neighbour_weight)
     w = Projection(
         "W", "brain", "brain", "random", c.fan_in, delay=c.delay, plasticity=_stdp(c),
@@ -295,15 +302,27 @@ def _ei_populations(c: BrainConfig) -> tuple[Population, Population, int, int]:
     return e, i, c.fan_in - k_i, k_i
 
 
-def _ei_projections(c: BrainConfig, k_e: int, k_i: int) -> tuple[Projection, ...]:
+def _ei_projections(c: BrainConfig, sizes: dict[str, int], k_e: int, k_i: int) -> tuple[Projection, ...]:
+    """EE, EI, IE, II: fixed fan-in k_e from E and k_i from I, or (bernoulli)
+    each pair with probability k / N_pre."""
     out = []
     for pre, k in (("E", k_e), ("I", k_i)):
         for post in ("E", "I"):
             stdp = _stdp(c) if pre == post == "E" else None
+            rule = {"rule": "random", "fan_in": k}
+            if c.connectivity == "bernoulli":
+                p = k / sizes[pre]
+                rule = {"rule": "bernoulli", "p": p, "fan_in": bernoulli_width(sizes[pre], p)}
             out.append(
                 Projection(
-                    pre + post, pre, post, "random", k, delay=c.delay, plasticity=stdp,
-                    **_weights(c, pre), **_synapse(c, pre),
+                    pre + post,
+                    pre,
+                    post,
+                    delay=c.delay,
+                    plasticity=stdp,
+                    **rule,
+                    **_weights(c, pre),
+                    **_synapse(c, pre),
                 )  # fmt: skip
             )
     return tuple(out)
@@ -317,19 +336,21 @@ def ei(c: BrainConfig) -> Circuit:
     thresholds hold the rate."""
     e, i, k_e, k_i = _ei_populations(c)
     inputs, readouts = _ports(c, "E", e.size)
-    return Circuit((e, i), _ei_projections(c, k_e, k_i), inputs, readouts, c.dt, _controller(c), None, "ei")
+    projections = _ei_projections(c, {"E": e.size, "I": i.size}, k_e, k_i)
+    return Circuit((e, i), projections, inputs, readouts, c.dt, _controller(c), None, "ei")
 
 
 def coba(c: BrainConfig) -> Circuit:
     """The COBA benchmark (Vogels & Abbott 2005, Brette et al. 2007) when
     the flags of experiments/configs/coba.flags are set: E and I populations
-    with conductance synapses, random fixed fan-in, no ports."""
+    with conductance synapses, 2% pairwise (bernoulli) connectivity, no ports."""
     e, i, k_e, k_i = _ei_populations(c)
-    return Circuit((e, i), _ei_projections(c, k_e, k_i), (), (), c.dt, _controller(c), None, "coba")
+    projections = _ei_projections(c, {"E": e.size, "I": i.size}, k_e, k_i)
+    return Circuit((e, i), projections, (), (), c.dt, _controller(c), None, "coba")
 
 
 PRESETS: dict[str, Callable[[BrainConfig], Circuit]] = {"seed": seed, "ei": ei, "coba": coba}
 
 # Fields that change the shapes or layout of a brain's arrays: a restored
 # checkpoint cannot take a different value (Session.open says so).
-SHAPE_FIELDS = ("preset", "n_neurons", "fan_in", "sheet", "inh_fraction", "synapse", "delay")
+SHAPE_FIELDS = ("preset", "n_neurons", "fan_in", "sheet", "inh_fraction", "connectivity", "synapse", "delay")

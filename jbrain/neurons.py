@@ -112,7 +112,9 @@ def neuron_update(
     refractory = refrac > 0
     v = v + (v_rest - v) * leak + current
     v = jnp.where(refractory, jnp.float32(v_reset) if isinstance(v_reset, float) else v_reset, v)
-    theta_eff = theta + jnp.where(mode == ADAPTED, jnp.float32(boost) if isinstance(boost, float) else boost, 0.0)
+    theta_eff = theta + jnp.where(
+        mode == ADAPTED, jnp.float32(boost) if isinstance(boost, float) else boost, 0.0
+    )
     spikes = jnp.logical_and(~refractory, v > theta_eff)
     v = jnp.where(spikes, jnp.float32(v_reset) if isinstance(v_reset, float) else v_reset, v)
     v, spikes = fence((v, spikes))

@@ -94,9 +94,11 @@ class Plan:
 
 
 def event_capable(circuit: Circuit, index: int) -> bool:
-    """Whether projection `index` has a fixed fan-out (an out-table)."""
+    """Whether projection `index` can take the event path: a fixed fan-out
+    (an out-table) and delay 1 (the step lists the last step's spikes)."""
     q = circuit.projections[index]
-    return q.rule == "random" and circuit.population(q.pre).size == circuit.population(q.post).size
+    same = circuit.population(q.pre).size == circuit.population(q.post).size
+    return q.rule == "random" and same and q.delay == 1
 
 
 def resolve(

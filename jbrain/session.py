@@ -67,7 +67,9 @@ class Session:
         self.saved_step: int | None = None
         pops = [(p.name, p.size) for p in self.circuit.populations]
         self.log = (
-            DebugLog(os.path.join(workdir, LOG_NAME), start_step=self.step, populations=pops) if workdir else None
+            DebugLog(os.path.join(workdir, LOG_NAME), start_step=self.step, populations=pops)
+            if workdir
+            else None
         )
         # --record_spikes=R: WORKDIR/spikes.u8 + spikes.json (format in raster.py)
         self.spikes = (
@@ -204,7 +206,9 @@ class Session:
         while True:
             listed = self.plan.uses_spike_list
             run = brain.burst_packed_keeping_input if listed else brain.burst_packed
-            state, packed, raster = run(self.circuit, self.plan, self.wiring, self.state, stims, length=length)
+            state, packed, raster = run(
+                self.circuit, self.plan, self.wiring, self.state, stims, length=length
+            )
             # one device-to-host copy (status is packed in); an empty raster is made here
             packed = np.asarray(packed)
             raster = np.asarray(raster) if raster.size else np.zeros(raster.shape, raster.dtype)

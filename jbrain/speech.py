@@ -22,8 +22,10 @@ detector (`segment_utterances`, pure NumPy). The recogniser hears 16 kHz mono; a
 rate or channel count is mixed down and resampled (band-limited, NumPy FFT). Two modes:
 
     words=None   open dictation with pocketsphinx's bundled en-US language model
-    words=[...]  a grammar that accepts only the listed words/phrases, one or more in a row:
-                 far more accurate for short commands such as the taught cues
+    words=[...]  a grammar that accepts exactly one of the listed words/phrases per stretch
+                 of speech between pauses (>= 0.5 s): far more accurate for short commands
+                 such as the taught cues; "red <pause> green" is heard as "red green". It
+                 cannot say "none of these": other speech comes out as the nearest phrase.
 
 Bad audio raises `AudioError` (a ValueError) with a one-line message: a missing or empty
 file, a file that is not audio, a truncated WAV (the header announces more audio than the
@@ -72,8 +74,9 @@ LISTEN_HELP = (
 )
 LISTEN_WORDS_HELP = (
     "A text file with one word or phrase per line ('#' starts a comment): --listen hears only "
-    "these (one or more in a row), which is far more accurate than open dictation for short "
-    "commands such as the taught cues. Words must be in pocketsphinx's English dictionary."
+    "these, one listed word or phrase per stretch of speech between pauses, which is far more "
+    "accurate than open dictation for short commands such as the taught cues (other speech comes "
+    "out as the nearest listed phrase). Words must be in pocketsphinx's English dictionary."
 )
 
 SAMPLE_RATE = 16000  # what the recogniser hears
@@ -561,14 +564,17 @@ class _Recognizer:
         ps = _import("pocketsphinx", "listen")
         self.lock = threading.Lock()
         if words is None:
-            self.decoder = ps.Decoder(loglevel="FATAL")
+            # capped search (pocketsphinx's defaults: 30000 HMMs, no word cap): the same words on
+            # the bench sentences, and no slow outliers on short utterances (scripts/bench_speech.py)
+            self.decoder = ps.Decoder(loglevel="FATAL", maxhmmpf=10000, maxwpf=20)
             return
         decoder = ps.Decoder(loglevel="FATAL", lm=None)
         unknown = [w for p in words for w in p.split() if decoder.lookup_word(w) is None]
         if unknown:
             raise UnknownWord(unknown[0])
         rules = " | ".join(words)
-        grammar = f"#JSGF V1.0;\ngrammar words;\npublic <utterance> = <item>+;\n<item> = {rules};\n"
+        # exactly one phrase per decode: "<item>+" inserts short words ("up", "no") at the edges
+        grammar = f"#JSGF V1.0;\ngrammar words;\npublic <utterance> = {rules};\n"
         decoder.add_jsgf_string("words", grammar)
         decoder.activate_search("words")
         self.decoder = decoder
@@ -593,29 +599,30 @@ class _Recognizer:
         return " ".join(hyp.hypstr.split()) if hyp is not None else ""
 
 
-def _prepare(x: np.ndarray) -> bytes | None:
-    """Trim to the voiced stretch (+0.25 s), normalise, dither, int16: None when nothing is voiced.
+PAUSE_S = 0.5  # with a word list, stretches of speech this far apart are recognised one by one
+EDGE_S = 0.25  # audio kept before and after a stretch of speech
 
-    Digital silence (exact zeros) and long silent margins make the grammar search insert or
-    drop words, hence the trim and a fixed, seeded dither at about -66 dB full scale.
+
+def _pcm(x: np.ndarray, start: int, end: int) -> bytes:
+    """x[start:end] plus EDGE_S each side, normalised, dithered, as 16-bit little-endian PCM.
+
+    Digital silence (exact zeros) and long silent edges make the search drop or insert words,
+    hence the trim and a fixed, seeded dither at about -66 dB full scale.
     """
-    spans = speech_spans(x)
-    if not spans:
-        return None
-    margin = int(0.25 * SAMPLE_RATE)
-    x = np.asarray(x[max(0, spans[0][0] - margin) : spans[-1][1] + margin], np.float64)
-    peak = float(np.max(np.abs(x)))
-    x = x * (0.5 / peak)
-    x = x + np.random.default_rng(0).normal(0.0, 16.0 / 32768.0, x.size)
-    return np.clip(np.round(x * 32767.0), -32768, 32767).astype("<i2").tobytes()
+    edge = int(EDGE_S * SAMPLE_RATE)
+    y = np.asarray(x[max(0, start - edge) : end + edge], np.float64)
+    y = y * (0.5 / max(float(np.max(np.abs(y))), 1e-9))
+    y = y + np.random.default_rng(0).normal(0.0, 16.0 / 32768.0, y.size)
+    return np.clip(np.round(y * 32767.0), -32768, 32767).astype("<i2").tobytes()
 
 
 def recognize(samples: np.ndarray, rate: int = SAMPLE_RATE, words: Sequence[str] | None = None) -> str:
     """The words heard in mono `samples` (float in [-1, 1] or int16) at `rate` Hz.
 
-    `words`: None for open dictation, else the only words/phrases to listen for (one or more in
-    a row). Raises NoSpeech (an AudioError) when there is no speech or no word was recognised,
-    ValueError for a word that is not in the dictionary.
+    `words`: None for open dictation of the whole voiced stretch; else the only words/phrases
+    to listen for, exactly one per stretch of speech between pauses of PAUSE_S or more (joined
+    with spaces). Raises NoSpeech (an AudioError) when there is no speech or no word was
+    recognised, ValueError (UnknownWord) for a word that is not in the dictionary.
     """
     recognizer = _Recognizer.get(words)
     x = np.asarray(samples)
@@ -625,10 +632,13 @@ def recognize(samples: np.ndarray, rate: int = SAMPLE_RATE, words: Sequence[str]
         x = x.astype(np.float32) / 32768.0
     if rate < MIN_SAMPLE_RATE:
         raise AudioError(f"sample rate {rate} Hz is too low for speech (need >= {MIN_SAMPLE_RATE} Hz)")
-    pcm = _prepare(resample(x, rate, SAMPLE_RATE))
-    if pcm is None:
+    x = resample(x, rate, SAMPLE_RATE)
+    spans = speech_spans(x, gap_s=PAUSE_S)
+    if not spans:
         raise NoSpeech("no speech heard (silence or noise only)")
-    text = recognizer.decode(pcm)
+    if words is None:
+        spans = [(spans[0][0], spans[-1][1])]
+    text = " ".join(t for t in (recognizer.decode(_pcm(x, a, b)) for a, b in spans) if t)
     if not text:
         what = "open dictation" if words is None else "the word list"
         raise NoSpeech(f"a sound was heard but no words recognised ({what})")

@@ -56,6 +56,8 @@ def init_projection(circuit: Circuit, index: int, key: jax.Array) -> tuple[Proje
         pre, out_post = _cyclic_tables(k_perm, n_post, k)
     elif q.rule == "random":
         pre = jax.random.randint(k_perm, (n_post, k), 0, n_pre, jnp.int32)
+    elif q.rule == "bernoulli":
+        pre, valid = _bernoulli_table(k_perm, n_pre, n_post, q.p, k)
     elif q.rule == "one_to_one":
         pre = jnp.arange(n_post, dtype=jnp.int32)[:, None]
     elif q.rule == "groups":
@@ -67,7 +69,25 @@ def init_projection(circuit: Circuit, index: int, key: jax.Array) -> tuple[Proje
         weights = jnp.full((n_post * k,), q.w_hi, jnp.float32)
     else:
         weights = q.w_lo + jax.random.uniform(k_w, (n_post * k,), jnp.float32) * (q.w_hi - q.w_lo)
+    if q.rule == "bernoulli":  # padding slots: pre 0 with weight 0, never plastic
+        weights = jnp.where(valid.reshape(-1), weights, 0.0)
     return ProjectionWiring(pre=pre, out_post=out_post), weights
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _bernoulli_table(
+    key: jax.Array, n_pre: int, n_post: int, p: float, k: int
+) -> tuple[jax.Array, jax.Array]:
+    """(pre (N_post, K) int32, valid (N_post, K) bool): post i has
+    c_i ~ Binomial(N_pre, p) (cut at K) distinct pres, drawn without
+    replacement; slots past c_i are padding (pre 0)."""
+    k_count, k_rows = jax.random.split(key)
+    counts = jax.random.binomial(k_count, n_pre, p, shape=(n_post,))
+    counts = jnp.minimum(counts, k).astype(jnp.int32)
+    pick = lambda kk: jax.random.choice(kk, n_pre, (k,), replace=False)
+    pre = jax.lax.map(pick, jax.random.split(k_rows, n_post)).astype(jnp.int32)
+    valid = jnp.arange(k, dtype=jnp.int32)[None, :] < counts[:, None]
+    return jnp.where(valid, pre, 0), valid
 
 
 def _radius_table(circuit: Circuit, q, key: jax.Array) -> jax.Array:
@@ -148,10 +168,8 @@ def propagate_gather(
 ) -> jax.Array:
     """I = W @ s by a fixed-width gather. spikes (N_pre,) uint8/bool -> (N_post,) f32."""
     n, k = wiring.pre.shape
-    if platform == "cpu":
-        fired = spikes[wiring.pre] != 0  # XLA:CPU gathers bytes faster than bits
-    else:
-        fired = _fired(pack_spikes(spikes), wiring.pre)  # (N, K)
+    # XLA:CPU gathers bytes faster than bits; GPUs read the (N/32,) bitmask
+    fired = spikes[wiring.pre] != 0 if platform == "cpu" else _fired(pack_spikes(spikes), wiring.pre)
     q = jnp.where(fired, quantize(weights.reshape(n, k)), 0)
     return from_fixed(q.sum(axis=1))
 

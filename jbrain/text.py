@@ -93,13 +93,18 @@ class Codec:
             )
 
     @classmethod
-    def for_config(cls, config, *, reply_steps: int = 200, reply_chars: int = 8) -> Codec:
-        """The codec of a BrainConfig's input and output populations."""
+    def for_circuit(cls, circuit, *, reply_steps: int = 200, reply_chars: int = 8) -> Codec:
+        """The codec of a circuit's input ports and readouts."""
+        if not circuit.inputs or not circuit.readouts:
+            raise ValueError(
+                f"the {circuit.name} circuit has no text input or readout to talk through: "
+                "chat with --preset=seed or --preset=ei"
+            )
         return cls(
             reply_steps=reply_steps,
             reply_chars=reply_chars,
-            input_channels=config.input_channels,
-            output_channels=config.output_channels,
+            input_channels=circuit.input_channels,
+            output_channels=circuit.output_channels,
         )
 
     @property

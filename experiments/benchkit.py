@@ -1,35 +1,48 @@
-"""Benchmark and alive check of the jbrain step, beside peer baselines.
+"""The benchmark harness: one timing helper, the machine's description, the
+engine adapters, and what `jbrain bench` measures and prints. Speeds live in
+BENCHMARKS.md (method there), never in tests.
 
-What is timed (`time_brain`), per (N, propagation path):
-    init_s        `init_brain` + block_until_ready (wiring build, its compile included)
-    first_s       the first `burst` of `steps` steps: compile + run (block_until_ready)
+Every timed figure of the harness and of the drivers in scripts/ comes from
+`time_calls`. Every call into jbrain's engine sits in the "engine adapters"
+section below, one small class per thing timed: `StepBrain` (input-free
+bursts: `jbrain bench` rows and the alive check), `ChatBrain` (a chat reply:
+scripts/bench_reply.py), `CheckpointedBrain` (save and restore:
+scripts/bench_checkpoint.py).
+
+What a `jbrain bench` row holds (`time_brain`), per (N, propagation path):
+    init_s        `init_brain`, waited for (wiring build, its compile included)
+    first_s       the first burst of `steps` steps: compile + run
     start_to_first_s = init_s + first_s: what a user waits for before the first
                   burst's metrics (BrainPy's "compile + first chunk" counts the same)
     us_per_step   `reps` further bursts of `steps` steps each, after `warmup`
                   steps in all (the compiling burst counts as warm-up), each
-                  timed with `perf_counter` around burst + block_until_ready;
-                  best and median over the reps, divided by `steps`.
+                  timed around burst + block_until_ready; best, median and p90
+                  over the reps, divided by `steps`.
 The XLA caches are cleared before each row, so every row pays its own compile.
-Rates and status bits are read back after the timed region.
+Rates and status bits are read back outside the timed region.
 
 Paths: `event` and `gather` are the jbrain step with that propagation; `bcoo`
 is the same step with plain `jax.experimental.sparse` `BCOO @ s` propagation.
 
-Baselines run as subprocesses (their own CUDA context, so JAX's preallocated
-pool does not starve them); run them before the first JAX device call:
+Peers run as subprocesses (their own CUDA context, so JAX's preallocated pool
+does not starve them); run them before the first JAX device call:
     cupy     scripts/cupy_seed.py: the seed's own CuPy loop (CSR matvec, roll,
              noise, a host read of the rate every step)
     brainpy  ../shared/peers/brainpy_seed.py (BrainPy 2.9, brainevent kernels),
              one subprocess per (N, api) so that a timeout loses one row only.
 
-`alive_stats` is the pure-numpy check of "alive, not exploding" (issue 2,
-item 7) over per-step rates; `alive_check` runs a brain and applies it.
+`alive_stats` is the pure-numpy check of "alive, not exploding" over per-step
+rates; `alive_check` runs a brain and applies it.
+
+`python -m experiments.benchkit BENCH.json` prints the report of a (partial)
+`jbrain bench` run again.
 """
 
 from __future__ import annotations
 
 import contextlib
 import gc
+import itertools
 import json
 import math
 import os
@@ -39,7 +52,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -47,18 +60,103 @@ import numpy as np
 PATHS = ("event", "gather", "bcoo")
 BASELINES = ("cupy", "brainpy")
 
-# Issue 2 targets, us/step (GPU: H100 / H200; CPU: the 2-core machine).
+# Step targets of the issue-2 brief, us/step (GPU: H100 / H200; CPU: a 2-core machine).
 GPU_TARGETS_US = {200_000: 30.0, 1_000_000: 80.0, 10_000_000: 800.0}
 CPU_TARGETS_US = {200_000: 4000.0}
-# BrainPy 2.9 `raw`, NVIDIA H200, peers/README.md (orientation only).
-BRAINPY_H200_US = {200_000: 24.8, 1_000_000: 60.4, 10_000_000: 542.0}
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CUPY_SCRIPT = os.path.join(REPO_ROOT, "scripts", "cupy_seed.py")
 
 
 # ----------------------------------------------------------------------------
-# environment
+# the timing helper
+# ----------------------------------------------------------------------------
+def wait(result: Any) -> None:
+    """Default `sync` of `time_calls`: block until every JAX array in `result`
+    is computed (JAX dispatches asynchronously). A no-op before JAX is
+    imported, so drivers without JAX (the CuPy loop) can use the helper."""
+    jax = sys.modules.get("jax")
+    if jax is not None and result is not None:
+        jax.block_until_ready(result)
+
+
+def summarize(times_s: Sequence[float]) -> dict[str, Any]:
+    """Statistics of call times in seconds: n, total, min, median, p90, max,
+    mean. p90 is the nearest rank, the ceil(0.9 n)-th smallest time (no
+    interpolation). With no times every statistic but n and total is None."""
+    t = sorted(float(x) for x in times_s)
+    out: dict[str, Any] = dict(n=len(t), total_s=sum(t))
+    if not t:
+        return dict(out, min_s=None, median_s=None, p90_s=None, max_s=None, mean_s=None)
+    return dict(
+        out,
+        min_s=t[0],
+        median_s=statistics.median(t),
+        p90_s=t[-(-9 * len(t) // 10) - 1],  # ceil(0.9 n) in integers
+        max_s=t[-1],
+        mean_s=sum(t) / len(t),
+    )
+
+
+def time_calls(
+    fn: Callable[[], Any],
+    *,
+    warmup: int = 0,
+    repeats: int | None = 1,
+    budget_s: float = math.inf,
+    until: Callable[[], bool] | None = None,
+    before: Callable[[], Any] | None = None,
+    after: Callable[[Any], Any] | None = None,
+    sync: Callable[[Any], Any] = wait,
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, Any]:
+    """Call `fn()` `warmup` times, then up to `repeats` times timed (None: no
+    limit but `until` and `budget_s`); return their statistics.
+
+    Each call is timed with `clock` from just before `fn()` until `sync(result)`
+    returns (default `wait`: `jax.block_until_ready`, so a call's time holds
+    the device work it dispatched). Warm-up calls are timed too (`warmup_s`;
+    the first one usually compiles) but stay out of the statistics; a warm-up
+    call longer than budget_s / 2 ends the warm-up (it was warm-up enough).
+    The timed calls stop early when `until()` is true (checked before every
+    call, so there may be none) or, after the first, when one more call as
+    long as the last would take their total past `budget_s`. `before()` runs
+    before each timed call and `after(result)` after it, both outside the
+    timed region (wait for idle CPUs; read results back).
+
+    Returns `summarize(times_s)` plus "times_s" (in call order), "warmup_s"
+    and "warmup" (warm-up calls made).
+    """
+    if warmup < 0 or (repeats is not None and repeats < 0):
+        raise ValueError(f"warmup={warmup} and repeats={repeats} must be >= 0")
+    if repeats is None and until is None and budget_s == math.inf:
+        raise ValueError("repeats=None needs `until` or a finite `budget_s` to stop")
+    warm: list[float] = []
+    for _ in range(warmup):
+        t0 = clock()
+        sync(fn())
+        warm.append(clock() - t0)
+        if warm[-1] > budget_s / 2:
+            break
+    times: list[float] = []
+    for _ in itertools.count() if repeats is None else range(repeats):
+        if until is not None and until():
+            break
+        if times and sum(times) + times[-1] > budget_s:
+            break
+        if before is not None:
+            before()
+        t0 = clock()
+        result = fn()
+        sync(result)
+        times.append(clock() - t0)
+        if after is not None:
+            after(result)
+    return dict(summarize(times), times_s=times, warmup_s=warm, warmup=len(warm))
+
+
+# ----------------------------------------------------------------------------
+# the machine
 # ----------------------------------------------------------------------------
 def cpu_model() -> str:
     """The CPU's model name (Linux /proc/cpuinfo), else platform.processor()."""
@@ -137,20 +235,242 @@ def wait_for_idle(threshold: float, max_wait_s: float = 60.0) -> float | None:
     """On a shared CPU machine: wait until the CPUs are at least `threshold`
     idle (other processes quiet), at most `max_wait_s`. Returns the idle
     fraction last seen (None where /proc/stat is unavailable)."""
-    end = time.perf_counter() + max_wait_s
+    end = time.monotonic() + max_wait_s
     while True:
         idle = cpu_idle()
-        if idle is None or idle >= threshold or time.perf_counter() >= end:
+        if idle is None or idle >= threshold or time.monotonic() >= end:
             return None if idle is None else round(idle, 2)
         time.sleep(1.0)
+
+
+def forget_compiled() -> None:
+    """Drop JAX's compiled programs and free what they held: the next call
+    compiles afresh (each `jbrain bench` row pays its own compile)."""
+    import jax
+
+    jax.clear_caches()
+    gc.collect()
 
 
 def targets_for(platform_name: str) -> dict[int, float]:
     return CPU_TARGETS_US if platform_name == "cpu" else GPU_TARGETS_US
 
 
+def write_json(path: str, result: dict[str, Any]) -> None:
+    """Write atomically (a partial run leaves the last complete file)."""
+    tmp = path + ".tmp"
+    with open(tmp, "w", encoding="utf-8") as f:
+        json.dump(result, f, indent=1, default=str)
+    os.replace(tmp, path)
+
+
 # ----------------------------------------------------------------------------
-# jbrain timing
+# engine adapters: every call of the benchmarks into jbrain's engine
+# ----------------------------------------------------------------------------
+class StepBrain:
+    """A brain stepped in input-free bursts: `jbrain bench` rows, the alive check.
+
+    `init()` and `burst(steps)` are what is timed; each returns the arrays to
+    wait for. The read-outs (`last_rates`, `status`, ...) copy to the host.
+    """
+
+    def __init__(
+        self,
+        n_neurons: int,
+        *,
+        path: str = "auto",
+        fan_in: int = 32,
+        plasticity: bool = False,
+        stdp: str = "auto",
+        seed: int = 0,
+    ) -> None:
+        from jbrain.config import BrainConfig
+
+        self.config = BrainConfig(
+            n_neurons=n_neurons, fan_in=fan_in, propagation=path, plasticity=plasticity, stdp=stdp
+        )
+        self.seed = seed
+        self.wiring = self.state = self.metrics = None
+
+    @property
+    def fan_in(self) -> int:
+        return self.config.fan_in
+
+    @property
+    def target_rate(self) -> float:
+        return self.config.target_rate
+
+    def init(self) -> Any:
+        """Build the wiring and the state at birth."""
+        from jbrain import brain
+
+        self.wiring, self.state = brain.init_brain(self.config, seed=self.seed)
+        return self.wiring, self.state
+
+    def burst(self, steps: int) -> Any:
+        """One burst of `steps` steps without input (one `lax.scan`)."""
+        from jbrain import brain
+
+        self.state, self.metrics = brain.burst(self.config, self.wiring, self.state, None, length=steps)
+        return self.state
+
+    def last_rates(self) -> tuple[np.ndarray, np.ndarray]:
+        """The last burst's per-step firing rate and spike count, (steps,) each."""
+        import jax
+
+        rate, spikes = jax.device_get((self.metrics.rate, self.metrics.spikes))
+        return np.asarray(rate), np.asarray(spikes)
+
+    def status(self) -> int:
+        """The state's status bits (0: no fault)."""
+        import jax
+
+        return int(jax.device_get(self.state.status))
+
+    @staticmethod
+    def status_names(status: int) -> list[str]:
+        from jbrain.state import describe_status
+
+        return describe_status(status)
+
+    @staticmethod
+    def nonfinite(status: int) -> bool:
+        from jbrain.state import STATUS_NONFINITE
+
+        return bool(status & STATUS_NONFINITE)
+
+    def mean_threshold(self) -> float:
+        import jax
+
+        return float(jax.device_get(self.state.theta.mean()))
+
+    def path(self) -> str:
+        """The propagation path the engine runs (`auto` resolved)."""
+        from jbrain import brain
+
+        return brain.propagation(self.config)
+
+    def unroll(self) -> int:
+        """The scan's unroll the engine uses."""
+        from jbrain import brain
+
+        return brain.resolved_unroll(self.config)
+
+    def close(self) -> None:
+        self.wiring = self.state = self.metrics = None
+
+
+class ChatBrain:
+    """A chat session as `jbrain chat` runs it (scripts/bench_reply.py).
+
+    Timed: `birth()`, `reply(text)` (encode, one reply burst, metrics to the
+    host, log lines, decode) and `burst_alone(stims)` (the reply's burst
+    without the host work).
+    """
+
+    def __init__(self, config: Any, *, seed: int, workdir: str, reply_steps: int, reply_chars: int) -> None:
+        from jbrain.text import Codec
+
+        self.config, self.seed, self.workdir = config, seed, workdir
+        self.codec = Codec.for_config(config, reply_steps=reply_steps, reply_chars=reply_chars)
+        self.session = None
+
+    def birth(self) -> Any:
+        from jbrain.session import Session
+
+        self.session = Session.new(self.config, seed=self.seed, workdir=self.workdir)
+        return self.session.state
+
+    def reply(self, text: str) -> str:
+        from jbrain.text import reply
+
+        return reply(self.session, self.codec, text)
+
+    def encode(self, text: str) -> Any:
+        return self.codec.encode(text)
+
+    def burst_alone(self, stims: Any) -> Any:
+        from jbrain import brain
+
+        s = self.session
+        state, _ = brain.burst_keeping_input(
+            s.config, s.wiring, s.state, stims, length=self.codec.reply_steps
+        )
+        s.state = state
+        return state
+
+    def last_rate(self) -> float:
+        return self.session.last_rate
+
+    def close(self) -> None:
+        self.session.close()
+
+
+class CheckpointedBrain:
+    """A Session that checkpoints into `workdir` (scripts/bench_checkpoint.py).
+
+    Timed: `open()` (a new brain, or the latest checkpoint restored), `run`,
+    `save()` (what the stepping loop waits for), `wait()` (until the
+    background write is done), `host_copy()` and `checksums()` (the two parts
+    of a save's blocking time), `restore(path)`.
+    """
+
+    def __init__(self, config: Any, *, seed: int, workdir: str, keep: int = 2) -> None:
+        self.config, self.seed, self.workdir, self.keep = config, seed, workdir, keep
+        self.session = None
+
+    def open(self) -> Any:
+        from jbrain.session import Session
+
+        self.session = Session.open(self.config, seed=self.seed, workdir=self.workdir, keep=self.keep)
+        return self.session.state
+
+    def run(self, steps: int) -> None:
+        self.session.run(steps)
+
+    def save(self) -> str | None:
+        """Start a save; returns its path once the loop may go on."""
+        return self.session.save()
+
+    def wait(self) -> list:
+        """Until the background write is done; the errors it reported."""
+        return self.session.store.wait()
+
+    def busy(self) -> bool:
+        """A background write is still going on."""
+        return self.session.store.busy
+
+    def host_copy(self) -> dict[str, np.ndarray]:
+        import dataclasses
+
+        from jbrain import checkpoint
+
+        state = self.session.state
+        return checkpoint._host_copy({f.name: getattr(state, f.name) for f in dataclasses.fields(state)})
+
+    @staticmethod
+    def checksums(host: dict[str, np.ndarray]) -> list[int]:
+        from jbrain import checkpoint
+
+        return [checkpoint._crc32(a) for a in host.values()]
+
+    @staticmethod
+    def restore(path: str, *, onto_cpu: bool = False) -> Any:
+        """Read and verify a checkpoint, placed on the default device (or the CPU)."""
+        import jax
+
+        from jbrain import checkpoint
+
+        device = jax.devices("cpu")[0] if onto_cpu else None
+        return checkpoint.restore(path, device=device).state
+
+    def close(self) -> None:
+        self.session.close(save=False)
+        self.session = None
+
+
+# ----------------------------------------------------------------------------
+# jbrain bench rows
 # ----------------------------------------------------------------------------
 def time_brain(
     n_neurons: int,
@@ -165,81 +485,57 @@ def time_brain(
     idle_threshold: float = 0.0,
 ) -> dict[str, Any]:
     """Time the jbrain step at N = n_neurons on one propagation path (see the
-    module docstring). Returns one JSON-ready row. idle_threshold > 0 (shared
-    CPU machines): before each timed burst, wait until the CPUs are that idle."""
-    import jax
-
-    from jbrain import brain
-    from jbrain.config import BrainConfig
-    from jbrain.state import describe_status
-
+    module docstring). Returns one JSON-ready row. A burst longer than
+    row_budget_s / 2 ends the warm-up, and fewer reps run when they would
+    take longer than row_budget_s. idle_threshold > 0 (shared CPU machines):
+    before each timed burst, wait until the CPUs are that idle."""
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r}: use one of {', '.join(PATHS)}")
-    config = BrainConfig(n_neurons=n_neurons, fan_in=fan_in, propagation=path)
-    jax.clear_caches()
-    gc.collect()
-
-    t0 = time.perf_counter()
-    wiring, state = brain.init_brain(config, seed=seed)
-    jax.block_until_ready((wiring, state))
-    init_s = time.perf_counter() - t0
-
-    t0 = time.perf_counter()
-    state, metrics = brain.burst(config, wiring, state, None, length=steps)
-    jax.block_until_ready(state)
-    first_s = time.perf_counter() - t0
-
-    n_warm, est = 1, first_s
-    for _ in range(max(1, math.ceil(warmup / steps)) - 1):
-        if 2 * est > row_budget_s:  # a slow row: the compiling burst is warm-up enough
-            break
-        n_warm += 1
-        t0 = time.perf_counter()
-        state, metrics = brain.burst(config, wiring, state, None, length=steps)
-        jax.block_until_ready(state)
-        est = time.perf_counter() - t0
-    reps_run = max(1, min(reps, int(row_budget_s // max(est, 1e-9))))
-
-    times, rates, idles = [], [], []
-    for _ in range(reps_run):
-        if idle_threshold > 0:
-            idles.append(wait_for_idle(idle_threshold))
-        t0 = time.perf_counter()
-        state, metrics = brain.burst(config, wiring, state, None, length=steps)
-        jax.block_until_ready(state)
-        times.append(time.perf_counter() - t0)
-        rates.append(np.asarray(jax.device_get(metrics.rate)))
-    status = int(jax.device_get(state.status))
+    b = StepBrain(n_neurons, path=path, fan_in=fan_in, seed=seed)
+    forget_compiled()
+    init = time_calls(b.init)
+    rates: list[np.ndarray] = []
+    idles: list[float | None] = []
+    run = time_calls(
+        lambda: b.burst(steps),
+        warmup=max(1, math.ceil(warmup / steps)),  # the compiling burst is the first
+        repeats=reps,
+        budget_s=row_budget_s,
+        before=(lambda: idles.append(wait_for_idle(idle_threshold))) if idle_threshold > 0 else None,
+        after=lambda _: rates.append(b.last_rates()[0]),
+    )
+    status = b.status()
     rate = np.concatenate(rates)
-    unroll = brain.resolved_unroll(config)
+    init_s, first_s = init["min_s"], run["warmup_s"][0]
+    per_step = 1e6 / steps
     row = dict(
         impl="jbrain",
         path=path,
         N=n_neurons,
         K=fan_in,
         steps=steps,
-        reps=reps_run,
-        warmup_steps=n_warm * steps,
-        unroll=min(unroll, steps),
+        reps=run["n"],
+        warmup_steps=run["warmup"] * steps,
+        unroll=min(b.unroll(), steps),
         init_s=round(init_s, 3),
         first_s=round(first_s, 3),
         start_to_first_s=round(init_s + first_s, 3),
-        compile_s_est=round(max(0.0, first_s - min(times)), 3),
-        us_per_step_best=min(times) / steps * 1e6,
-        us_per_step_median=statistics.median(times) / steps * 1e6,
+        compile_s_est=round(max(0.0, first_s - run["min_s"]), 3),
+        us_per_step_best=run["min_s"] * per_step,
+        us_per_step_median=run["median_s"] * per_step,
+        us_per_step_p90=run["p90_s"] * per_step,
         rate_mean=float(rate.mean()),
         rate_max=float(rate.max()),
         status=status,
-        status_names=describe_status(status),
+        status_names=b.status_names(status),
         loadavg=loadavg(),
     )
     if idles:
         row["cpu_idle_before_reps"] = idles
-    if reps_run < reps:
-        row["note"] = f"{reps_run} of {reps} reps (row budget {row_budget_s:.0f} s)"
-    del wiring, state, metrics
-    jax.clear_caches()
-    gc.collect()
+    if run["n"] < reps:
+        row["note"] = f"{run['n']} of {reps} reps (row budget {row_budget_s:.0f} s)"
+    b.close()
+    forget_compiled()
     return row
 
 
@@ -271,7 +567,7 @@ def alive_stats(
     max_rate: float = 0.5,
     nonfinite: bool = False,
 ) -> dict[str, Any]:
-    """Issue 2, item 7, over per-step `rates` (T,) and spike counts `spikes` (T,).
+    """ "Alive, not exploding" over per-step `rates` (T,) and spike counts `spikes` (T,).
 
     After `warmup` steps, at every later step t the trailing `window`-step
     mean of the rate (steps t-window+1 .. t; it may reach back into the
@@ -323,50 +619,43 @@ def alive_check(
 ) -> dict[str, Any]:
     """Run the default brain at N = n_neurons (auto propagation) for warmup +
     steps steps in bursts of `burst`, and apply `alive_stats`."""
-    import jax
-
-    from jbrain import brain
-    from jbrain.config import BrainConfig
-    from jbrain.state import STATUS_NONFINITE, describe_status
-
-    config = BrainConfig(n_neurons=n_neurons)
+    b = StepBrain(n_neurons, seed=seed)
     total = warmup + steps
-    wiring, state = brain.init_brain(config, seed=seed)
+    wait(b.init())
     rates, spikes = [], []
-    t0 = time.perf_counter()
-    for _ in range(math.ceil(total / burst)):
-        state, metrics = brain.burst(config, wiring, state, None, length=burst)
-        r, s = jax.device_get((metrics.rate, metrics.spikes))
-        rates.append(np.asarray(r))
-        spikes.append(np.asarray(s))
-    wall = time.perf_counter() - t0
-    status = int(jax.device_get(state.status))
-    theta = float(jax.device_get(state.theta.mean()))
+
+    def keep(_: Any) -> None:
+        r, s = b.last_rates()
+        rates.append(r)
+        spikes.append(s)
+
+    run = time_calls(lambda: b.burst(burst), repeats=math.ceil(total / burst), after=keep)
+    status = b.status()
     out = alive_stats(
         np.concatenate(rates)[:total],
         np.concatenate(spikes)[:total],
-        target=config.target_rate,
+        target=b.target_rate,
         warmup=warmup,
         window=window,
-        nonfinite=bool(status & STATUS_NONFINITE),
+        nonfinite=b.nonfinite(status),
     )
     out.update(
         N=n_neurons,
-        K=config.fan_in,
-        path=brain.propagation(config),
+        K=b.fan_in,
+        path=b.path(),
         seed=seed,
         status=status,
-        status_names=describe_status(status),
-        mean_threshold_end=theta,
-        wall_s=round(wall, 2),
+        status_names=b.status_names(status),
+        mean_threshold_end=b.mean_threshold(),
+        wall_s=round(run["total_s"], 2),
     )
-    del wiring, state
-    jax.clear_caches()
+    b.close()
+    forget_compiled()
     return out
 
 
 # ----------------------------------------------------------------------------
-# baselines (subprocesses)
+# peers (subprocesses)
 # ----------------------------------------------------------------------------
 def _run_logged(
     cmd: list[str], env: dict[str, str], timeout_s: float, log_path: str
@@ -407,26 +696,11 @@ def run_cupy_baseline(
         return [skipped_row("cupy seed loop", "csr", n, why) for n in sizes], dict(skipped=why)
     with tempfile.TemporaryDirectory() as tmp:
         js = os.path.join(tmp, "cupy_seed.json")
-        cmd = [
-            python,
-            script,
-            "--sizes",
-            ",".join(map(str, sizes)),
-            "--steps",
-            str(steps),
-            "--reps",
-            str(reps),
-            "--warmup",
-            str(warmup),
-            "--seed",
-            str(seed),
-            "--json",
-            js,
-        ]
-        t0 = time.perf_counter()
+        cmd = [python, script, "--sizes", ",".join(map(str, sizes)), "--steps", str(steps),
+               "--reps", str(reps), "--warmup", str(warmup), "--seed", str(seed), "--json", js]  # fmt: skip
+        t0 = time.monotonic()
         rc, tail = _run_logged(cmd, dict(os.environ), timeout_s, os.path.join(tmp, "log"))
-        wall = time.perf_counter() - t0
-        raw: dict[str, Any] = dict(returncode=rc, wall_s=round(wall, 1), log_tail=tail)
+        raw: dict[str, Any] = dict(returncode=rc, wall_s=round(time.monotonic() - t0, 1), log_tail=tail)
         if os.path.exists(js):  # written after every size, so a timeout keeps the rows done
             with open(js, encoding="utf-8") as f:
                 raw.update(json.load(f))
@@ -463,36 +737,22 @@ def run_brainpy_baseline(
     env = dict(os.environ)
     if pythonpath:
         env["PYTHONPATH"] = pythonpath + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    start = time.perf_counter()
+    start = time.monotonic()
     for api in apis:  # api outer: every size of the fast style before the slow-compiling one
         for n in sizes:
-            left = budget_s - (time.perf_counter() - start)
+            left = budget_s - (time.monotonic() - start)
             impl = f"brainpy {api}"
             if left < 20:
                 rows.append(skipped_row(impl, "-", n, f"BrainPy budget ({budget_s:.0f} s) spent"))
                 continue
             with tempfile.TemporaryDirectory() as tmp:
                 env["OUT"] = tmp
-                cmd = [
-                    python,
-                    script,
-                    "--sizes",
-                    str(n),
-                    "--api",
-                    api,
-                    "--T",
-                    str(T),
-                    "--warmup",
-                    str(warmup),
-                    "--reps",
-                    str(reps),
-                    "--seed",
-                    str(seed),
-                ]
-                t0 = time.perf_counter()
+                cmd = [python, script, "--sizes", str(n), "--api", api, "--T", str(T),
+                       "--warmup", str(warmup), "--reps", str(reps), "--seed", str(seed)]  # fmt: skip
+                t0 = time.monotonic()
                 rc, tail = _run_logged(cmd, env, min(timeout_s, left), os.path.join(tmp, "log"))
                 raw: dict[str, Any] = dict(
-                    N=n, api=api, returncode=rc, wall_s=round(time.perf_counter() - t0, 1)
+                    N=n, api=api, returncode=rc, wall_s=round(time.monotonic() - t0, 1)
                 )
                 js = os.path.join(tmp, "brainpy_seed.json")
                 if os.path.exists(js):
@@ -508,6 +768,7 @@ def run_brainpy_baseline(
                 raws[-1].setdefault("log_tail", tail)
                 continue
             for r in got:
+                build, first = r.get("build_s"), r.get("compile_plus_first_chunk_s")
                 rows.append(
                     dict(
                         impl=impl,
@@ -517,11 +778,9 @@ def run_brainpy_baseline(
                         steps=r.get("T"),
                         reps=r.get("reps"),
                         warmup_steps=r.get("warmup_steps"),
-                        init_s=r.get("build_s"),
-                        first_s=r.get("compile_plus_first_chunk_s"),
-                        start_to_first_s=round(
-                            (r.get("build_s") or 0) + (r.get("compile_plus_first_chunk_s") or 0), 3
-                        ),
+                        init_s=build,
+                        first_s=first,
+                        start_to_first_s=round((build or 0) + (first or 0), 3),
                         us_per_step_best=r["us_per_step_best"],
                         us_per_step_median=r["us_per_step_median"],
                         rate_mean=r.get("rate_per_step"),
@@ -539,8 +798,8 @@ def _f(x: Any, fmt: str) -> str:
 
 
 def format_table(result: dict[str, Any]) -> str:
-    """The markdown table of all rows (jbrain and baselines), then a comparison
-    of jbrain's best path with the baselines and targets at each N."""
+    """The markdown table of all rows (jbrain and peers), then a comparison
+    of jbrain's best path with the peers and targets at each N."""
     dev = result.get("device", {})
     name = dev.get("device_kind", "?")
     if dev.get("platform") == "cpu":
@@ -593,9 +852,7 @@ def format_table(result: dict[str, Any]) -> str:
                 continue
             tgt = targets.get(n)
             mark = (
-                ""
-                if tgt is None
-                else (f"<= {tgt:g} " + ("met" if jb["us_per_step_best"] <= tgt else "MISSED"))
+                "" if tgt is None else f"<= {tgt:g} " + ("met" if jb["us_per_step_best"] <= tgt else "MISSED")
             )
             ratio = f"{jb['us_per_step_best'] / bpr['us_per_step_best']:.2f}x" if bpr else ""
             lines.append(
@@ -624,14 +881,6 @@ def format_alive(a: dict[str, Any]) -> str:
     )
 
 
-def write_json(path: str, result: dict[str, Any]) -> None:
-    """Write atomically (a partial run leaves the last complete file)."""
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(result, f, indent=1, default=str)
-    os.replace(tmp, path)
-
-
 def format_report(result: dict[str, Any]) -> str:
     """Alive block (if any), then the tables: what `jbrain bench` prints last."""
     parts = []
@@ -642,9 +891,9 @@ def format_report(result: dict[str, Any]) -> str:
 
 
 def main(argv: Sequence[str]) -> None:
-    """`python -m jbrain.bench BENCH.json`: print the report of a (partial) run."""
+    """`python -m experiments.benchkit BENCH.json`: print the report of a (partial) run."""
     if len(argv) != 2:
-        print("usage: python -m jbrain.bench BENCH.json", file=sys.stderr)
+        print("usage: python -m experiments.benchkit BENCH.json", file=sys.stderr)
         sys.exit(2)
     with open(argv[1], encoding="utf-8") as f:
         print(format_report(json.load(f)))

@@ -1,4 +1,5 @@
-"""`jbrain <command> [--flags]`: dispatch to the absl launchers in experiments/."""
+"""`jbrain <command> [--flags]`: dispatch to the absl launchers of this folder
+(the library, jbrain/, never imports them)."""
 
 from __future__ import annotations
 

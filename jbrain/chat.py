@@ -1,0 +1,155 @@
+"""The conversation, without a terminal: `Chat.handle(line)` per input line.
+
+A message is encoded as a stimulus (UTF-8 bytes in time slots, text.py) and
+answered by one reply burst of the session; the readout's spike counts give
+the reply (`text.reply`). Commands: /help, /stats, /save (when the session
+can save), /quit. `piped_lines` and `terminal_lines` are the two line
+sources of `jbrain chat` (experiments/chat.py).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import sys
+from collections.abc import Iterator
+from typing import TextIO
+
+from jbrain.live import LiveLoop
+from jbrain.session import Session
+from jbrain.text import Codec, reply
+
+_COMMAND = re.compile(r"\s*(/[A-Za-z]\S*)(\s.*)?", re.DOTALL)
+
+
+class Chat:
+    """The conversation, without terminal I/O: `handle(line)` per input line.
+
+    Writes `Brain: ...` lines and command output to `out`, notices to `err`.
+    `live` (optional) is the background loop; replies run under its hold.
+    """
+
+    def __init__(
+        self,
+        session: Session,
+        codec: Codec,
+        *,
+        max_input_chars: int = 1000,
+        live: LiveLoop | None = None,
+        out: TextIO = sys.stdout,
+        err: TextIO = sys.stderr,
+    ):
+        self.session = session
+        self.codec = codec
+        self.max_input_chars = max_input_chars
+        self.live = live
+        self.out = out
+        self.err = err
+
+    def guard(self) -> contextlib.AbstractContextManager:
+        """The reply path's lock: pauses the live loop, holds the session."""
+        return self.live.hold() if self.live is not None else self.session.lock
+
+    def say(self, text: str) -> None:
+        print(text, file=self.out, flush=True)
+
+    def note(self, text: str) -> None:
+        print(f"jbrain chat: {text}", file=self.err, flush=True)
+
+    def help_text(self) -> str:
+        c = self.codec
+        lines = [
+            f"Type a message; the brain answers with {c.reply_chars} characters after a "
+            f"{c.reply_steps}-step reply.",
+            "Commands:",
+            "  /help    this help",
+            "  /stats   step, firing rate, mean threshold, messages so far",
+        ]
+        if hasattr(self.session, "save"):
+            lines.append("  /save    save the brain (a checkpoint in the workdir)")
+        lines.append("  /quit    leave (so do Ctrl-D and Ctrl-C)")
+        return "\n".join(lines)
+
+    def stats_text(self) -> str:
+        with self.guard():
+            s = self.session
+            return (
+                f"step {s.step}, firing rate {s.last_rate:.4f}, "
+                f"mean threshold {s.mean_threshold():.4f}, messages {s.messages}"
+            )
+
+    def handle(self, line: str) -> bool:
+        """Answer one input line; False when the user asked to quit."""
+        m = _COMMAND.fullmatch(line)
+        if m:
+            return self.command(m.group(1).lower())
+        n = len(line)
+        if n > self.max_input_chars:
+            line = line[: self.max_input_chars]
+            self.note(f"input cut from {n:,} to {self.max_input_chars:,} characters (--max_input_chars)")
+        with self.guard():
+            answer = reply(self.session, self.codec, line)
+            self.session.messages += 1
+        self.say(f"Brain: {answer}")
+        self.flush_warnings()
+        return True
+
+    def command(self, name: str) -> bool:
+        if name == "/quit":
+            return False
+        if name == "/stats":
+            self.say(self.stats_text())
+        elif name == "/save" and hasattr(self.session, "save"):
+            # Checkpoints (jbrain/checkpoint.py): Session.save() returns the
+            # checkpoint's folder, or None with the reason in its warnings.
+            with self.guard():
+                where = self.session.save(wait=True)
+            self.say(f"saved step {self.session.step} to {where}" if where else "nothing saved")
+            self.flush_warnings()
+        elif name == "/help":
+            self.say(self.help_text())
+        else:
+            self.say(f"unknown command {name}\n{self.help_text()}")
+        return True
+
+    def flush_warnings(self) -> None:
+        while self.session.warnings:
+            self.note(f"warning: {self.session.warnings.pop(0)}")
+
+
+def piped_lines(stream) -> Iterator[str]:
+    """Lines of a binary stream, split on b"\\n" only (a lone CR or any other
+    control character stays in the line); bytes that are not UTF-8 survive as
+    surrogate escapes, so the encoder sees the original bytes."""
+    while True:
+        raw = stream.readline()
+        if not raw:
+            return
+        if raw.endswith(b"\n"):
+            raw = raw[:-1]
+            if raw.endswith(b"\r"):
+                raw = raw[:-1]
+        yield raw.decode("utf-8", "surrogateescape")
+
+
+def terminal_lines(history: str | None) -> Iterator[str]:
+    """`You: ` prompts with readline editing and history (saved to `history`)."""
+    try:
+        import readline
+    except ImportError:  # e.g. a Python built without it: plain input()
+        readline = None
+    if readline is not None and history:
+        with contextlib.suppress(OSError):
+            readline.read_history_file(history)
+        readline.set_history_length(1000)
+    try:
+        while True:
+            try:
+                yield input("You: ")
+            except EOFError:
+                print(flush=True)
+                return
+    finally:
+        if readline is not None and history:
+            with contextlib.suppress(OSError):
+                readline.write_history_file(history)
