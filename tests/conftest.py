@@ -1,0 +1,85 @@
+"""Shared fixtures: a tiny brain, pytree equality, the CLI runner.
+
+Tests run on the CPU (CI); tests marked `gpu` run only where jax's default
+backend is a GPU (through the device tool: `pytest -m gpu`).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+
+from jbrain import brain
+from jbrain import plan as plans
+from jbrain.config import BrainConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ON_GPU = jax.default_backend() == "gpu"
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "gpu: needs a GPU (run on the device: pytest -m gpu)")
+
+
+def pytest_collection_modifyitems(config, items):
+    skip = pytest.mark.skip(reason="needs a GPU (jax's default backend here is not one)")
+    for item in items:
+        if "gpu" in item.keywords and not ON_GPU:
+            item.add_marker(skip)
+
+
+def small(**kw) -> BrainConfig:
+    """A tiny seed brain (2,000 neurons, K = 32) with any field changed."""
+    return BrainConfig(**{"n_neurons": 2000, "fan_in": 32, **kw})
+
+
+def tiny(config: BrainConfig | None = None, *, seed: int = 0, **plan_options):
+    """(circuit, plan, wiring, state) of a newborn brain (default: `small()`)."""
+    config = config or small()
+    circuit = config.circuit()
+    plan = plans.resolve(circuit, **plan_options)
+    wiring, state = brain.init_brain(circuit, seed=seed)
+    return circuit, plan, wiring, state
+
+
+def leaves(tree) -> dict[str, np.ndarray]:
+    """{path: host array} of a pytree (None sub-states have no leaves)."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(tree)
+    return {jax.tree_util.keystr(path): np.asarray(x) for path, x in flat}
+
+
+def assert_trees_equal(a, b) -> None:
+    """Bit-identical pytrees: the same leaves, shapes, dtypes and bytes."""
+    la, lb = leaves(a), leaves(b)
+    assert la.keys() == lb.keys()
+    for k in la:
+        assert la[k].dtype == lb[k].dtype and la[k].shape == lb[k].shape, k
+        assert la[k].tobytes() == lb[k].tobytes(), f"{k} differs"
+
+
+def cli_env() -> dict[str, str]:
+    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+    env.pop("XLA_FLAGS", None)
+    return env
+
+
+def jbrain_cli(*args: str, stdin: bytes | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
+    """`jbrain ARGS` in a subprocess (CPU), from the repo root."""
+    return subprocess.run(
+        [sys.executable, "-m", "experiments.cli", *args],
+        input=stdin,
+        capture_output=True,
+        cwd=ROOT,
+        env=cli_env(),
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def tiny_brain():
+    return tiny()
