@@ -1,0 +1,84 @@
+"""The plan (jbrain/plan.py): resolved once per (circuit, device), static."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from conftest import small
+
+from jbrain import backends
+from jbrain import plan as plans
+
+
+def test_auto_on_a_cpu_picks_the_measured_fastest():
+    seed = small(plasticity=True).circuit()
+    native = backends.CpuNative.supports("cpu")
+    p = plans.resolve(seed, platform="cpu")
+    assert p.backend == ("cpu_native" if native else "xla")
+    assert p.paths == ("event",) and p.stdp == ("eager" if native else "deferred",)
+    assert p.listed == (True,) and p.unroll == 1 and p.platform == "cpu"
+    off = plans.resolve(small().circuit(), platform="cpu", backend="xla")
+    assert off.paths == ("gather",) and off.stdp == (None,) and off.listed == (False,)
+
+
+def test_auto_on_a_gpu_defers_stdp_on_the_event_path():
+    p = plans.resolve(small(plasticity=True).circuit(), platform="gpu", backend="xla")
+    assert p.paths == ("event",) and p.stdp == ("deferred",) and p.unroll == 8
+
+
+def test_projections_without_a_fixed_fan_out_take_gather():
+    ei = small(preset="ei", plasticity=True).circuit()
+    p = plans.resolve(ei, platform="cpu", backend="xla", propagation="event")
+    assert dict(zip([q.name for q in ei.projections], p.paths, strict=True)) == {
+        "EE": "event",
+        "EI": "gather",
+        "IE": "gather",
+        "II": "event",
+    }
+    assert p.stdp == ("deferred", None, None, None)
+    assert p.listed == (True, True)
+
+
+def test_the_plan_is_json_with_a_backend_field():
+    c = small(plasticity=True).circuit()
+    d = json.loads(plans.resolve(c, backend="xla", spike_buffer=0.2).to_json(c))
+    assert d["backend"] == "xla"
+    assert d["projections"] == {"W": {"path": "event", "stdp": "deferred"}}
+    assert d["spike_capacity"] == {"brain": 400}
+
+
+def test_grown_plan_holds_the_peak_and_never_touches_the_circuit():
+    c = small().circuit()
+    p = plans.resolve(c, backend="xla", propagation="event")
+    g = p.grown(c, {"brain": 900})
+    assert g.capacity(2000) >= 900 * 1.25 and g.spike_buffer == pytest.approx(0.5625)
+    assert p.grown(c, {"brain": 10}).spike_buffer == 0.2  # at least doubles
+    assert hash(g) != hash(p) and c == small().circuit()
+
+
+@pytest.mark.parametrize(
+    "options, message",
+    [
+        ({"propagation": "fast"}, "--propagation='fast' is unknown: use one of auto, event, gather, bcoo"),
+        ({"stdp": "lazy"}, "--stdp='lazy' is unknown: use one of auto, eager, deferred"),
+        ({"backend": "tpu"}, "--backend='tpu' is unknown"),
+        ({"spike_buffer": 0.0}, "--spike_buffer=0.0 must be in (0, 1]"),
+        ({"unroll": -1}, "--unroll=-1 must be >= 0 (0 picks by device)"),
+        ({"record_spikes": 5000}, "--record_spikes=5000 must be between 0 and the 2000 neurons"),
+        (
+            {"stdp": "deferred", "propagation": "gather"},
+            "--stdp=deferred cannot run projection 'W' on the gather path: use --stdp=eager",
+        ),
+        ({"backend": "pallas_gpu", "platform": "cpu"}, "--backend=pallas_gpu does not run on this cpu"),
+    ],
+)
+def test_requests_the_device_cannot_honour_are_one_line_errors(options, message):
+    with pytest.raises(ValueError) as e:
+        plans.resolve(small(plasticity=True).circuit(), **options)
+    assert message in str(e.value)
+
+
+def test_deferred_refuses_synaptic_scaling():
+    with pytest.raises(ValueError, match="cannot run projection 'W' on synaptic scaling"):
+        plans.resolve(small(plasticity=True, synaptic_scaling=True).circuit(), stdp="deferred")
