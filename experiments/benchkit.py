@@ -1,13 +1,10 @@
-"""The benchmark harness: one timing helper, the machine's description, the
-engine adapters, and what `jbrain bench` measures and prints. Speeds live in
-BENCHMARKS.md (method there), never in tests.
+"""The benchmark harness: one timing helper, the machine's description, and
+what `jbrain bench` measures and prints. Speeds live in BENCHMARKS.md (method
+there), never in tests.
 
 Every timed figure of the harness and of the drivers in scripts/ comes from
-`time_calls`. Every call into jbrain's engine sits in the "engine adapters"
-section below, one small class per thing timed: `StepBrain` (input-free
-bursts: `jbrain bench` rows and the alive check), `ChatBrain` (a chat reply:
-scripts/bench_reply.py), `CheckpointedBrain` (save and restore:
-scripts/bench_checkpoint.py).
+`time_calls`. Every call into jbrain's engine goes through
+experiments/bench_engine.py (one small adapter class per thing timed).
 
 What a `jbrain bench` row holds (`time_brain`), per (N, propagation path):
     init_s        `init_brain`, waited for (wiring build, its compile included)
@@ -56,6 +53,8 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
+
+from experiments import bench_engine
 
 PATHS = ("event", "gather", "bcoo")
 BASELINES = ("cupy", "brainpy")
@@ -265,211 +264,6 @@ def write_json(path: str, result: dict[str, Any]) -> None:
 
 
 # ----------------------------------------------------------------------------
-# engine adapters: every call of the benchmarks into jbrain's engine
-# ----------------------------------------------------------------------------
-class StepBrain:
-    """A brain stepped in input-free bursts: `jbrain bench` rows, the alive check.
-
-    `init()` and `burst(steps)` are what is timed; each returns the arrays to
-    wait for. The read-outs (`last_rates`, `status`, ...) copy to the host.
-    """
-
-    def __init__(
-        self,
-        n_neurons: int,
-        *,
-        path: str = "auto",
-        fan_in: int = 32,
-        plasticity: bool = False,
-        stdp: str = "auto",
-        seed: int = 0,
-    ) -> None:
-        from jbrain.config import BrainConfig
-
-        self.config = BrainConfig(
-            n_neurons=n_neurons, fan_in=fan_in, propagation=path, plasticity=plasticity, stdp=stdp
-        )
-        self.seed = seed
-        self.wiring = self.state = self.metrics = None
-
-    @property
-    def fan_in(self) -> int:
-        return self.config.fan_in
-
-    @property
-    def target_rate(self) -> float:
-        return self.config.target_rate
-
-    def init(self) -> Any:
-        """Build the wiring and the state at birth."""
-        from jbrain import brain
-
-        self.wiring, self.state = brain.init_brain(self.config, seed=self.seed)
-        return self.wiring, self.state
-
-    def burst(self, steps: int) -> Any:
-        """One burst of `steps` steps without input (one `lax.scan`)."""
-        from jbrain import brain
-
-        self.state, self.metrics = brain.burst(self.config, self.wiring, self.state, None, length=steps)
-        return self.state
-
-    def last_rates(self) -> tuple[np.ndarray, np.ndarray]:
-        """The last burst's per-step firing rate and spike count, (steps,) each."""
-        import jax
-
-        rate, spikes = jax.device_get((self.metrics.rate, self.metrics.spikes))
-        return np.asarray(rate), np.asarray(spikes)
-
-    def status(self) -> int:
-        """The state's status bits (0: no fault)."""
-        import jax
-
-        return int(jax.device_get(self.state.status))
-
-    @staticmethod
-    def status_names(status: int) -> list[str]:
-        from jbrain.state import describe_status
-
-        return describe_status(status)
-
-    @staticmethod
-    def nonfinite(status: int) -> bool:
-        from jbrain.state import STATUS_NONFINITE
-
-        return bool(status & STATUS_NONFINITE)
-
-    def mean_threshold(self) -> float:
-        import jax
-
-        return float(jax.device_get(self.state.theta.mean()))
-
-    def path(self) -> str:
-        """The propagation path the engine runs (`auto` resolved)."""
-        from jbrain import brain
-
-        return brain.propagation(self.config)
-
-    def unroll(self) -> int:
-        """The scan's unroll the engine uses."""
-        from jbrain import brain
-
-        return brain.resolved_unroll(self.config)
-
-    def close(self) -> None:
-        self.wiring = self.state = self.metrics = None
-
-
-class ChatBrain:
-    """A chat session as `jbrain chat` runs it (scripts/bench_reply.py).
-
-    Timed: `birth()`, `reply(text)` (encode, one reply burst, metrics to the
-    host, log lines, decode) and `burst_alone(stims)` (the reply's burst
-    without the host work).
-    """
-
-    def __init__(self, config: Any, *, seed: int, workdir: str, reply_steps: int, reply_chars: int) -> None:
-        from jbrain.text import Codec
-
-        self.config, self.seed, self.workdir = config, seed, workdir
-        self.codec = Codec.for_config(config, reply_steps=reply_steps, reply_chars=reply_chars)
-        self.session = None
-
-    def birth(self) -> Any:
-        from jbrain.session import Session
-
-        self.session = Session.new(self.config, seed=self.seed, workdir=self.workdir)
-        return self.session.state
-
-    def reply(self, text: str) -> str:
-        from jbrain.text import reply
-
-        return reply(self.session, self.codec, text)
-
-    def encode(self, text: str) -> Any:
-        return self.codec.encode(text)
-
-    def burst_alone(self, stims: Any) -> Any:
-        from jbrain import brain
-
-        s = self.session
-        state, _ = brain.burst_keeping_input(
-            s.config, s.wiring, s.state, stims, length=self.codec.reply_steps
-        )
-        s.state = state
-        return state
-
-    def last_rate(self) -> float:
-        return self.session.last_rate
-
-    def close(self) -> None:
-        self.session.close()
-
-
-class CheckpointedBrain:
-    """A Session that checkpoints into `workdir` (scripts/bench_checkpoint.py).
-
-    Timed: `open()` (a new brain, or the latest checkpoint restored), `run`,
-    `save()` (what the stepping loop waits for), `wait()` (until the
-    background write is done), `host_copy()` and `checksums()` (the two parts
-    of a save's blocking time), `restore(path)`.
-    """
-
-    def __init__(self, config: Any, *, seed: int, workdir: str, keep: int = 2) -> None:
-        self.config, self.seed, self.workdir, self.keep = config, seed, workdir, keep
-        self.session = None
-
-    def open(self) -> Any:
-        from jbrain.session import Session
-
-        self.session = Session.open(self.config, seed=self.seed, workdir=self.workdir, keep=self.keep)
-        return self.session.state
-
-    def run(self, steps: int) -> None:
-        self.session.run(steps)
-
-    def save(self) -> str | None:
-        """Start a save; returns its path once the loop may go on."""
-        return self.session.save()
-
-    def wait(self) -> list:
-        """Until the background write is done; the errors it reported."""
-        return self.session.store.wait()
-
-    def busy(self) -> bool:
-        """A background write is still going on."""
-        return self.session.store.busy
-
-    def host_copy(self) -> dict[str, np.ndarray]:
-        import dataclasses
-
-        from jbrain import checkpoint
-
-        state = self.session.state
-        return checkpoint._host_copy({f.name: getattr(state, f.name) for f in dataclasses.fields(state)})
-
-    @staticmethod
-    def checksums(host: dict[str, np.ndarray]) -> list[int]:
-        from jbrain import checkpoint
-
-        return [checkpoint._crc32(a) for a in host.values()]
-
-    @staticmethod
-    def restore(path: str, *, onto_cpu: bool = False) -> Any:
-        """Read and verify a checkpoint, placed on the default device (or the CPU)."""
-        import jax
-
-        from jbrain import checkpoint
-
-        device = jax.devices("cpu")[0] if onto_cpu else None
-        return checkpoint.restore(path, device=device).state
-
-    def close(self) -> None:
-        self.session.close(save=False)
-        self.session = None
-
-
-# ----------------------------------------------------------------------------
 # jbrain bench rows
 # ----------------------------------------------------------------------------
 def time_brain(
@@ -491,7 +285,7 @@ def time_brain(
     before each timed burst, wait until the CPUs are that idle."""
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r}: use one of {', '.join(PATHS)}")
-    b = StepBrain(n_neurons, path=path, fan_in=fan_in, seed=seed)
+    b = bench_engine.StepBrain(n_neurons, path=path, fan_in=fan_in, seed=seed)
     forget_compiled()
     init = time_calls(b.init)
     rates: list[np.ndarray] = []
@@ -619,7 +413,7 @@ def alive_check(
 ) -> dict[str, Any]:
     """Run the default brain at N = n_neurons (auto propagation) for warmup +
     steps steps in bursts of `burst`, and apply `alive_stats`."""
-    b = StepBrain(n_neurons, seed=seed)
+    b = bench_engine.StepBrain(n_neurons, seed=seed)
     total = warmup + steps
     wait(b.init())
     rates, spikes = [], []

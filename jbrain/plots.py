@@ -47,7 +47,8 @@ def _downsample(x: np.ndarray, y: np.ndarray, max_points: int) -> tuple[np.ndarr
 
 
 def load_metrics(log_path: str) -> dict[str, np.ndarray]:
-    """Columns of brain_debug.log (a line still being written is skipped);
+    """Columns of brain_debug.log (a line still being written is skipped):
+    the five base columns and the per-population `rate_<name>` ones;
     ValueError if the log is missing, malformed or empty."""
     if not os.path.exists(log_path):
         raise ValueError(f"no debug log at {log_path}: run `jbrain run` or `jbrain chat` with this --workdir")
@@ -67,11 +68,14 @@ def load_metrics(log_path: str) -> dict[str, np.ndarray]:
         raise ValueError(f"{log_path} has a malformed line ({e})") from None
     if data.shape[1] != len(names):
         raise ValueError(f"{log_path} has {data.shape[1]} columns but its header names {len(names)}")
-    return {c: data[:, names.index(c)] for c in NEEDED}
+    keep = [*NEEDED, *(c for c in names if c.startswith("rate_"))]
+    return {c: data[:, names.index(c)] for c in keep}
 
 
 def plot_metrics(log_path: str, png_path: str, *, max_points: int = 5000) -> int:
-    """Three stacked panels from the debug log; returns the number of steps plotted."""
+    """Stacked panels from the debug log: firing rate (with one line per
+    population when the log has `rate_<name>` columns), mean threshold,
+    mean input. Returns the number of steps plotted."""
     cols = load_metrics(log_path)
     plt = pyplot()
     panels = (
@@ -80,9 +84,14 @@ def plot_metrics(log_path: str, png_path: str, *, max_points: int = 5000) -> int
         ("mean_input", "mean input", "tab:green"),
     )
     fig, axes = plt.subplots(len(panels), 1, sharex=True, figsize=(10, 7), constrained_layout=True)
+    pops = [c for c in cols if c.startswith("rate_")]
     for ax, (key, label, color) in zip(axes, panels, strict=True):
         x, y = _downsample(cols["step"], cols[key], max_points)
-        ax.plot(x, y, color=color, linewidth=0.8)
+        ax.plot(x, y, color=color, linewidth=0.8, label="all" if pops else None)
+        if key == "rate" and pops:
+            for c in pops:
+                ax.plot(*_downsample(cols["step"], cols[c], max_points), linewidth=0.8, label=c[5:])
+            ax.legend(loc="upper right", fontsize="small")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
     axes[-1].set_xlabel("step (1 ms)")

@@ -277,7 +277,9 @@ def synthesize(
 
     Gibberish is read as SPEAK_HELP says (`spoken_tokens`); a text with nothing to speak gives
     0.25 s of silence. With `path`, the samples are also written there as a 16-bit WAV.
-    `wpm`: words per minute (80..450).
+    `wpm`: words per minute (80..450). eSpeak NG carries a little state from one call to the
+    next (the same text may differ by a few samples), so a process that speaks the same
+    sequence of texts makes the same audio, but one text alone is not bit-reproducible.
     """
     if not 80 <= wpm <= 450:
         raise ValueError(f"wpm={wpm} is out of range; eSpeak NG speaks 80..450 words per minute")
@@ -299,7 +301,7 @@ def _write_wav(f: Any, samples: np.ndarray, rate: int) -> None:
         w.writeframes(np.asarray(samples, "<i2").tobytes())
 
 
-def _next_reply_path(out_dir: Path) -> int:
+def _next_reply_number(out_dir: Path) -> int:
     numbers = [0]
     for p in out_dir.glob("reply-*.wav"):
         m = re.fullmatch(r"reply-(\d+)\.wav", p.name)
@@ -323,7 +325,7 @@ def speak(text: str, out_dir: str | os.PathLike | None = None, *, wait: bool = T
             out.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise AudioError(f"cannot write replies to {out}: {_one_line(e.strerror or e)}") from e
-        n = _next_reply_path(out)
+        n = _next_reply_number(out)
         while True:
             path = out / REPLY_PATTERN.format(n)
             try:
@@ -424,7 +426,7 @@ def read_audio(path: str | os.PathLike) -> np.ndarray:
     try:
         data, rate = sf.read(str(p), dtype="float32", always_2d=True)
     except (RuntimeError, TypeError, ValueError) as e:
-        reason = _one_line(e).replace(f"Error opening {str(p)!r}: ", "")
+        reason = _one_line(e).replace(f"Error opening {str(p)!r}: ", "").rstrip(".")
         raise AudioError(f"{p}: not a WAV file or other audio that libsndfile reads ({reason})") from e
     if data.shape[0] == 0:
         raise AudioError(f"{p}: the file holds no audio (0 samples)")

@@ -34,13 +34,12 @@ import shutil
 import statistics
 import sys
 import tempfile
-import time
 
 from absl import app, flags, logging
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments import common  # noqa: E402
+from experiments import bench_engine, benchkit, common  # noqa: E402
 
 FLAGS = flags.FLAGS
 common.define_brain_flags()
@@ -57,12 +56,7 @@ def _size(path: str) -> int:
 
 
 def bench() -> dict:
-    import dataclasses
-
     import jax
-
-    from jbrain import checkpoint
-    from jbrain.session import Session
 
     config = common.brain_config_from_flags()
     workdir = tempfile.mkdtemp(prefix="bench_checkpoint_", dir=FLAGS.tmp)
@@ -78,91 +72,60 @@ def bench() -> dict:
         "load_avg_start": os.getloadavg(),
         "tmp": FLAGS.tmp,
     }
+    time_calls, burst = benchkit.time_calls, FLAGS.burst
     try:
-        s = Session.open(config, seed=FLAGS.seed, workdir=workdir, keep=2)
-        s.run(FLAGS.burst)  # compile
-        s.run(FLAGS.burst)
+        brain = bench_engine.CheckpointedBrain(config, seed=FLAGS.seed, workdir=workdir, keep=2)
+        brain.open()
+        brain.run(burst)  # compiles
+        brain.run(burst)
 
-        # 1. save
-        fields = {f.name: getattr(s.state, f.name) for f in dataclasses.fields(s.state)}
-        t0 = time.perf_counter()
-        host = checkpoint._host_copy(fields)
-        copy_s = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        for a in host.values():
-            checkpoint._crc32(a)
-        crc_s = time.perf_counter() - t0
-        blocking, write, path = [], [], None
-        for _ in range(FLAGS.repeats):
-            s.run(FLAGS.burst)
-            t0 = time.perf_counter()
-            path = s.save()
-            t1 = time.perf_counter()
-            errors = s.store.wait()
-            t2 = time.perf_counter()
-            assert path and not errors, errors
-            blocking.append(t1 - t0)
-            write.append(t2 - t0)
+        # 1. save: the blocking part, then until the background write is done
+        host = {}
+        copy = time_calls(lambda: host.update(brain.host_copy()))
+        crc = time_calls(lambda: brain.checksums(host))
+        paths, waits = [], []
+
+        def written(path: str | None) -> None:
+            paths.append(check_path(path))
+            waits.append(time_calls(brain.wait, after=check_errors)["min_s"])
+
+        blocking = time_calls(
+            brain.save, repeats=FLAGS.repeats, before=lambda: brain.run(burst), after=written
+        )
         out["save"] = {
-            "blocking_s": blocking,
-            "write_s": write,
-            "host_copy_state_s": copy_s,
-            "checksums_state_s": crc_s,
-            "checkpoint_bytes": _size(path),
-            "state_bytes": sum(a.nbytes for a in host.values()),
+            "blocking_s": blocking["times_s"],
+            "write_s": [b + w for b, w in zip(blocking["times_s"], waits, strict=True)],
+            "host_copy_state_s": copy["min_s"],
+            "checksums_state_s": crc["min_s"],
+            "checkpoint_bytes": _size(paths[-1]),
+            "state_bytes": bench_engine.CheckpointedBrain.nbytes(host),
         }
 
         # 2. restore
-        restore_s, open_s, restore_cpu_s = [], [], []
-        for _ in range(FLAGS.repeats):
-            t0 = time.perf_counter()
-            r = checkpoint.restore(path)
-            jax.block_until_ready(r.state)
-            restore_s.append(time.perf_counter() - t0)
-            if jax.default_backend() != "cpu":
-                t0 = time.perf_counter()
-                r = checkpoint.restore(path, device=jax.devices("cpu")[0])
-                jax.block_until_ready(r.state)
-                restore_cpu_s.append(time.perf_counter() - t0)
-            del r
-        s.close(save=False)
-        for _ in range(FLAGS.repeats):
-            t0 = time.perf_counter()
-            s = Session.open(config, seed=FLAGS.seed, workdir=workdir, keep=2)
-            jax.block_until_ready(s.state)
-            open_s.append(time.perf_counter() - t0)
-            s.close(save=False)
-        out["restore"] = {"restore_s": restore_s, "session_open_s": open_s}
-        if restore_cpu_s:
-            out["restore"]["restore_onto_cpu_s"] = restore_cpu_s
+        path = paths[-1]
+        restore = time_calls(lambda: brain.restore(path), repeats=FLAGS.repeats)
+        out["restore"] = {"restore_s": restore["times_s"]}
+        if jax.default_backend() != "cpu":
+            onto_cpu = time_calls(lambda: brain.restore(path, onto_cpu=True), repeats=FLAGS.repeats)
+            out["restore"]["restore_onto_cpu_s"] = onto_cpu["times_s"]
+        brain.close()
+        opens = time_calls(brain.open, repeats=FLAGS.repeats, after=lambda _: brain.close())
+        out["restore"]["session_open_s"] = opens["times_s"]
 
-        # 3. the stepping loop
-        s = Session.open(config, seed=FLAGS.seed, workdir=workdir, keep=2)
-        s.run(FLAGS.burst)
-        base = []
-        for _ in range(FLAGS.loop_bursts):
-            t0 = time.perf_counter()
-            s.run(FLAGS.burst)
-            base.append(time.perf_counter() - t0)
-        per_burst = statistics.median(base)
+        # 3. the stepping loop: bursts alone, then a save between bursts
+        brain.open()
+        base = time_calls(lambda: brain.run(burst), warmup=1, repeats=FLAGS.loop_bursts)
         calls, extra, overlapped = [], [], []
         for _ in range(FLAGS.repeats):
-            t0 = time.perf_counter()
-            assert s.save()
-            calls.append(time.perf_counter() - t0)
-            n, slow = 0, 0.0
-            while s.store.busy:
-                t0 = time.perf_counter()
-                s.run(FLAGS.burst)
-                slow += time.perf_counter() - t0 - per_burst
-                n += 1
-            assert not s.store.wait()
-            extra.append(slow)
-            overlapped.append(n)
-        s.close(save=False)
+            calls.append(time_calls(brain.save, after=check_path)["min_s"])
+            during = time_calls(lambda: brain.run(burst), repeats=None, until=lambda: not brain.busy())
+            check_errors(brain.wait())
+            extra.append(during["total_s"] - during["n"] * base["median_s"])
+            overlapped.append(during["n"])
+        brain.close()
         out["loop"] = {
-            "burst_s_median": per_burst,
-            "burst_s": base,
+            "burst_s_median": base["median_s"],
+            "burst_s": base["times_s"],
             "save_call_s": calls,
             "bursts_during_write": overlapped,
             "extra_s_during_write": extra,
@@ -171,6 +134,17 @@ def bench() -> dict:
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
     return out
+
+
+def check_path(path: str | None) -> str:
+    if not path:
+        raise RuntimeError("Session.save() wrote no checkpoint")
+    return path
+
+
+def check_errors(errors: list) -> None:
+    if errors:
+        raise RuntimeError(f"checkpoint write failed: {errors}")
 
 
 def table(r: dict) -> str:

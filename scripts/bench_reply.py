@@ -10,7 +10,7 @@
    `jbrain chat` does per message. Targets: <= 10 ms at 200k neurons on an
    H100/H200; <= 1 s with the small preset on a 2-core CPU.
 2. Time to first reply (`--ttfr_runs` subprocesses): from launching
-   `python -m jbrain.cli chat --live=false` with the same brain flags to its
+   `python -m experiments.cli chat --live=false` with the same brain flags to its
    first `Brain:` line, imports, birth and compile included. Target: <= 10 s
    on that CPU.
 
@@ -27,13 +27,12 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 
 from absl import flags
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from experiments import common  # noqa: E402
+from experiments import bench_engine, benchkit, common  # noqa: E402
 
 FLAGS = flags.FLAGS
 common.define_brain_flags()
@@ -45,7 +44,6 @@ flags.DEFINE_integer("repeats", 20, "Timed replies.")
 flags.DEFINE_integer("ttfr_runs", 3, "`jbrain chat` launches timed to their first reply; 0 skips.")
 flags.DEFINE_float("ttfr_timeout_s", 120.0, "Give up on one launch after this long.")
 flags.DEFINE_string("out", "", "Folder for bench_reply.json; empty: $OUT, else /tmp.")
-flags.DEFINE_bool("event_stdp_kernel", None, "GPU A/B: force kernels.EVENT_STDP (unset: its default).")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -59,58 +57,43 @@ def texts(n: int) -> list[str]:
 
 
 def bench_reply() -> dict:
-    import jax
-
-    from jbrain import brain
-    from jbrain.session import Session
-    from jbrain.text import Codec, reply
-
-    if FLAGS.event_stdp_kernel is not None:
-        from jbrain import kernels
-
-        kernels.EVENT_STDP = FLAGS.event_stdp_kernel
+    """Birth, `--warmup` replies, `--repeats` timed replies, then the same
+    bursts alone (device work + dispatch, no host metrics, log or decode:
+    reply minus burst is the host's share)."""
     config = common.brain_config_from_flags()
-    codec = Codec.for_config(config, reply_steps=FLAGS.reply_steps, reply_chars=FLAGS.reply_chars)
     with tempfile.TemporaryDirectory() as workdir:
-        t0 = time.perf_counter()
-        session = Session.new(config, seed=FLAGS.seed, workdir=workdir)
-        jax.block_until_ready(session.state)
-        birth_s = time.perf_counter() - t0
-        warm = []
-        for text in texts(FLAGS.warmup):
-            t0 = time.perf_counter()
-            reply(session, codec, text)
-            warm.append(time.perf_counter() - t0)
-        times, answers = [], []
-        for text in texts(FLAGS.repeats):
-            t0 = time.perf_counter()
-            answers.append(reply(session, codec, text))
-            times.append(time.perf_counter() - t0)
-        # The same bursts alone (device work + dispatch, no host metrics, log or
-        # decode): reply minus this is the host's share.
-        bursts = []
-        for text in texts(FLAGS.repeats):
-            stims = codec.encode(text)
-            t0 = time.perf_counter()
-            state, _ = brain.burst_keeping_input(
-                session.config, session.wiring, session.state, stims, length=codec.reply_steps
-            )
-            jax.block_until_ready(state)
-            bursts.append(time.perf_counter() - t0)
-            session.state = state
-        session.close()
-    times_ms = sorted(t * 1e3 for t in times)
+        chat = bench_engine.ChatBrain(
+            config,
+            seed=FLAGS.seed,
+            workdir=workdir,
+            reply_steps=FLAGS.reply_steps,
+            reply_chars=FLAGS.reply_chars,
+        )
+        birth = benchkit.time_calls(chat.birth)
+        messages = iter(texts(FLAGS.warmup) + texts(FLAGS.repeats))
+        answers: list[str] = []
+        replies = benchkit.time_calls(
+            lambda: chat.reply(next(messages)),
+            warmup=FLAGS.warmup,
+            repeats=FLAGS.repeats,
+            after=answers.append,
+        )
+        stims = iter([chat.encode(text) for text in texts(FLAGS.repeats)])
+        bursts = benchkit.time_calls(lambda: chat.burst_alone(next(stims)), repeats=FLAGS.repeats)
+        final_rate = chat.last_rate()
+        chat.close()
+    ms = lambda x: round(x * 1e3, 2)  # noqa: E731
     return {
-        "birth_s": round(birth_s, 3),
-        "first_reply_s": round(warm[0], 3) if warm else None,
-        "reply_ms_min": round(times_ms[0], 2),
-        "reply_ms_median": round(statistics.median(times_ms), 2),
-        "reply_ms_p90": round(times_ms[int(0.9 * (len(times_ms) - 1))], 2),
-        "reply_ms_max": round(times_ms[-1], 2),
-        "burst_ms_median": round(statistics.median(bursts) * 1e3, 2),
-        "repeats": len(times_ms),
+        "birth_s": round(birth["min_s"], 3),
+        "first_reply_s": round(replies["warmup_s"][0], 3) if replies["warmup_s"] else None,
+        "reply_ms_min": ms(replies["min_s"]),
+        "reply_ms_median": ms(replies["median_s"]),
+        "reply_ms_p90": ms(replies["p90_s"]),
+        "reply_ms_max": ms(replies["max_s"]),
+        "burst_ms_median": ms(bursts["median_s"]),
+        "repeats": replies["n"],
         "distinct_replies": len(set(answers)),
-        "final_rate": session.last_rate,
+        "final_rate": final_rate,
     }
 
 
@@ -118,46 +101,42 @@ def brain_flag_args() -> list[str]:
     """The brain flags as set here, for the `jbrain chat` subprocess."""
     args = []
     for flag in FLAGS.get_flags_for_module(common.__name__):
-        if flag.name != "workdir":
+        if flag.name != "workdir" and flag.value is not None:  # unset optional flags: not passed
             args.append(flag.serialize())
     return args
 
 
 def bench_ttfr() -> list[float]:
-    runs = []
-    for _ in range(FLAGS.ttfr_runs):
-        with tempfile.TemporaryDirectory() as workdir:
-            cmd = [
-                sys.executable,
-                "-m",
-                "jbrain.cli",
-                "chat",
-                *brain_flag_args(),
-                f"--reply_steps={FLAGS.reply_steps}",
-                f"--reply_chars={FLAGS.reply_chars}",
-                "--live=false",
-                f"--workdir={workdir}",
-            ]
-            env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
-            t0 = time.perf_counter()
-            p = subprocess.Popen(
-                cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO
-            )
-            p.stdin.write(b"hello\n")
-            p.stdin.flush()
-            line = p.stdout.readline()  # blocks until the first reply (or exit)
-            elapsed = time.perf_counter() - t0
-            try:  # closes stdin: end of input, the chat exits
-                _, err = p.communicate(timeout=FLAGS.ttfr_timeout_s)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                raise RuntimeError("jbrain chat did not exit after end of input") from None
-            if not line.startswith(b"Brain: "):
-                raise RuntimeError(
-                    f"jbrain chat gave no reply: {err.decode(errors='replace').strip()[-300:]}"
-                )
-            runs.append(round(elapsed, 3))
-    return runs
+    """Seconds from launching `jbrain chat` (piped input) to its first reply line."""
+    env = dict(os.environ, PYTHONPATH=REPO + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    workdirs: list[tempfile.TemporaryDirectory] = []
+
+    def launch() -> tuple[subprocess.Popen, bytes]:
+        workdirs.append(tempfile.TemporaryDirectory())
+        cmd = [sys.executable, "-m", "experiments.cli", "chat", *brain_flag_args(),
+               f"--reply_steps={FLAGS.reply_steps}", f"--reply_chars={FLAGS.reply_chars}",
+               "--live=false", f"--workdir={workdirs[-1].name}"]  # fmt: skip
+        p = subprocess.Popen(
+            cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env, cwd=REPO
+        )
+        p.stdin.write(b"hello\n")
+        p.stdin.flush()
+        return p, p.stdout.readline()  # blocks until the first reply (or exit)
+
+    def finish(launched: tuple[subprocess.Popen, bytes]) -> None:
+        p, line = launched
+        try:  # closes stdin: end of input, the chat exits
+            _, err = p.communicate(timeout=FLAGS.ttfr_timeout_s)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            raise RuntimeError("jbrain chat did not exit after end of input") from None
+        finally:
+            workdirs.pop().cleanup()
+        if not line.startswith(b"Brain: "):
+            raise RuntimeError(f"jbrain chat gave no reply: {err.decode(errors='replace').strip()[-300:]}")
+
+    runs = benchkit.time_calls(launch, repeats=FLAGS.ttfr_runs, after=finish, sync=lambda _: None)
+    return [round(t, 3) for t in runs["times_s"]]
 
 
 def main(argv: list[str]) -> None:
@@ -175,7 +154,6 @@ def main(argv: list[str]) -> None:
         "reply_steps": FLAGS.reply_steps,
         "reply_chars": FLAGS.reply_chars,
         "plasticity": FLAGS.plasticity,
-        "event_stdp_kernel": FLAGS.event_stdp_kernel,
         "stdp": FLAGS.stdp,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "load_before": [round(x, 2) for x in os.getloadavg()],

@@ -48,7 +48,7 @@ wait_quiet() {
 }
 
 wait_quiet "jbrain bench, N = 200k"
-"$PY" -m jbrain.cli bench --sizes=200000 --paths=event,gather,bcoo --steps="$STEPS" --reps="$REPS" \
+"$PY" -m experiments.cli bench --sizes=200000 --paths=event,gather,bcoo --steps="$STEPS" --reps="$REPS" \
   --warmup="$WARMUP" --bcoo_max_neurons=200000 --baselines= --wait_idle=0.9 --out="$OUTDIR/bench_200k.json" \
   | tee "$OUTDIR/bench_200k.txt"
 
@@ -66,7 +66,7 @@ fi
 
 if [ "$ALIVE_STEPS" -gt 0 ]; then
   wait_quiet "alive check, small preset (20k)"
-  "$PY" -m jbrain.cli bench --sizes=20000 --paths=gather --steps="$STEPS" --reps=1 --warmup=0 \
+  "$PY" -m experiments.cli bench --sizes=20000 --paths=gather --steps="$STEPS" --reps=1 --warmup=0 \
     --baselines= --alive_steps="$ALIVE_STEPS" --alive_neurons=20000 --out="$OUTDIR/alive_20k.json" \
     | tee "$OUTDIR/alive_20k.txt"
 fi

@@ -16,11 +16,12 @@ controller). Model constants are the peers' seed model
 
 W: fixed in-degree K, presynaptic ids uniform (with replacement), weights
 U[0, w_max), built on the device (rows are the K synapses of one post, so the
-CSR needs no sort). Timing: `--warmup` untimed steps, then `--reps` runs of
-`--steps` steps, host clock around each run (the per-step host read already
-synchronises; the device is synchronised once more at the end); best and
-median us/step. `build_s` is the wiring and state build, `first_s` the first
-step (CuPy compiles its kernels on first use, or loads them from its cache).
+CSR needs no sort). Timing (experiments/benchkit.py's `time_calls`):
+`--warmup` untimed steps, then `--reps` runs of `--steps` steps, host clock
+around each run (the per-step host read already synchronises; the device is
+synchronised once more at the end); best and median us/step. `build_s` is
+the wiring and state build, `first_s` the first step (CuPy compiles its
+kernels on first use, or loads them from its cache).
 
 Usage (GPU machine, cupy-cuda12x/13x):
     python3 scripts/cupy_seed.py --sizes 200000,1000000,10000000 --steps 300 --reps 3
@@ -35,9 +36,12 @@ import argparse
 import json
 import os
 import platform
-import statistics
-import time
+import sys
 import traceback
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from experiments.benchkit import time_calls  # noqa: E402
 
 K = 32
 P = dict(
@@ -119,26 +123,26 @@ def make_step(xp, n: int, seed: int):
 
 
 def bench_one(xp, sp, sync, n: int, steps: int, reps: int, warmup: int, seed: int) -> dict:
-    t0 = time.perf_counter()
-    W, v, theta, s = build(xp, sp, n, seed)
-    sync()
-    build_s = time.perf_counter() - t0
+    world = {}  # the loop's state: W, v, theta, s
+
+    def birth():
+        world["W"], world["v"], world["theta"], world["s"] = build(xp, sp, n, seed)
+
     step = make_step(xp, n, seed)
-    t0 = time.perf_counter()
-    v, theta, s, rate = step(W, v, theta, s)
-    sync()
-    first_s = time.perf_counter() - t0
-    for _ in range(max(0, warmup - 1)):
-        v, theta, s, rate = step(W, v, theta, s)
-    sync()
-    times, rates = [], []
-    for _ in range(reps):
-        t0 = time.perf_counter()
-        for _ in range(steps):
-            v, theta, s, rate = step(W, v, theta, s)
+    rates: list[float] = []
+
+    def run(k: int):
+        w = world
+        for _ in range(k):
+            w["v"], w["theta"], w["s"], rate = step(w["W"], w["v"], w["theta"], w["s"])
             rates.append(rate)
-        sync()
-        times.append(time.perf_counter() - t0)
+
+    build_s = time_calls(birth, sync=lambda _: sync())["min_s"]
+    first_s = time_calls(lambda: run(1), sync=lambda _: sync())["min_s"]
+    run(max(0, warmup - 1))
+    sync()
+    del rates[:]
+    timed = time_calls(lambda: run(steps), repeats=reps, sync=lambda _: sync())
     return dict(
         N=n,
         K=K,
@@ -148,12 +152,12 @@ def bench_one(xp, sp, sync, n: int, steps: int, reps: int, warmup: int, seed: in
         init_s=round(build_s, 3),
         first_s=round(first_s, 3),
         start_to_first_s=round(build_s + first_s, 3),
-        us_per_step_best=min(times) / steps * 1e6,
-        us_per_step_median=statistics.median(times) / steps * 1e6,
+        us_per_step_best=timed["min_s"] / steps * 1e6,
+        us_per_step_median=timed["median_s"] / steps * 1e6,
         rate_mean=sum(rates) / len(rates),
         rate_max=max(rates),
-        mean_threshold_end=float(theta.mean()),
-        nnz=int(W.nnz),
+        mean_threshold_end=float(world["theta"].mean()),
+        nnz=int(world["W"].nnz),
     )
 
 

@@ -53,7 +53,7 @@ else
 fi
 
 say "jbrain bench (baselines: $BASELINES)"
-timeout 470 "$PY" -m jbrain.cli bench \
+timeout 470 "$PY" -m experiments.cli bench \
   --sizes="$SIZES" --paths=event,gather,bcoo --steps="$STEPS" --reps="$REPS" --warmup="$WARMUP" \
   --bcoo_max_neurons=10000000 --row_budget_s=30 \
   --baselines="$BASELINES" --baseline_steps=300 --baseline_warmup=300 --baseline_timeout_s=150 \
@@ -69,7 +69,7 @@ nvidia-smi --query-gpu=name,clocks.sm,temperature.gpu,power.draw --format=csv,no
 
 say "combined table ($OUT/bench.json)"
 if [ -f "$OUT/bench.json" ]; then
-  "$PY" -m jbrain.bench "$OUT/bench.json"
+  "$PY" -m experiments.benchkit "$OUT/bench.json"
 else
   tail -40 "$OUT/bench_stdout.txt"
 fi
