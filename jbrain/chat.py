@@ -12,7 +12,7 @@ from __future__ import annotations
 import contextlib
 import re
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import TextIO
 
 from jbrain.live import LiveLoop
@@ -27,6 +27,8 @@ class Chat:
 
     Writes `Brain: ...` lines and command output to `out`, notices to `err`.
     `live` (optional) is the background loop; replies run under its hold.
+    `on_reply` (optional) is called with each reply's text after its line is
+    written, outside the hold (`jbrain chat --speak` speaks it there).
     """
 
     def __init__(
@@ -38,6 +40,7 @@ class Chat:
         live: LiveLoop | None = None,
         out: TextIO = sys.stdout,
         err: TextIO = sys.stderr,
+        on_reply: Callable[[str], None] | None = None,
     ):
         self.session = session
         self.codec = codec
@@ -45,6 +48,7 @@ class Chat:
         self.live = live
         self.out = out
         self.err = err
+        self.on_reply = on_reply
 
     def guard(self) -> contextlib.AbstractContextManager:
         """The reply path's lock: pauses the live loop, holds the session."""
@@ -92,6 +96,8 @@ class Chat:
             self.session.messages += 1
         self.say(f"Brain: {answer}")
         self.flush_warnings()
+        if self.on_reply is not None:
+            self.on_reply(answer)
         return True
 
     def command(self, name: str) -> bool:

@@ -117,7 +117,8 @@ class Session:
             raise ValueError(f"--keep={keep} must be >= 1 (checkpoints kept in WORKDIR/checkpoints)")
         ckdir = checkpoint.checkpoint_dir(workdir)
         notes, warnings, restored = [], [], None
-        if fresh:
+        if fresh:  # a plan the flags cannot have fails here, before the old brain is moved aside
+            plans.resolve(config.circuit(), **(plan_options or {}))
             moved = checkpoint.archive(ckdir)
             if moved:
                 notes.append(f"--fresh: a new brain; the previous checkpoints were moved to {moved}")
@@ -203,6 +204,7 @@ class Session:
         host reallocates outside jit; one more compile). Bursts that can
         overflow do not donate their input, so that state is still there.
         """
+        first = None  # (plan, peak spikes) of the first overflow
         while True:
             listed = self.plan.uses_spike_list
             run = brain.burst_packed_keeping_input if listed else brain.burst_packed
@@ -216,17 +218,19 @@ class Session:
             host = dict(brain.unpack_metrics(self.circuit, packed, raster, xp=np).items())
             if not (listed and status & STATUS_SPIKE_OVERFLOW) or self.plan.spike_buffer >= 1.0:
                 self.state = state
+                if first is not None:
+                    old, peak = first
+                    worst = max(self.circuit.populations, key=lambda p: peak[p.name] / p.size)
+                    self.warnings.append(
+                        f"{peak[worst.name]} neurons of {worst.name} fired in one step, more than the spike "
+                        f"list holds ({old.capacity(worst.size)}): the burst was re-run exactly with "
+                        f"--spike_buffer={self.plan.spike_buffer:.3g} (set it that high to avoid the re-run)"
+                    )
                 return host, int(status)
             pops = self.circuit.populations
             peak = {p.name: int(np.max(host["pop_counts"][:, i])) for i, p in enumerate(pops)}
-            old = self.plan
-            self.plan = old.grown(self.circuit, peak)
-            worst = max(pops, key=lambda p: peak[p.name] / p.size)
-            self.warnings.append(
-                f"{peak[worst.name]} neurons of {worst.name} fired in one step, more than the spike list "
-                f"holds ({old.capacity(worst.size)}): the burst was re-run exactly with "
-                f"--spike_buffer={self.plan.spike_buffer:.3g} (set it that high to avoid the re-run)"
-            )
+            first = first or (self.plan, peak)
+            self.plan = self.plan.grown(self.circuit, peak)
 
     def _check(self, status: int) -> None:
         if status & STATUS_NONFINITE:

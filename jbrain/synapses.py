@@ -84,8 +84,9 @@ def _bernoulli_table(
     k_count, k_rows = jax.random.split(key)
     counts = jax.random.binomial(k_count, n_pre, p, shape=(n_post,))
     counts = jnp.minimum(counts, k).astype(jnp.int32)
-    pick = lambda kk: jax.random.choice(kk, n_pre, (k,), replace=False)
-    pre = jax.lax.map(pick, jax.random.split(k_rows, n_post)).astype(jnp.int32)
+    # k distinct pres per row: the k largest of N_pre uniform keys (one top_k over all rows)
+    _, pre = jax.lax.top_k(jax.random.uniform(k_rows, (n_post, n_pre)), k)
+    pre = pre.astype(jnp.int32)
     valid = jnp.arange(k, dtype=jnp.int32)[None, :] < counts[:, None]
     return jnp.where(valid, pre, 0), valid
 

@@ -1,128 +1,117 @@
-"""`jbrain run`: bad input gets one line naming the flag (exit 2), the log, Ctrl-C."""
+"""`jbrain run` (experiments/run.py) and the `jbrain` dispatcher: bad input
+gets one line naming the flag (exit 2) and writes nothing; the log; Ctrl-C
+saves and the next run continues. (README's commands, the COBA preset's
+among them, run in test_readme.py.)"""
+
+from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 
+import numpy as np
 import pytest
+from conftest import ROOT, cli_env, jbrain_cli
 
-from jbrain.config import BrainConfig, parse_sheet
+from jbrain import checkpoint
 from jbrain.logs import HEADER, read_log
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SMALL = os.path.join(ROOT, "experiments", "configs", "small.flags")
-
-
-def jbrain(*args, **kw):
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-    return subprocess.run(
-        [sys.executable, "-m", "jbrain.cli", *args],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=300,
-        **kw,
-    )
+SMALL = "--flagfile=experiments/configs/small.flags"
 
 
 @pytest.mark.parametrize(
-    "flags, needle",
+    "flags, message",
     [
-        (["--n_neurons=0"], "--n_neurons must be a positive integer (got 0)"),
-        (["--n_neurons=-5"], "--n_neurons must be a positive integer (got -5)"),
-        (["--fan_in=0"], "--fan_in must be a positive integer (got 0)"),
-        (["--n_neurons=100", "--fan_in=100"], "--fan_in=100 must be smaller than --n_neurons=100"),
-        (["--target_rate=0"], "--target_rate=0.0 must lie strictly between 0 and 1"),
-        (["--target_rate=1.5"], "--target_rate=1.5 must lie strictly between 0 and 1"),
-        (["--sheet=20x"], "--sheet='20x' is malformed: write it as HxW"),
-        (["--n_neurons=20000", "--sheet=100x100"], "--sheet=100x100 has 10000 cells but --n_neurons=20000"),
-        (["--n_neurons=abc"], "flag --n_neurons=abc: invalid literal for int()"),
+        (["--n_neurons=abc"], "flag --n_neurons=abc: invalid literal for int() with base 10: 'abc'"),
         (["--no_such_flag=1"], "Unknown command line flag 'no_such_flag'"),
-        (["--steps=-1"], "--steps=-1 must be >= 0"),
+        (["--steps=-1"], "--steps=-1 must be >= 0 (0 runs until Ctrl-C)"),
+        (["extra"], "unexpected argument 'extra': every option is a --flag"),
+        (
+            ["--plasticity", "--stdp=deferred", "--propagation=gather"],
+            "--stdp=deferred cannot run projection 'W' on the gather path: use --stdp=eager, or drop "
+            "--propagation / --synaptic_scaling",
+        ),
+        (
+            ["--backend=pallas_gpu"],
+            "--backend=pallas_gpu does not run on this cpu: use --backend=xla or auto",
+        ),
     ],
+    ids=["absl-type", "unknown-flag", "launcher-value", "positional", "deferred-gather", "pallas-on-cpu"],
 )
-def test_bad_flags_one_line_exit_2(flags, needle, tmp_path):
-    r = jbrain("run", f"--workdir={tmp_path}", *flags)
-    assert r.returncode == 2, r.stderr
-    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1, r.stderr
-    assert lines[0].startswith("jbrain run: error: ")
-    assert needle in lines[0]
-    assert "Traceback" not in r.stderr
+def test_bad_flags_are_one_line_exit_2_and_write_nothing(flags, message, tmp_path):
+    p = jbrain_cli("run", "--n_neurons=2000", f"--workdir={tmp_path}", *flags)
+    assert p.returncode == 2
+    err = p.stderr.decode()
+    assert len(err.splitlines()) == 1 and err.startswith("jbrain run: error: "), err
+    assert message in err
+    assert p.stdout == b"" and os.listdir(tmp_path) == []
 
 
-def test_unwritable_workdir(tmp_path):
+def test_an_unwritable_workdir_is_one_line(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    r = jbrain("run", f"--workdir={blocker}/sub", "--steps=1")
-    assert r.returncode == 2
-    assert r.stderr.strip().startswith(f"jbrain run: error: --workdir='{blocker}/sub' is not writable")
-    assert "pass a folder you can write to" in r.stderr
+    p = jbrain_cli("run", f"--workdir={blocker}/sub", "--steps=1")
+    assert p.returncode == 2
+    assert p.stderr.decode() == (
+        f"jbrain run: error: --workdir='{blocker}/sub' is not writable (Not a directory): "
+        "pass a folder you can write to\n"
+    )
 
 
 def test_unknown_command_and_usage():
-    r = jbrain("fly")
-    assert r.returncode == 2 and "unknown command 'fly'" in r.stderr
-    r = jbrain("--help")
-    assert r.returncode == 0 and "usage: jbrain" in r.stdout
+    usage = "usage: jbrain {run,chat,plot,bench,inspect} [--flags]   (jbrain COMMAND --help for flags)"
+    p = jbrain_cli("fly")
+    assert p.returncode == 2 and p.stderr.decode() == f"jbrain: error: unknown command 'fly'; {usage}\n"
+    p = jbrain_cli("--help")
+    assert p.returncode == 0 and p.stdout.decode() == usage + "\n"
+    p = jbrain_cli()
+    assert p.returncode == 2 and p.stdout.decode() == usage + "\n"
 
 
-def test_run_writes_debug_log(tmp_path):
-    r = jbrain("run", f"--flagfile={SMALL}", f"--workdir={tmp_path}", "--steps=250", "--burst=100")
-    assert r.returncode == 0, r.stderr
-    assert "jbrain run done: 250 steps" in r.stdout
-    text = (tmp_path / "brain_debug.log").read_text()
-    lines = text.splitlines()
-    assert lines[0] == HEADER and len(lines) == 251
-    cols = read_log(str(tmp_path / "brain_debug.log"))
-    assert list(cols["step"][:3]) == [1, 2, 3] and cols["step"][-1] == 250
-    assert 0.02 < cols["rate"][-100:].mean() < 0.08
-    fields = lines[-1].split("\t")
-    assert len(fields) == 5 and fields[2].count(".") == 1 and len(fields[2].split(".")[1]) == 6
-
-
-def test_ctrl_c_finishes_burst_and_exits_0(tmp_path):
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
-    p = subprocess.Popen(
-        [sys.executable, "-m", "jbrain.cli", "run", f"--flagfile={SMALL}", f"--workdir={tmp_path}",
-         "--steps=0", "--burst=50"],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-    )  # fmt: skip
+def test_run_logs_each_step_and_ctrl_c_saves_for_the_next_run(tmp_path):
+    workdir = str(tmp_path)
     log = tmp_path / "brain_debug.log"
-    deadline = time.time() + 120
-    while time.time() < deadline and (not log.exists() or len(log.read_text().splitlines()) < 101):
-        time.sleep(0.2)
-    p.send_signal(signal.SIGINT)
-    out, err = p.communicate(timeout=120)
-    assert p.returncode == 0, err
-    assert "jbrain run interrupted:" in out and "Traceback" not in err
+    p = jbrain_cli("run", SMALL, f"--workdir={workdir}", "--steps=250", "--burst=100")
+    assert p.returncode == 0, p.stderr
+    assert re.fullmatch(
+        rf"jbrain run done: 250 steps \(now at step 250\) in .* s, \d+ steps/s, mean rate 0\.\d{{4}}, "
+        rf"log {workdir}/brain_debug.log, checkpoint {workdir}/checkpoints/250\n",
+        p.stdout.decode(),
+    )
     lines = log.read_text().splitlines()
-    assert (len(lines) - 1) % 50 == 0  # whole bursts only
-    assert lines[-1].endswith("\n") or lines[-1].count("\t") == 4
+    assert lines[0] == HEADER and len(lines) == 251
+    assert all(re.fullmatch(r"\d+\t\d+(\t-?\d+\.\d{6}){3}", ln) for ln in lines[1:]), lines[-1]
+    cols = read_log(str(log))
+    np.testing.assert_array_equal(cols["step"], np.arange(1, 251))
+    np.testing.assert_allclose(cols["rate"], cols["spikes"] / 20_000, atol=1e-6)
+    assert 0.02 < cols["rate"][-100:].mean() < 0.08  # homeostasis near the 5% target
 
-
-def test_config_messages():
-    with pytest.raises(
-        ValueError, match=r"--propagation='fast' is unknown: use one of auto, event, gather, bcoo"
-    ):
-        BrainConfig(propagation="fast")
-    with pytest.raises(ValueError, match=r"--stdp='lazy' is unknown: use one of auto, eager, deferred"):
-        BrainConfig(stdp="lazy")
-    with pytest.raises(
-        ValueError,
-        match=r"--stdp=deferred needs the event path, not --propagation=gather: "
-        r"drop --propagation or use --stdp=eager",
-    ):
-        BrainConfig(stdp="deferred", propagation="gather")
-    with pytest.raises(
-        ValueError, match=r"--stdp=deferred cannot rescale rows \(--synaptic_scaling\): use --stdp=eager"
-    ):
-        BrainConfig(stdp="deferred", synaptic_scaling=True)
-    with pytest.raises(ValueError, match=r"--spike_buffer=0.0 must be in \(0, 1\]"):
-        BrainConfig(spike_buffer=0.0)
-    assert parse_sheet("400x500") == (400, 500) and parse_sheet("") is None
-    cfg = BrainConfig(n_neurons=1000, sheet=(20, 50), output_channels=8)
-    assert BrainConfig.from_dict(cfg.to_dict()) == cfg
-    assert hash(cfg) == hash(BrainConfig.from_dict(cfg.to_dict()))
+    # --steps=0 runs until Ctrl-C, which finishes the burst, saves and exits 0;
+    # no model flag: the brain is the checkpoint's
+    q = subprocess.Popen(
+        [sys.executable, "-m", "experiments.cli", "run", f"--workdir={workdir}", "--steps=0", "--burst=50",
+         "--save_every=0"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=cli_env(), cwd=ROOT,
+    )  # fmt: skip
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(log.read_text().splitlines()) < 1 + 250 + 100:
+        time.sleep(0.1)
+    q.send_signal(signal.SIGINT)
+    out, err = q.communicate(timeout=120)
+    assert q.returncode == 0, err
+    assert f"jbrain run: restored step 250 from {workdir}/checkpoints/250 (saved " in err.decode()
+    assert "Traceback" not in err.decode()
+    m = re.fullmatch(
+        r"jbrain run interrupted: (\d+) steps \(now at step (\d+)\) .*, checkpoint (\S+)\n", out.decode()
+    )
+    assert m, out
+    done, step = int(m.group(1)), int(m.group(2))
+    assert step == 250 + done and done % 50 == 0 and done >= 100  # whole bursts only
+    assert m.group(3) == os.path.join(workdir, "checkpoints", str(step))
+    assert checkpoint.complete_steps(os.path.join(workdir, "checkpoints")) == [250, step]
+    assert checkpoint.restore(m.group(3)).config.n_neurons == 20_000
+    lines = log.read_text().splitlines()
+    assert len(lines) == step + 1 and lines[-1].startswith(f"{step}\t")  # flushed

@@ -1,11 +1,15 @@
-"""jbrain.speech: eSpeak NG -> WAV -> pocketsphinx round trips, bad audio, the flag helpers.
+"""jbrain.speech: eSpeak NG -> WAV -> pocketsphinx round trips, bad audio, the flag helpers,
+and `jbrain chat --speak/--listen` end to end (subprocesses, like tests/test_chat.py).
 
 The round trips need the speech extra (CI installs it with .[test]); the pure parts (how a
-reply is spoken, the flag parsers, the voice-activity segmenter) run without it.
+reply is spoken, the flag parsers, the voice-activity segmenter, the chat without the extra)
+run without it.
 """
 
 import importlib
 import importlib.util
+import os
+import re
 import subprocess
 import sys
 import threading
@@ -337,3 +341,177 @@ def test_no_microphone_is_one_line(extra):
         assert speech.INSTALL in str(e)
     else:
         pytest.skip(f"this machine has a microphone ({name})")
+
+
+# --------------------------------------------------------------------------- jbrain chat
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CHAT = ["chat", "--flagfile=experiments/configs/small.flags", "--n_neurons=2000"]
+REPLY = re.compile(r"Brain: .{8}")  # --reply_chars=8
+HIDE_EXTRA = (  # the extra "not installed": find_spec() is None, import raises ImportError
+    "import sys\n"
+    "for m in ('pocketsphinx', 'espeakng_loader', 'soundfile', 'sounddevice'):\n"
+    "    sys.modules[m] = None\n"
+)
+RUN_CLI = "from experiments import cli\ncli.main(['jbrain', *sys.argv[1:]])\n"
+
+
+def _env() -> dict[str, str]:
+    e = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+    e.pop("OUT", None)
+    return e
+
+
+def _chat(*flags, workdir, code=None, timeout=120) -> subprocess.CompletedProcess:
+    """`jbrain chat FLAGS` (stdin empty, not a terminal); `code` runs first, then the CLI."""
+    head = [sys.executable, "-c", code + RUN_CLI] if code else [sys.executable, "-m", "experiments.cli"]
+    return subprocess.run(
+        [*head, *CHAT, f"--workdir={workdir}", *flags],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=timeout,
+    )
+
+
+def _error_line(p: subprocess.CompletedProcess) -> str:
+    assert p.returncode == 2, p.stderr
+    err = p.stderr.strip()
+    assert err.startswith("jbrain chat: error: ") and "\n" not in err and p.stdout == "", err
+    return err
+
+
+def test_chat_round_trip_hears_cues_and_speaks_replies(extra, cue_wavs, tmp_path):
+    """The issue's CI round trip: eSpeak NG WAVs -> --listen with the cue word list -> one
+    answer per utterance, each spoken to a WAV; bad files in between get one line each."""
+    empty, noise = tmp_path / "empty.wav", tmp_path / "noise.wav"
+    empty.write_bytes(b"")
+    _noise_wav(noise)
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(CUES) + "\n")
+    files = [cue_wavs["hello brain"], empty, cue_wavs["red"], noise, cue_wavs["green"], cue_wavs["blue"]]
+    replies = tmp_path / "replies"
+    p = _chat(
+        "--fresh",
+        f"--listen={','.join(map(str, files))}",
+        f"--listen_words={words}",
+        f"--speak={replies}",
+        workdir=tmp_path / "brain",
+    )
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0::2] == [f"You (heard): {cue}" for cue in CUES], p.stdout
+    assert len(lines) == 2 * len(CUES) and all(REPLY.fullmatch(line) for line in lines[1::2]), p.stdout
+    err = p.stderr.splitlines()
+    assert f"jbrain chat: {empty}: empty file (0 bytes), not a recording" in err, p.stderr
+    assert f"jbrain chat: {noise}: no speech heard (silence or noise only)" in err, p.stderr
+    assert "Traceback" not in p.stderr and "chat done: 4 messages" in err[-1]
+    wavs = sorted(replies.iterdir())
+    assert [w.name for w in wavs] == [f"reply-{i:04d}.wav" for i in range(1, 5)]
+    for w in wavs:
+        with wave.open(str(w)) as f:
+            assert (f.getnchannels(), f.getframerate()) == (1, extra.SYNTH_SAMPLE_RATE) and f.getnframes() > 0
+
+
+MIC_CODE = """
+import sys, threading
+sys.path.insert(0, {tests!r})
+import numpy as np
+from jbrain import chat, speech
+from test_speech import _FakeMicrophone
+
+rate = speech.SAMPLE_RATE
+def phase(cue):
+    s = speech.resample(speech.synthesize(cue).astype(np.float32) / 32768, speech.SYNTH_SAMPLE_RATE, rate)
+    x = np.concatenate([np.zeros(rate // 2), s, np.zeros(rate)])
+    return (x + np.random.default_rng(3).normal(0, 1e-3, x.size)).astype(np.float32)
+
+mic = _FakeMicrophone([phase("red"), phase("hello brain")])
+speech._sounddevice = lambda what, fix: mic
+mic.gates[0].set()
+handle, answered = chat.Chat.handle, []
+def handle_then_talk(self, line):  # the next utterance once the chat listens again
+    keep = handle(self, line)
+    answered.append(line)
+    if len(answered) < len(mic.gates):
+        threading.Timer(0.3, mic.gates[len(answered)].set).start()
+    return keep
+chat.Chat.handle = handle_then_talk
+"""
+
+
+def test_chat_listens_to_a_microphone(extra, tmp_path):
+    """--listen=mic with a stand-in for sounddevice: two utterances, two answers; when the
+    microphone stops, one line and the chat ends as at end of input (exit 0)."""
+    words = tmp_path / "words.txt"
+    words.write_text("\n".join(CUES) + "\n")
+    code = MIC_CODE.format(tests=os.path.dirname(os.path.abspath(__file__)))
+    p = _chat("--listen=mic", f"--listen_words={words}", workdir=tmp_path, code=code)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0::2] == ["You (heard): red", "You (heard): hello brain"], p.stdout
+    assert len(lines) == 4 and all(REPLY.fullmatch(line) for line in lines[1::2]), p.stdout
+    assert "jbrain chat: the microphone stopped delivering audio" in p.stderr.splitlines()
+    assert "chat done: 2 messages" in p.stderr
+
+
+@pytest.mark.parametrize("flag", ["--speak", "--speak={tmp}/replies", "--listen={tmp}/a.wav"])
+def test_chat_without_the_extra_names_the_pip_command(tmp_path, flag):
+    (tmp_path / "a.wav").write_bytes(b"RIFF")
+    p = _chat(flag.format(tmp=tmp_path), workdir=tmp_path / "brain", code=HIDE_EXTRA)
+    err = _error_line(p)
+    assert err.startswith(f"jbrain chat: error: speech needs the optional extra: {speech.INSTALL} (missing: ")
+    assert not (tmp_path / "replies").exists() and not (tmp_path / "brain").exists()  # before anything
+
+
+def _has_speakers() -> bool:
+    try:
+        import sounddevice as sd
+
+        return sd.query_devices(kind="output")["max_output_channels"] > 0
+    except Exception:  # no sounddevice, no PortAudio, no device
+        return False
+
+
+def _has_microphone() -> bool:
+    try:
+        speech.check_microphone()
+        return True
+    except ValueError:  # AudioError, SpeechUnavailable
+        return False
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--listen_words={tmp}/words.txt"], "--listen_words=.* is only used with --listen"),
+        (["--listen=mic"], "microphone.*--listen=FILE.wav"),
+        (["--speak", "--live=false"], "cannot play the replies.*use --speak=DIR"),
+    ],
+)
+def test_chat_speech_flags_fail_in_one_line(tmp_path, flags, message):
+    if "--listen=mic" in flags and (speech.missing("listen") or _has_microphone()):
+        pytest.skip("needs the extra and a machine without a microphone")
+    if "--speak" in flags and (speech.missing("speak") or _has_speakers()):
+        pytest.skip("needs the extra and a machine without speakers")
+    (tmp_path / "words.txt").write_text("red\n")
+    p = _chat(*(f.format(tmp=tmp_path) for f in flags), workdir=tmp_path / "brain")
+    assert re.search(message, _error_line(p)), p.stderr
+
+
+def test_chat_help_says_how_replies_are_spoken():
+    p = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", "chat", "--help"],
+        capture_output=True,
+        text=True,
+        env=_env(),
+        cwd=ROOT,
+        timeout=60,
+    )
+    assert p.returncode == 0
+    text = " ".join(p.stdout.split())
+    assert " ".join(speech.SPEAK_HELP.split()) in text
+    for flag in ("--speak:", "--listen:", "--listen_words:", "pip install 'jbrain[speech]'"):
+        assert flag in text

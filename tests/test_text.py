@@ -8,6 +8,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import preset_config, small
 
 from jbrain import brain
 from jbrain.config import BrainConfig
@@ -114,7 +115,23 @@ def test_codec_errors_name_the_flag():
         CODEC.decode(np.zeros((10, 64)))
 
 
-SMALL = BrainConfig(n_neurons=2000, plasticity=True)
+def test_codec_for_circuit_reads_its_text_ports():
+    for config in (small(), preset_config("ei", n_neurons=2000)):
+        codec = Codec.for_circuit(config.circuit(), reply_steps=40, reply_chars=4)
+        assert codec == Codec(reply_steps=40, reply_chars=4, input_channels=256, output_channels=64)
+    with pytest.raises(ValueError) as e:
+        Codec.for_circuit(preset_config("coba").circuit())
+    assert str(e.value) == (
+        "the coba circuit has no text input or readout to talk through: "
+        "chat with --preset=seed or --preset=ei"
+    )
+    with pytest.raises(ValueError, match=r"output_channels=32 does not match .* use output_channels=64"):
+        Codec.for_circuit(small(output_channels=32).circuit())
+    with pytest.raises(ValueError, match=r"--reply_chars=101 must be between 1 and 100"):
+        Codec.for_circuit(small().circuit(), reply_chars=101)
+
+
+SMALL = small(plasticity=True)
 
 
 def fork(session: Session, snapshot) -> None:
@@ -161,7 +178,7 @@ def test_twenty_replies_of_different_lengths_trace_the_reply_program_once(monkey
         return real_step(*args, **kwargs)
 
     monkeypatch.setattr(brain, "_step", counting_step)
-    config = BrainConfig(n_neurons=1537, plasticity=True)  # a size no other test compiles
+    config = small(n_neurons=1537, plasticity=True)  # a size no other test compiles
     s = Session.new(config, seed=0)
     codec = Codec(reply_steps=50, reply_chars=5)
     lengths = [0, 1, 2, 3, 5, 8, 13, 21, 34, 55, 89, 144, 233, 377, 610, 987, 1000, 2000, 4000, 7]

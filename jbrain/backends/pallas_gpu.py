@@ -27,6 +27,11 @@ import warnings
 import jax
 import jax.numpy as jnp
 
+# jax 0.11 warns at every lowering of a Triton pallas_call; the backend is
+# a supported choice of jbrain's plan until Mosaic GPU kernels replace it.
+warnings.filterwarnings(
+    "ignore", message="The Pallas Triton backend is deprecated", category=DeprecationWarning
+)
 IMPORT_ERROR: str | None = None
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)
@@ -218,8 +223,8 @@ def replay_stdp(
             a = jnp.full(x.shape, a_plus, jnp.float32)
             for m in range(history):
                 on = jax.lax.bitcast_convert_type(h, jnp.int32) < 0
-                up = w + mul(a, x)  # w >= 0, so with a_plus >= 0 the lower clip is a no-op
-                w = jnp.where(on, jnp.minimum(up, w_max) if a_plus >= 0 else jnp.clip(up, 0.0, w_max), w)
+                up = w + mul(a, x)  # w >= 0 and a_plus >= 0 (circuit.py): the lower clip is a no-op
+                w = jnp.where(on, jnp.minimum(up, w_max), w)
                 if m + 1 < history:
                     h = h << jnp.uint32(1)
                     x = mul(x, d)
