@@ -63,7 +63,7 @@ class DebugLog:
     A new file gets the header. On restart (a restored brain at step S) lines
     after S are cut, so the log continues exactly where the state does.
     Lines are formatted, written and flushed to the file by a writer thread,
-    in order: a chat reply does not wait for its 200 lines (~0.4 ms), and the
+    in order: a chat reply does not wait for its 200 lines, and the
     file grows burst by burst. `flush` and `close` wait for every line
     appended before them; an error of the writer is raised there, once.
     """

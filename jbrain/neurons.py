@@ -74,8 +74,8 @@ def gaussian_noise(key: jax.Array, step: jax.Array, n: int) -> jax.Array:
 
     key: (2,) uint32 key data of the run stream; step: () int32. The per-step
     seed mixes both key words with the step, like fold_in. One hash, a log
-    and polynomials per neuron (XLA's erfinv): on the 2-core CPU 0.8 ms at
-    200k against 2.4 ms for Box-Muller, whose cos is a scalar libm call there.
+    and polynomials per neuron (XLA's erfinv): several times cheaper on CPUs
+    than Box-Muller, whose cos is a scalar libm call there (BENCHMARKS.md notes).
     24-bit u: |z| <= 5.4, the tail beyond has mass 7e-8.
     """
     seed = _mix32(key[0] ^ _mix32(step.astype(jnp.uint32) + key[1]))

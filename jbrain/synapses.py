@@ -182,7 +182,7 @@ def _exclusive_prefix(x: jax.Array) -> jax.Array:
     """Exclusive prefix sum of small non-negative int32 counts (M,), x <= 32.
 
     jnp.cumsum lowers to an associative scan: ~2 log2(M) kernels, each a full
-    pass (about 0.9 ms/step at N = 10M). Here: two triangular matmuls in exact
+    pass (costly at 10M neurons). Here: two triangular matmuls in exact
     float32 (Precision.HIGHEST; every partial sum < 2**24 thanks to a hi/lo
     split of the row totals), a few kernels whatever the size.
     """

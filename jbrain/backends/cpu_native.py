@@ -1,9 +1,9 @@
 """The "cpu_native" backend: compiled CPU kernels through the XLA FFI (source: ../csrc/cpu_kernels.cc).
 
-XLA:CPU runs the event path's row gathers element by element (~3 ns per
-synapse, padding included): at 200k neurons they were ~4 of a step's ~5 ms
-on a 2-core CPU. `event_propagate` does the same work in one C++ loop that
-prefetches the spikers' rows ahead, with the same int32 fixed-point sums, and
+XLA:CPU runs the event path's row gathers element by element, padding
+included: most of an event step's time on a CPU (BENCHMARKS.md).
+`event_propagate` does the same work in one C++ loop that prefetches the
+spikers' rows ahead, with the same int32 fixed-point sums, and
 `event_stdp` applies STDP over the spike list in place; both give XLA's
 numbers bit for bit, so a run is the same with or without them.
 
