@@ -1,0 +1,88 @@
+"""The coba preset beside Brian2's COBA: mean E and I rates (Hz) over 1 s of
+model time for seeds 1-3, jbrain then Brian2 in the same run.
+
+    .venv/bin/python scripts/coba_compare.py [--brian2_py=PY] [--out=FILE.json]
+
+--brian2_py: a Python with brian2, "numpy<2.4" and cython (e.g. a venv made
+with `pip install brian2 "numpy<2.4" cython`); without it, jbrain only.
+Brian2's model: ../shared/peers/brian2_coba.py (--peers to move it).
+"""
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+
+from jbrain.config import BrainConfig
+from jbrain.plan import resolve
+from jbrain.session import Session
+
+
+def flags(path: str) -> dict:
+    """A flagfile as BrainConfig keywords (the coba preset's)."""
+    out = {}
+    with open(path) as f:
+        lines = f.read().splitlines()
+    for line in lines:
+        line = line.strip()
+        if not line.startswith("--"):
+            continue
+        key, _, value = line[2:].partition("=")
+        kind = type(getattr(BrainConfig, key))
+        out[key] = value.lower() in ("", "true", "1") if kind is bool else kind(value)
+    return out
+
+
+def jbrain_rates(seed: int, steps: int) -> tuple[float, float]:
+    config = BrainConfig(**flags("experiments/configs/coba.flags"))
+    session = Session.new(config, seed=seed, plan=resolve(config.circuit()))
+    counts = session.run(steps)["pop_counts"].sum(axis=0)
+    seconds = steps * config.dt / 1000.0
+    sizes = [p.size for p in session.circuit.populations]
+    return tuple(float(c / n / seconds) for c, n in zip(counts, sizes, strict=True))
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--brian2_py", default="")
+    ap.add_argument("--peers", default="../shared/peers")
+    ap.add_argument("--seeds", default="1,2,3")
+    ap.add_argument("--out", default="")
+    args = ap.parse_args()
+    seeds = [int(s) for s in args.seeds.split(",")]
+    result = {"jbrain": {}, "brian2": {}}
+    for s in seeds:
+        e, i = jbrain_rates(s, 10_000)
+        result["jbrain"][s] = {"E": e, "I": i}
+        print(f"jbrain seed {s}: E {e:.2f} Hz, I {i:.2f} Hz", flush=True)
+    if args.brian2_py:
+        out = "/tmp/coba_compare_brian2"
+        os.makedirs(out, exist_ok=True)
+        subprocess.run(
+            [args.brian2_py, os.path.join(args.peers, "brian2_coba.py"), "--seeds", args.seeds],
+            env={**os.environ, "OUT": out}, check=True, stdout=sys.stderr,
+        )  # fmt: skip
+        with open(os.path.join(out, "brian2_coba.json")) as f:
+            peer = json.load(f)
+        result["brian2_raw"] = peer
+    j = result["jbrain"]
+    je, ji = np.mean([j[s]["E"] for s in seeds]), np.mean([j[s]["I"] for s in seeds])
+    print(f"\n| simulator | E Hz (mean of {len(seeds)} seeds) | I Hz |\n|---|---|---|")
+    print(f"| jbrain coba preset | {je:.2f} | {ji:.2f} |")
+    if args.brian2_py:
+        rows = [r for r in result["brian2_raw"]["rows"] if r.get("seed") in seeds]
+        be, bi = np.mean([r["rate_e_hz"] for r in rows]), np.mean([r["rate_i_hz"] for r in rows])
+        result["brian2"] = {"E": float(be), "I": float(bi)}
+        result["jbrain_vs_brian2"] = {"E": float(je / be - 1.0), "I": float(ji / bi - 1.0)}
+        print(f"| Brian2 {result['brian2_raw']['rows'][0].get('brian2', '')} cython | {be:.2f} | {bi:.2f} |")
+        print(f"| jbrain / Brian2 - 1 | {je / be - 1:+.1%} | {ji / bi - 1:+.1%} |")
+    if args.out:
+        with open(args.out, "w") as f:
+            json.dump(result, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
