@@ -26,7 +26,8 @@ _D = BrainConfig()
 
 # One flag per BrainConfig field (help text here; the type from the default).
 _HELP = {
-    "preset": "Circuit preset: seed (one population), ei (E and I, Dale's law), coba (the COBA benchmark).",
+    "preset": "Circuit preset: seed (one population), ei (E and I, Dale's law), coba (the COBA benchmark), "
+    "cortex (an E/I sheet with regions).",
     "n_neurons": "Number of neurons N (all populations).",
     "fan_in": "Synapses into each neuron K (split between E and I in ei/coba).",
     "inh_fraction": "ei/coba: share of inhibitory neurons (and of each neuron's inputs).",
@@ -65,12 +66,18 @@ _HELP = {
     "e_inh": "Inhibitory reversal potential (synapse=exp).",
     "delay": "Synaptic delay (steps, 1-33).",
     "neighbour_weight": "Neighbour excitation if every neighbour fired (0: none).",
+    "radius": "cortex: local wiring radius on the sheet (cells; the sd of a gaussian profile).",
+    "profile": "cortex: local wiring profile, uniform over the disc or gaussian.",
+    "long_fan_in": "cortex: long-range E synapses per neuron, input -> association -> output (0: none).",
     "plasticity": "STDP on the excitatory recurrent synapses (on in chat).",
     "tau_pre": "STDP presynaptic trace time constant (ms).",
     "tau_post": "STDP postsynaptic trace time constant (ms).",
     "a_plus": "STDP potentiation per pre-before-post pairing.",
     "a_minus": "STDP depression per post-before-pre pairing.",
     "synaptic_scaling": "Keep each firing neuron's total input weight (eager STDP).",
+    "inh_plasticity": "cortex: inhibitory plasticity on I -> E toward the target rate (Vogels et al. 2011).",
+    "inh_eta": "Inhibitory plasticity learning rate.",
+    "inh_tau": "Inhibitory plasticity trace time constant (ms).",
     "input_channels": "Input channels (one per byte value for the chat).",
     "output_channels": "Readout groups (one per character of the reply alphabet).",
     "io_fraction": "Fraction of the (excitatory) neurons in each of the input and output groups.",
@@ -82,6 +89,7 @@ _ENUMS = {
     "v_init": ["uniform", "normal"],
     "w_init": ["uniform", "constant"],
     "synapse": ["delta", "exp"],
+    "profile": ["uniform", "gaussian"],
 }
 
 
@@ -92,7 +100,9 @@ def define_brain_flags() -> None:
     for f in dataclasses.fields(BrainConfig):
         default, help_ = getattr(_D, f.name), _HELP.get(f.name, "")
         if f.name == "sheet":
-            flags.DEFINE_string("sheet", "", "seed: HxW, a 2-D sheet (torus, 8 neighbours); empty: 1-D ring.")
+            flags.DEFINE_string(
+                "sheet", "", "seed, cortex: HxW, a 2-D sheet (seed: a torus, 8 neighbours); empty: 1-D ring."
+            )
         elif f.name in _ENUMS:
             flags.DEFINE_enum(f.name, default, _ENUMS[f.name], help_)
         elif isinstance(default, bool):

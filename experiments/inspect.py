@@ -8,6 +8,10 @@ wrong. Then the circuit of the newest complete checkpoint (its populations
 with their ranges, places and regions, projections and ports) and its
 config as JSON. Reads only the metadata: nothing is restored or changed.
 
+--circuit: the circuit the model flags and flagfiles describe (populations,
+regions of the sheet with their places and sizes, projections, ports),
+without a workdir.
+
 --plan: the resolved plan as JSON (`backend`, each projection's path and
 STDP form, spike-list capacities, unroll; jbrain/plan.py) for the model
 flags and flagfiles given, exactly as `jbrain run` would resolve it here.
@@ -28,6 +32,7 @@ from jbrain.config import BrainConfig
 FLAGS = flags.FLAGS
 common.define_brain_flags()
 flags.DEFINE_boolean("plan", False, "Print the resolved plan (JSON) for the model flags, and nothing else.")
+flags.DEFINE_boolean("circuit", False, "Print the flags' circuit (with its regions), and nothing else.")
 
 
 def human_size(n: int) -> str:
@@ -89,6 +94,9 @@ def main(argv: list[str]) -> None:
     del argv
     if FLAGS.plan:
         print(plan_json())
+        return
+    if FLAGS.circuit:
+        print("\n".join(common.brain_config_from_flags().circuit().describe()))
         return
     if not os.path.isdir(FLAGS.workdir):
         raise ValueError(f"--workdir={FLAGS.workdir!r} is not a folder: pass the workdir of a brain")

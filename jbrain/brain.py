@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jbrain import backends, homeostasis, neurons, plasticity, synapses
-from jbrain.circuit import Circuit
+from jbrain.circuit import Circuit, Projection
 from jbrain.plan import Plan
 from jbrain.state import (
     STATUS_NONFINITE,
@@ -63,7 +63,7 @@ def init_brain(circuit: Circuit, *, seed: int) -> tuple[Wiring, BrainState]:
     for i, q in enumerate(circuit.projections):
         key = k_wiring if i == 0 else jax.random.fold_in(k_wiring, i)
         pw, weights = synapses.init_projection(circuit, i, key)
-        n_pre, n_post = circuit.population(q.pre).size, circuit.population(q.post).size
+        n_pre, n_post = synapses.span_size(circuit, q, "pre"), synapses.span_size(circuit, q, "post")
         wirings[q.name] = pw
         projections[q.name] = ProjectionState(
             weights=weights,
@@ -93,6 +93,17 @@ def init_brain(circuit: Circuit, *, seed: int) -> tuple[Wiring, BrainState]:
     return Wiring(projections=wirings), state
 
 
+def lesion(circuit: Circuit, state: BrainState, silenced: Any) -> BrainState:
+    """The state with neurons `silenced` ((N,) bool, or None to restore
+    every neuron) unable to fire from the next step on. Changes the state's
+    structure (one more (N,) uint8 leaf): the next burst compiles anew."""
+    ns = state.neurons
+    mask = None if silenced is None else jnp.asarray(silenced, jnp.bool_).astype(jnp.uint8)
+    if mask is not None and mask.shape != (circuit.n,):
+        raise ValueError(f"lesion: the mask has shape {mask.shape}, not ({circuit.n},)")
+    return state.replace(neurons=ns.replace(lesion=mask))
+
+
 def _initial_voltage(circuit: Circuit, key: jax.Array) -> jax.Array:
     """(N,) f32: lo + u (hi - lo), u ~ U[0, 1), or mean + sd z, z ~ N(0, 1),
     by population (`circuit.Neuron.v_init`)."""
@@ -118,6 +129,15 @@ def external_input(circuit: Circuit, stim: jax.Array) -> jax.Array:
     for port in circuit.inputs:
         s = stim[first : first + port.channels].astype(jnp.float32) * port.gain
         first += port.channels
+        if port.region:  # patches on the sheet: a scatter to the listed neurons
+            cells = jnp.asarray(circuit.port_neurons(port), jnp.int32)
+            part = (
+                jnp.zeros((circuit.n,), jnp.float32)
+                .at[cells]
+                .set(jnp.broadcast_to(s[:, None], cells.shape), unique_indices=True)
+            )
+            current = part if current is None else current + part
+            continue
         per_neuron = jnp.repeat(s, port.group, total_repeat_length=port.channels * port.group)
         start = circuit.offset(port.population) + port.start
         part = jnp.pad(per_neuron, (start, circuit.n - start - per_neuron.shape[0]))
@@ -143,6 +163,12 @@ def materialize(plan: Plan, tree: Any, step: jax.Array) -> Any:
 def _population(circuit: Circuit, x: jax.Array, name: str) -> jax.Array:
     """The slice of a shared-axis array (N, ...) that is population `name`."""
     a, b = circuit.bounds(name)
+    return x if (a, b) == (0, circuit.n) else x[a:b]
+
+
+def _span(circuit: Circuit, x: jax.Array, q: Projection, end: str) -> jax.Array:
+    """The slice of a shared-axis array that is projection q's pre or post span."""
+    a, b = circuit.span(q, end)
     return x if (a, b) == (0, circuit.n) else x[a:b]
 
 
@@ -183,7 +209,7 @@ def _working_order(
             weights=synapses.to_pre_major(wiring.projections[q.name], ps.weights)
         )
         if form == "deferred":
-            lags[q.name] = plasticity.lag_init(ps.x_pre, circuit.population(q.post).size)
+            lags[q.name] = plasticity.lag_init(ps.x_pre, synapses.span_size(circuit, q, "post"))
 
     def release(s: BrainState, lags: dict) -> BrainState:
         out = dict(s.projections)
@@ -231,8 +257,8 @@ def projection_step(
     q, path, form = circuit.projections[index], plan.paths[index], plan.stdp[index]
     backend = backends.get(plan.backend)
     pw, ps = wiring.projections[q.name], state.projections[q.name]
-    s_pre = _population(circuit, _delayed(circuit, state.neurons, q.delay), q.pre)
-    s_post = _population(circuit, state.neurons.spikes, q.post)
+    s_pre = _span(circuit, _delayed(circuit, state.neurons, q.delay), q, "pre")
+    s_post = _span(circuit, state.neurons.spikes, q, "post")
     w, x_pre, y_post, dt = ps.weights, ps.x_pre, ps.y_post, circuit.dt
     if path == "event":
         ids, raw, count = lists[q.pre]
@@ -283,11 +309,14 @@ def synaptic_input(
             g = ps.g * math.exp(-circuit.dt / q.tau_syn) + current
             ps = ps.replace(g=g)
             post = circuit.population(q.post)
-            v = _population(circuit, state.neurons.v, q.post)
+            v = _span(circuit, state.neurons.v, q, "post")
             current = g * (q.e_rev - v) * (circuit.dt / post.neuron.tau_m)
         elif circuit.population(q.pre).sign == "I":
             current = -current
         projections[q.name] = ps
+        (a, b), (pa, pb) = circuit.span(q, "post"), circuit.bounds(q.post)
+        if (a, b) != (pa, pb):  # a region of the post population: zero elsewhere
+            current = jnp.pad(current, (a - pa, pb - b))
         per_post[q.post] = current if q.post not in per_post else per_post[q.post] + current
     if not per_post:
         return None, status, projections, lags
@@ -344,6 +373,8 @@ def _step(
     v, spikes, adapt, refrac, mode = neurons.neuron_update(
         circuit, ns.v, ns.theta, ns.adapt, ns.refrac, ns.mode, current, fence=fence
     )
+    if ns.lesion is not None:  # silenced neurons integrate but never fire
+        spikes = spikes & (ns.lesion == 0)
     theta = homeostasis.threshold_step(circuit, ns.theta, spikes)
     v, spikes, adapt, refrac, mode, theta = jax.lax.optimization_barrier(
         (v, spikes, adapt, refrac, mode, theta)
@@ -369,7 +400,14 @@ def _step(
         history = (history << jnp.uint32(1)) | ns.spikes.astype(jnp.uint32)
     new_state = state.replace(
         neurons=NeuronState(
-            v=v, theta=theta, adapt=adapt, refrac=refrac, mode=mode, spikes=spikes_u8, history=history
+            v=v,
+            theta=theta,
+            adapt=adapt,
+            refrac=refrac,
+            mode=mode,
+            spikes=spikes_u8,
+            history=history,
+            lesion=ns.lesion,
         ),
         projections=projections,
         homeostasis=HomeostasisState(ctrl=ctrl, rate=rate),
@@ -399,6 +437,10 @@ def readout_counts(circuit: Circuit, spikes: jax.Array) -> jax.Array:
     """(output_channels,) int32 spikes per readout group (readouts in order)."""
     parts = []
     for r in circuit.readouts:
+        if r.region:  # patches on the sheet: gather the listed neurons
+            cells = jnp.asarray(circuit.port_neurons(r), jnp.int32)
+            parts.append(spikes[cells].sum(axis=1, dtype=jnp.int32))
+            continue
         start = circuit.offset(r.population) + r.start
         block = spikes[start : start + r.groups * r.group].reshape(r.groups, r.group)
         parts.append(block.sum(axis=1, dtype=jnp.int32))

@@ -291,6 +291,15 @@ def restore(path: str, *, device: jax.Device | None = None) -> Restored:
     if v1 and config.preset != "seed":
         raise DamagedCheckpoint(f"a {FORMAT_V1} record of a non-seed preset")
     target = (_v1_target if v1 else _target)(config, device or jax.devices()[0])
+    like_wiring, like_state = abstract_brain(config)
+    lesioned = isinstance(saved, dict) and "state.neurons.lesion" in saved
+    if lesioned:  # a brain with silenced neurons (`brain.lesion`) keeps them
+        n = like_state.neurons.v.shape[0]
+        like_state = like_state.replace(
+            neurons=like_state.neurons.replace(lesion=jax.ShapeDtypeStruct((n,), np.uint8))
+        )
+        sharding = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])
+        target["state"]["neurons"]["lesion"] = jax.ShapeDtypeStruct((n,), np.uint8, sharding=sharding)
     for name, t in _flat(target).items():
         info = saved.get(name) if isinstance(saved, dict) else None
         if not info or list(info.get("shape", ())) != list(t.shape) or info.get("dtype") != str(t.dtype):
@@ -305,7 +314,6 @@ def restore(path: str, *, device: jax.Device | None = None) -> Restored:
             raise DamagedCheckpoint(f"checksum mismatch in {name}")
     if v1:
         tree = _from_v1(tree)
-    like_wiring, like_state = abstract_brain(config)
     state = _untree(like_state, tree["state"])
     if int(state.step) != step:
         raise DamagedCheckpoint(f"its state is at step {int(state.step)}, not {step}")

@@ -28,6 +28,8 @@ import json
 import math
 from typing import Any
 
+import numpy as np
+
 SIGNS = ("E", "I")
 RULES = ("random", "bernoulli", "radius", "one_to_one", "groups")
 SYNAPSES = ("delta", "exp")
@@ -101,15 +103,49 @@ class Neuron:
 @dataclasses.dataclass(frozen=True)
 class Placement:
     """Where a population lies: a 1-D ring of its own (kind "ring"), or a
-    rectangle [row, row + height) x [col, col + width) of the circuit's 2-D
-    sheet (kind "rect"; neuron (r, c) of the rectangle is the population's
-    neuron r * width + c). Neighbour excitation and radius wiring use it."""
+    grid of `height` x `width` cells on the circuit's 2-D sheet (kind
+    "rect"; the population's neuron r * width + c is grid cell (r, c)).
+
+    Grid row r sits on sheet row `sheet_row(r)`, grid column c on sheet
+    column col + c. Dense (every = 1, take = (0,)): the grid is the sheet
+    rectangle [row, row + height) x [col, col + width). Interleaved: of each
+    block of `every` sheet rows the population takes the rows `take`, so two
+    populations can share one stretch of sheet, e.g. E on rows 0-3 and I on
+    row 4 of every 5 (an 80/20 sheet): grid row r is sheet row
+    row + (r // len(take)) * every + take[r % len(take)]. Neighbour
+    excitation, radius wiring, regions and sheet plots use it."""
 
     kind: str = "ring"
     row: int = 0
     col: int = 0
     height: int = 0
     width: int = 0
+    every: int = 1
+    take: tuple[int, ...] = (0,)
+
+    @property
+    def sheet_height(self) -> int:
+        """Sheet rows the grid spans: height / len(take) blocks of `every`."""
+        return self.height // len(self.take) * self.every
+
+    def sheet_row(self, r: Any) -> Any:
+        """Sheet row of grid row r (int or NumPy integer array)."""
+        t = len(self.take)
+        r = np.asarray(r)
+        return self.row + (r // t) * self.every + np.asarray(self.take)[r % t]
+
+    def grid_rows(self, top: int, bottom: int) -> tuple[int, int]:
+        """[first, last) grid rows whose sheet rows lie in [top, bottom)."""
+        rows = np.nonzero(
+            (self.sheet_row(np.arange(self.height)) >= top)
+            & (self.sheet_row(np.arange(self.height)) < bottom)
+        )[0]
+        return (int(rows[0]), int(rows[-1]) + 1) if rows.size else (0, 0)
+
+    def cells(self) -> tuple[np.ndarray, np.ndarray]:
+        """(sheet row, sheet column) of every neuron, (height*width,) int64 each."""
+        i = np.arange(self.height * self.width)
+        return self.sheet_row(i // self.width), self.col + i % self.width
 
 
 @dataclasses.dataclass(frozen=True)
@@ -153,25 +189,67 @@ class Population:
                 f"size={self.size}: make height*width equal the size",
             )
             _need(p.height >= 3 and p.width >= 3, f"{where}: both sides of its rectangle must be >= 3")
+            t = p.take
             _need(
-                p.row >= 0 and p.row + p.height <= h and p.col >= 0 and p.col + p.width <= w,
+                _positive_int(p.every) and len(t) >= 1 and list(t) == sorted(set(t))
+                and t[0] >= 0 and t[-1] < p.every and p.height % len(t) == 0,
+                f"{where}: its placement takes rows {t} of every {p.every}: use distinct sorted rows in "
+                f"[0, every) and a height that is a multiple of {len(t)}",
+            )  # fmt: skip
+            _need(
+                p.row >= 0 and p.row + p.sheet_height <= h and p.col >= 0 and p.col + p.width <= w,
                 f"{where}: its rectangle leaves the {h}x{w} sheet",
             )
         _need(self.neighbour_weight >= 0, f"{where}: neighbour_weight must be >= 0 (--neighbour_weight)")
 
 
 @dataclasses.dataclass(frozen=True)
+class Region:
+    """A named rectangle of the sheet, [row, row + height) x [col, col +
+    width): what `jbrain inspect` lists and plots outline, and what
+    projections (pre_region, post_region) and ports (region) select. A
+    population's neurons inside a region must be one contiguous range of
+    its grid rows, so regions that projections use span the population's
+    full width (bands of rows)."""
+
+    name: str
+    row: int
+    col: int
+    height: int
+    width: int
+
+    def contains(self, rows: np.ndarray, cols: np.ndarray) -> np.ndarray:
+        return (
+            (rows >= self.row)
+            & (rows < self.row + self.height)
+            & (cols >= self.col)
+            & (cols < self.col + self.width)
+        )
+
+
+@dataclasses.dataclass(frozen=True)
 class STDP:
-    """Pair-based STDP with all-to-all traces (plasticity.py):
-    post fires: w += a_plus x_pre; pre fires: w -= a_minus y_post; clip to
-    [0, w_max] (the projection's). tau_pre, tau_post in ms. scaling: each
-    post that fired has its in-row rescaled to K w_max / 2 in total."""
+    """Pair-based STDP with all-to-all traces (plasticity.py), rule
+    "hebbian": post fires: w += a_plus x_pre; pre fires: w -= a_minus
+    y_post; clip to [0, w_max] (the projection's). tau_pre, tau_post in ms.
+    scaling: each post that fired has its in-row rescaled to K w_max / 2 in
+    total.
+
+    rule "vogels" (inhibitory plasticity, Vogels et al. 2011, for I -> E):
+    post fires: w += eta x_pre; pre fires: w += eta (y_post - alpha), with
+    eta = a_plus and alpha = 2 r0 / (1 - exp(-dt/tau_post)) for the target
+    rate r0 = `target` (spikes per step; the trace's mean at rate r0 is
+    r0 / (1 - exp(-dt/tau)), so the mean drift vanishes at r_post = r0): a
+    post firing above r0 strengthens its inhibition, below r0 weakens it
+    (tau_pre must equal tau_post; a_minus is unused)."""
 
     tau_pre: float = 20.0
     tau_post: float = 20.0
     a_plus: float = 0.0005
     a_minus: float = 0.000525
     scaling: bool = False
+    rule: str = "hebbian"
+    target: float = 0.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,6 +267,10 @@ class Projection:
     padded to the static width fan_in with zero-weight slots (rows drawn
     wider are cut; `bernoulli_width` makes that a 1e-9 event); no
     plasticity, gather and bcoo paths).
+    pre_region / post_region: only the pre (post) population's neurons
+    inside that region take part ("" : all of it). profile (rule "radius"):
+    "uniform" over the disc of `radius` cells, or "gaussian" offsets with a
+    standard deviation of `radius` cells per axis.
     Weights ~ U[w_lo, w_hi) at birth (w_lo = w_hi: constant), bounded by
     [0, w_max]; synapse "delta" (a current) or "exp" (a conductance with
     time constant tau_syn ms and reversal potential e_rev); delay >= 1 steps;
@@ -211,12 +293,18 @@ class Projection:
     e_rev: float = 0.0
     delay: int = 1
     plasticity: STDP | None = None
+    pre_region: str = ""
+    post_region: str = ""
+    profile: str = "uniform"
 
 
 @dataclasses.dataclass(frozen=True)
 class InputPort:
     """A stimulus entry: `channels` channels, channel c drives neurons
-    [start + c*group, start + (c+1)*group) of `population` with gain*stim[c]."""
+    [start + c*group, start + (c+1)*group) of `population` with gain*stim[c];
+    with a `region`, channel c drives the first `group` of the population's
+    neurons in patch c of the region (`patches`: a grid of equal patches,
+    row-major), so each channel has its own place on the sheet."""
 
     name: str
     population: str
@@ -224,18 +312,38 @@ class InputPort:
     group: int
     start: int = 0
     gain: float = 0.5
+    region: str = ""
 
 
 @dataclasses.dataclass(frozen=True)
 class Readout:
     """Groups a decoder reads: group g is neurons [start + g*group,
-    start + (g+1)*group) of `population`; metrics count their spikes."""
+    start + (g+1)*group) of `population`, or with a `region` the first
+    `group` of its neurons in patch g of the region; metrics count their
+    spikes."""
 
     name: str
     population: str
     groups: int
     group: int
     start: int = 0
+    region: str = ""
+
+
+def patches(region: Region, count: int, placement: Placement) -> list[np.ndarray]:
+    """The region cut into a grid of at least `count` equal patches (about
+    square; row-major), and for the first `count` of them the indices of the
+    population's neurons inside (ascending), from its placement."""
+    pc = max(1, min(region.width, round(math.sqrt(count * region.width / region.height))))
+    pr = -(-count // pc)
+    ph, pw = max(1, region.height // pr), max(1, region.width // pc)
+    rows, cols = placement.cells()
+    out = []
+    for c in range(count):
+        r0, c0 = region.row + (c // pc) * ph, region.col + (c % pc) * pw
+        inside = (rows >= r0) & (rows < r0 + ph) & (cols >= c0) & (cols < c0 + pw)
+        out.append(np.nonzero(inside)[0])
+    return out
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,9 +372,20 @@ class Circuit:
     controller: Controller = Controller()
     sheet: tuple[int, int] | None = None
     name: str = "custom"
+    regions: tuple[Region, ...] = ()
 
     def __post_init__(self) -> None:
         _need(len(self.populations) > 0, "a circuit needs at least one population")
+        rnames = [r.name for r in self.regions]
+        _need(len(set(rnames)) == len(rnames), f"region names repeat: {rnames}")
+        for r in self.regions:
+            _need(self.sheet is not None, f"region {r.name!r} needs the circuit's sheet (--sheet=HxW)")
+            h, w = self.sheet
+            _need(
+                r.name.isidentifier() and r.height > 0 and r.width > 0 and r.row >= 0 and r.col >= 0
+                and r.row + r.height <= h and r.col + r.width <= w,
+                f"region {r.name!r}: name an identifier and keep its rectangle on the {h}x{w} sheet",
+            )  # fmt: skip
         _need(self.dt > 0, f"dt={self.dt} must be > 0 ms (--dt)")
         names = [p.name for p in self.populations]
         _need(len(set(names)) == len(names), f"population names repeat: {names}")
@@ -284,6 +403,17 @@ class Circuit:
             count = port.channels if kind == "input" else port.groups
             _need(_positive_int(count) and _positive_int(port.group), f"{where}: sizes must be positive")
             size = self.population(port.population).size
+            if port.region:
+                region = self._region(port.region, where)
+                placement = self.population(port.population).placement
+                _need(placement.kind == "rect", f"{where}: a region port needs a population on the sheet")
+                small = min(len(x) for x in patches(region, count, placement))
+                _need(
+                    port.group <= small,
+                    f"{where}: group={port.group} exceeds the {small} neurons of its smallest patch of "
+                    f"region {port.region!r}: use group <= {small}, fewer channels or a larger region",
+                )
+                continue
             _need(
                 port.start >= 0 and port.start + count * port.group <= size,
                 f"{where}: {count} groups of {port.group} from {port.start} do not fit population "
@@ -295,12 +425,35 @@ class Circuit:
             f"controller target_rate={c.target_rate} must lie strictly between 0 and 1",
         )
 
+    def _region(self, name: str, where: str) -> Region:
+        for r in self.regions:
+            if r.name == name:
+                return r
+        raise ValueError(f"{where}: no region named {name!r} (regions: {[r.name for r in self.regions]})")
+
     def _check_projection(self, proj: Projection) -> None:
         where = f"projection {proj.name!r}"
         names = [p.name for p in self.populations]
         for end in ("pre", "post"):
             _need(getattr(proj, end) in names, f"{where}: no population named {getattr(proj, end)!r}")
-        pre, post = self.population(proj.pre), self.population(proj.post)
+        for end in ("pre", "post"):
+            region = getattr(proj, f"{end}_region")
+            if not region:
+                continue
+            r = self._region(region, where)
+            pl = self.population(getattr(proj, end)).placement
+            _need(
+                pl.kind == "rect" and r.col <= pl.col and pl.col + pl.width <= r.col + r.width,
+                f"{where}: {end}_region {region!r} must span the full width of population "
+                f"{getattr(proj, end)!r} on the sheet (a band of rows)",
+            )
+            lo, hi = pl.grid_rows(r.row, r.row + r.height)
+            _need(hi > lo, f"{where}: population {getattr(proj, end)!r} has no neurons in region {region!r}")
+        pre, post = self._part(proj, "pre"), self._part(proj, "post")
+        _need(
+            proj.profile in ("uniform", "gaussian"),
+            f"{where}: profile={proj.profile!r}: use uniform or gaussian",
+        )
         _need(proj.rule in RULES, f"{where}: rule={proj.rule!r} must be one of {', '.join(RULES)}")
         _need(_positive_int(proj.fan_in), f"{where}: fan_in={proj.fan_in!r} must be a positive integer")
         if proj.rule == "random":
@@ -340,7 +493,7 @@ class Circuit:
                 pre.placement.kind == "rect" and post.placement.kind == "rect",
                 f"{where}: rule 'radius' needs both populations placed on the sheet ('rect')",
             )
-            cells = math.pi * proj.radius**2
+            cells = math.pi * proj.radius**2 * (4.0 if proj.profile == "gaussian" else 1.0)
             _need(
                 proj.radius >= 1 and proj.fan_in <= cells,
                 f"{where}: radius={proj.radius} holds about {int(cells)} cells, fewer than "
@@ -378,6 +531,13 @@ class Circuit:
                 f"{where}: STDP time constants must be > 0 ms (--tau_stdp)",
             )
             _need(s.a_plus >= 0 and s.a_minus >= 0, f"{where}: a_plus and a_minus must be >= 0")
+            _need(s.rule in ("hebbian", "vogels"), f"{where}: STDP rule={s.rule!r}: use hebbian or vogels")
+            if s.rule == "vogels":
+                _need(
+                    s.tau_pre == s.tau_post and not s.scaling and 0.0 < s.target < 1.0,
+                    f"{where}: the vogels rule needs tau_pre == tau_post, no synaptic scaling and a "
+                    "target rate in (0, 1) spikes per step",
+                )
 
     # ---- lookups and derived sizes (static Python ints) ----
     @property
@@ -402,6 +562,37 @@ class Circuit:
     def bounds(self, name: str) -> tuple[int, int]:
         start = self.offset(name)
         return start, start + self.population(name).size
+
+    def span(self, proj: Projection, end: str) -> tuple[int, int]:
+        """[a, b) on the shared axis of projection `proj`'s pre or post
+        neurons (`end`): its population, cut to its region if it names one."""
+        name, region = getattr(proj, end), getattr(proj, f"{end}_region")
+        a, b = self.bounds(name)
+        if not region:
+            return a, b
+        r = self._region(region, f"projection {proj.name!r}")
+        pl = self.population(name).placement
+        lo, hi = pl.grid_rows(r.row, r.row + r.height)
+        return a + lo * pl.width, a + hi * pl.width
+
+    def _part(self, proj: Projection, end: str) -> Population:
+        """The population at `end` of `proj`, its size cut to the span."""
+        a, b = self.span(proj, end)
+        return dataclasses.replace(self.population(getattr(proj, end)), size=b - a)
+
+    def region_of(self, name: str) -> Region:
+        return self._region(name, "circuit")
+
+    def port_neurons(self, port: InputPort | Readout) -> np.ndarray:
+        """(count, group) int64 neurons on the shared axis of an input port's
+        channels or a readout's groups."""
+        count = port.channels if isinstance(port, InputPort) else port.groups
+        first = self.offset(port.population)
+        if not port.region:
+            return first + port.start + np.arange(count * port.group).reshape(count, port.group)
+        pl = self.population(port.population).placement
+        cells = patches(self.region_of(port.region), count, pl)
+        return first + np.stack([c[: port.group] for c in cells])
 
     @property
     def input_channels(self) -> int:
@@ -428,9 +619,10 @@ class Circuit:
             return Neuron(**{**x, "v_init": tuple(x["v_init"])})
 
         def population(x):
-            return Population(
-                **{**x, "neuron": neuron(x["neuron"]), "placement": Placement(**x["placement"])}
-            )
+            pl = dict(x["placement"])
+            if "take" in pl:
+                pl["take"] = tuple(pl["take"])
+            return Population(**{**x, "neuron": neuron(x["neuron"]), "placement": Placement(**pl)})
 
         def projection(x):
             stdp = x.get("plasticity")
@@ -445,11 +637,23 @@ class Circuit:
             controller=Controller(**d["controller"]),
             sheet=None if d["sheet"] is None else tuple(d["sheet"]),
             name=d.get("name", "custom"),
+            regions=tuple(Region(**r) for r in d.get("regions", ())),
         )
 
     def describe(self) -> list[str]:
         """One line per population, projection and port (`jbrain inspect`)."""
-        lines = [f"circuit {self.name}: {self.n} neurons, dt {self.dt} ms"]
+        sheet = f", sheet {self.sheet[0]}x{self.sheet[1]}" if self.sheet else ""
+        lines = [f"circuit {self.name}: {self.n} neurons, dt {self.dt} ms{sheet}"]
+        for r in self.regions:
+            sizes = []
+            for p in self.populations:
+                if p.placement.kind == "rect":
+                    rows, cols = p.placement.cells()
+                    sizes.append(f"{int(r.contains(rows, cols).sum())} {p.name}")
+            lines.append(
+                f"  region {r.name}: rows [{r.row}, {r.row + r.height}) x cols [{r.col}, "
+                f"{r.col + r.width}), {r.height * r.width} cells ({', '.join(sizes)})"
+            )
         for p in self.populations:
             a, b = self.bounds(p.name)
             where = p.placement.kind
@@ -462,15 +666,20 @@ class Circuit:
                 f"target rate {p.target_rate}"
             )
         for q in self.projections:
-            stdp = ", STDP" if q.plasticity else ""
+            stdp = f", STDP ({q.plasticity.rule})" if q.plasticity else ""
+            pre = q.pre + (f"[{q.pre_region}]" if q.pre_region else "")
+            post = q.post + (f"[{q.post_region}]" if q.post_region else "")
+            rule = q.rule + (f" r={q.radius:g} {q.profile}" if q.rule == "radius" else "")
             lines.append(
-                f"  projection {q.name}: {q.pre} -> {q.post}, {q.rule} fan-in {q.fan_in}, {q.synapse}, "
+                f"  projection {q.name}: {pre} -> {post}, {rule} fan-in {q.fan_in}, {q.synapse}, "
                 f"delay {q.delay}{stdp}"
             )
         for i in self.inputs:
-            lines.append(f"  input {i.name}: {i.channels} channels x {i.group} neurons of {i.population}")
+            at = f", patches of region {i.region}" if i.region else ""
+            lines.append(f"  input {i.name}: {i.channels} channels x {i.group} neurons of {i.population}{at}")
         for r in self.readouts:
-            lines.append(f"  readout {r.name}: {r.groups} groups x {r.group} neurons of {r.population}")
+            at = f", patches of region {r.region}" if r.region else ""
+            lines.append(f"  readout {r.name}: {r.groups} groups x {r.group} neurons of {r.population}{at}")
         return lines
 
 

@@ -30,7 +30,9 @@ from jbrain.circuit import (
     Population,
     Projection,
     Readout,
+    Region,
     bernoulli_width,
+    patches,
 )
 
 
@@ -113,6 +115,10 @@ class BrainConfig:
     e_inh: float = -80.0
     delay: int = 1
     neighbour_weight: float = 0.08
+    # cortex: local wiring on the sheet and long-range projections between regions
+    radius: float = 12.0
+    profile: str = "uniform"
+    long_fan_in: int = 4
     # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
@@ -120,6 +126,9 @@ class BrainConfig:
     a_plus: float = 0.0005
     a_minus: float = 0.000525
     synaptic_scaling: bool = False
+    inh_plasticity: bool = False
+    inh_eta: float = 0.0005
+    inh_tau: float = 20.0
     # input / output
     input_channels: int = 256
     output_channels: int = 64
@@ -160,7 +169,28 @@ class BrainConfig:
                 f"make H*W equal --n_neurons (or pass --n_neurons={h * w})",
             )
             need(h >= 3 and w >= 3, f"--sheet={h}x{w}: both sides must be >= 3")
-            need(self.preset == "seed", f"--sheet is a seed-preset option, not --preset={self.preset}")
+            need(
+                self.preset in ("seed", "cortex"),
+                f"--sheet is an option of --preset=seed or cortex, not --preset={self.preset}",
+            )
+        if self.preset == "cortex":
+            need(self.sheet is not None, "--preset=cortex needs --sheet=HxW (and --n_neurons=H*W)")
+            every = round(1.0 / self.inh_fraction)
+            need(
+                abs(every * self.inh_fraction - 1.0) < 1e-6 and every >= 2,
+                f"--inh_fraction={self.inh_fraction}: the cortex puts one row in `every` on the "
+                "inhibitory grid, so use 1/every, e.g. 0.2 (one row in 5) or 0.25",
+            )
+            need(
+                self.sheet[0] % (5 * every) == 0,
+                f"--sheet={self.sheet[0]}x{self.sheet[1]}: the cortex needs H to be a multiple of "
+                f"{5 * every} (five bands of whole {every}-row blocks)",
+            )
+            need(
+                self.long_fan_in >= 0 and self.radius >= 1,
+                f"--long_fan_in={self.long_fan_in} must be >= 0 and --radius={self.radius} >= 1",
+            )
+        need(self.profile in ("uniform", "gaussian"), f"--profile={self.profile!r}: use uniform or gaussian")
         need(
             0.0 < self.target_rate < 1.0,
             f"--target_rate={self.target_rate} must lie strictly between 0 and 1 "
@@ -349,8 +379,87 @@ def coba(c: BrainConfig) -> Circuit:
     return Circuit((e, i), projections, (), (), c.dt, _controller(c), None, "coba")
 
 
-PRESETS: dict[str, Callable[[BrainConfig], Circuit]] = {"seed": seed, "ei": ei, "coba": coba}
+def cortex(c: BrainConfig) -> Circuit:
+    """A cortical sheet of H x W positions (--sheet), 1 - inh_fraction
+    excitatory: population E holds the rows 0 .. every-2 and population I
+    the last row of every block of every = 1/inh_fraction sheet rows.
+
+    Regions are bands of rows: `input` (the top fifth; a patch of E neurons
+    per input channel), `association` (the middle three fifths) and
+    `output` (the bottom fifth; a patch per readout group). Local wiring:
+    EE, EI, IE, II with each neuron's fan_in split between E and I in
+    proportion, drawn within --radius cells (--profile uniform or
+    gaussian). Long range: input -> association and association -> output
+    E -> E, --long_fan_in random synapses per post (none when 0). STDP
+    (--plasticity) on the E -> E projections; inhibitory plasticity toward
+    the target rate on IE (--inh_plasticity, Vogels et al. 2011).
+    """
+    h, w = c.sheet
+    every = round(1.0 / c.inh_fraction)
+    band = h // 5
+    regions = (
+        Region("input", 0, 0, band, w),
+        Region("association", band, 0, 3 * band, w),
+        Region("output", 4 * band, 0, band, w),
+    )
+    rows_e, rows_i = h // every * (every - 1), h // every
+    e = Population(
+        "E", rows_e * w, "E", _neuron(c), c.target_rate,
+        Placement("rect", 0, 0, rows_e, w, every, tuple(range(every - 1))), "", c.neighbour_weight,
+    )  # fmt: skip
+    i = Population(
+        "I", rows_i * w, "I", _neuron(c), c.target_rate,
+        Placement("rect", 0, 0, rows_i, w, every, (every - 1,)), "", 0.0,
+    )  # fmt: skip
+    k_i = max(1, round(c.fan_in * c.inh_fraction))
+    k_e = c.fan_in - k_i
+    local = {"rule": "radius", "radius": c.radius, "profile": c.profile, "delay": c.delay}
+    istdp = None
+    if c.inh_plasticity:
+        istdp = STDP(c.inh_tau, c.inh_tau, c.inh_eta, 0.0, False, "vogels", c.target_rate)
+    exc, inh = {**_weights(c, "E"), **_synapse(c, "E")}, {**_weights(c, "I"), **_synapse(c, "I")}
+    projections = [
+        Projection("EE", "E", "E", fan_in=k_e, plasticity=_stdp(c), **local, **exc),
+        Projection("EI", "E", "I", fan_in=k_e, **local, **exc),
+        Projection("IE", "I", "E", fan_in=k_i, plasticity=istdp, **local, **inh),
+        Projection("II", "I", "I", fan_in=k_i, **local, **inh),
+    ]
+    if c.long_fan_in:
+        for name, src, dst in (("input_association", "input", "association"),
+                               ("association_output", "association", "output")):  # fmt: skip
+            projections.append(
+                Projection(
+                    name,
+                    "E",
+                    "E",
+                    "random",
+                    c.long_fan_in,
+                    plasticity=_stdp(c),
+                    delay=c.delay,
+                    pre_region=src,
+                    post_region=dst,
+                    **exc,
+                )  # fmt: skip
+            )
+    g_in = min(len(x) for x in patches(regions[0], c.input_channels, e.placement))
+    g_out = min(len(x) for x in patches(regions[2], c.output_channels, e.placement))
+    need_cells = "use a larger --sheet or fewer --input_channels / --output_channels"
+    if g_in < 1 or g_out < 1:
+        raise ValueError(f"--sheet={h}x{w} leaves a port patch without excitatory neurons: {need_cells}")
+    inputs = (InputPort("text", "E", c.input_channels, g_in, 0, c.input_gain, "input"),)
+    readouts = (Readout("text", "E", c.output_channels, g_out, 0, "output"),)
+    return Circuit(
+        (e, i), tuple(projections), inputs, readouts, c.dt, _controller(c), c.sheet, "cortex", regions
+    )
+
+
+PRESETS: dict[str, Callable[[BrainConfig], Circuit]] = {
+    "seed": seed, "ei": ei, "coba": coba, "cortex": cortex
+}  # fmt: skip
 
 # Fields that change the shapes or layout of a brain's arrays: a restored
 # checkpoint cannot take a different value (Session.open says so).
-SHAPE_FIELDS = ("preset", "n_neurons", "fan_in", "sheet", "inh_fraction", "connectivity", "synapse", "delay")
+SHAPE_FIELDS = (
+    "preset", "n_neurons", "fan_in", "sheet", "inh_fraction", "connectivity", "synapse", "delay",
+    "long_fan_in", "input_channels", "output_channels",
+)  # fmt: skip

@@ -98,7 +98,9 @@ def event_capable(circuit: Circuit, index: int) -> bool:
     (an out-table) and delay 1 (the step lists the last step's spikes)."""
     q = circuit.projections[index]
     same = circuit.population(q.pre).size == circuit.population(q.post).size
-    return q.rule == "random" and same and q.delay == 1
+    whole = not q.pre_region and not q.post_region
+    hebbian = q.plasticity is None or q.plasticity.rule == "hebbian"
+    return q.rule == "random" and same and whole and hebbian and q.delay == 1
 
 
 def resolve(

@@ -16,6 +16,10 @@ firing at rates r_pre, r_post the drift is (a_plus - a_minus) * tau * r_pre *
 r_post per step, so a_plus > a_minus is Hebbian for co-active neurons and
 a_plus < a_minus (the default) is stable, depressing unless pre leads post.
 
+Inhibitory plasticity (rule "vogels", Vogels et al. 2011): the same
+traces with ltd = eta (alpha - y_post) (`circuit.STDP`), so a pre spike
+strengthens the synapse when the post fired more than its target lately.
+
 Synaptic scaling (optional): each neuron that fired has its incoming row
 rescaled so that sum_k w_ik = K * w_max / 2 (the expected total at birth),
 which keeps learning a redistribution, not a runaway.
@@ -54,7 +58,12 @@ def trace_step(
     barriers before fusion), so `w + a*x` is never contracted into an FMA
     inside a weight update: every path and fusion rounds the same way."""
     r = q.plasticity
-    ltp, ltd = fence(jax.lax.optimization_barrier((r.a_plus * x_pre, r.a_minus * y_post)))
+    if r.rule == "vogels":  # pre fires: w += eta (y_post - alpha), i.e. w -= eta (alpha - y_post)
+        alpha = 2.0 * r.target / (1.0 - math.exp(-dt / r.tau_post))
+        ltd = r.a_plus * (alpha - y_post)
+    else:
+        ltd = r.a_minus * y_post
+    ltp, ltd = fence(jax.lax.optimization_barrier((r.a_plus * x_pre, ltd)))
     x_pre = x_pre * math.exp(-dt / r.tau_pre) + s_pre.astype(jnp.float32)
     y_post = y_post * math.exp(-dt / r.tau_post) + s_post.astype(jnp.float32)
     return ltp, ltd, x_pre, y_post

@@ -64,7 +64,9 @@ class NeuronState:
     spike-frequency trace a <- a exp(-dt/tau_adapt) + s; refrac: uint8
     refractory steps left; mode: uint8 INTEGRATING / REFRACTORY / ADAPTED;
     spikes: uint8 spikes of the last step; history: uint32 spikes of the 32
-    steps before it (bit b: b + 2 steps ago), or None when every delay is 1.
+    steps before it (bit b: b + 2 steps ago), or None when every delay is 1;
+    lesion: uint8, 1 where a neuron is silenced (it integrates but never
+    fires; `jbrain stress` and `brain.lesion` set it), or None (none is).
     """
 
     v: jax.Array
@@ -74,6 +76,7 @@ class NeuronState:
     mode: jax.Array
     spikes: jax.Array
     history: jax.Array | None = None
+    lesion: jax.Array | None = None
 
 
 @chex.dataclass(frozen=True)

@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
 
-from jbrain.circuit import WEIGHT_FRAC_BITS, Circuit, Population
+from jbrain.circuit import WEIGHT_FRAC_BITS, Circuit, Population, Projection
 from jbrain.state import STATUS_SPIKE_OVERFLOW, ProjectionWiring
 
 _SCALE = float(2**WEIGHT_FRAC_BITS)
@@ -48,7 +48,7 @@ def init_projection(circuit: Circuit, index: int, key: jax.Array) -> tuple[Proje
     """Wiring and weights of projection `index`: (ProjectionWiring,
     weights (N_post*K,) f32 ~ w_lo + U[0, 1) (w_hi - w_lo), post-major)."""
     q = circuit.projections[index]
-    n_pre, n_post = circuit.population(q.pre).size, circuit.population(q.post).size
+    n_pre, n_post = span_size(circuit, q, "pre"), span_size(circuit, q, "post")
     k = q.fan_in
     k_perm, k_w = jax.random.split(key)
     out_post = None
@@ -91,25 +91,60 @@ def _bernoulli_table(
     return jnp.where(valid, pre, 0), valid
 
 
-def _radius_table(circuit: Circuit, q, key: jax.Array) -> jax.Array:
-    """(N_post, K) pre indices drawn uniformly from the disk of radius
-    `q.radius` cells around each post's place on the sheet (offsets rounded
-    to cells, wrapped on the pre rectangle as on a torus; no self-synapse)."""
-    pre_p, post_p = circuit.population(q.pre).placement, circuit.population(q.post).placement
-    n_post, k = post_p.height * post_p.width, q.fan_in
-    i = jnp.arange(n_post, dtype=jnp.int32)
-    row = post_p.row + i // post_p.width
-    col = post_p.col + i % post_p.width
+def span_size(circuit: Circuit, q: Projection, end: str) -> int:
+    """Neurons at the pre or post `end` of projection q (`Circuit.span`)."""
+    a, b = circuit.span(q, end)
+    return b - a
+
+
+def _radius_table(circuit: Circuit, q: Projection, key: jax.Array) -> jax.Array:
+    """(N_post, K) pre indices (within the pre span) drawn around each post's
+    place on the sheet: offsets (dr, dc) uniform over the disc of radius
+    `q.radius` cells (profile "uniform") or N(0, radius^2) per axis
+    ("gaussian"), rounded to cells; the point is snapped to the nearest
+    grid row of the pre population (`Placement.take`), wrapped on the pre
+    span as on a torus. A post never draws itself (it steps a column away)."""
+    pre_pop, post_pop = circuit.population(q.pre), circuit.population(q.post)
+    pre_p, post_p = pre_pop.placement, post_pop.placement
+    (a_pre, b_pre), (a_post, b_post) = circuit.span(q, "pre"), circuit.span(q, "post")
+    first_post = (a_post - circuit.offset(q.post)) // post_p.width
+    first_pre = (a_pre - circuit.offset(q.pre)) // pre_p.width
+    rows_pre = (b_pre - a_pre) // pre_p.width
+    n_post, k = b_post - a_post, q.fan_in
+    i = np.arange(n_post)
+    row = jnp.asarray(post_p.sheet_row(first_post + i // post_p.width), jnp.int32)
+    col = jnp.asarray(post_p.col + i % post_p.width, jnp.int32)
     k_a, k_r = jax.random.split(key)
-    angle = jax.random.uniform(k_a, (n_post, k), jnp.float32) * (2 * np.pi)
-    rho = q.radius * jnp.sqrt(jax.random.uniform(k_r, (n_post, k), jnp.float32))
-    dr = jnp.round(rho * jnp.sin(angle)).astype(jnp.int32)
-    dc = jnp.round(rho * jnp.cos(angle)).astype(jnp.int32)
+    if q.profile == "gaussian":
+        dr = jnp.round(q.radius * jax.random.normal(k_a, (n_post, k), jnp.float32))
+        dc = jnp.round(q.radius * jax.random.normal(k_r, (n_post, k), jnp.float32))
+    else:
+        angle = jax.random.uniform(k_a, (n_post, k), jnp.float32) * (2 * np.pi)
+        rho = q.radius * jnp.sqrt(jax.random.uniform(k_r, (n_post, k), jnp.float32))
+        dr, dc = jnp.round(rho * jnp.sin(angle)), jnp.round(rho * jnp.cos(angle))
+    dr, dc = dr.astype(jnp.int32), dc.astype(jnp.int32)
     if q.pre == q.post:  # the cell itself: step one cell away instead
         dc = jnp.where((dr == 0) & (dc == 0), 1, dc)
-    r = (row[:, None] + dr - pre_p.row) % pre_p.height
-    c = (col[:, None] + dc - pre_p.col) % pre_p.width
-    return (r * pre_p.width + c).astype(jnp.int32)
+    # sheet row -> nearest pre grid row: per offset o in a block of `every`
+    # rows, the nearest taken row (this block, the one before or after)
+    t, every = len(pre_p.take), pre_p.every
+    best = []
+    for o in range(every):
+        cands = [(abs(o - (x + d * every)), d, j) for d in (-1, 0, 1) for j, x in enumerate(pre_p.take)]
+        _, d, j = min(cands)
+        best.append((d, j))
+    d_tab = jnp.asarray([b[0] for b in best], jnp.int32)
+    j_tab = jnp.asarray([b[1] for b in best], jnp.int32)
+    rel = row[:, None] + dr - pre_p.row
+    block, o = jnp.floor_divide(rel, every), jnp.mod(rel, every)
+    grid_row = (block + d_tab[o]) * t + j_tab[o]
+    r = jnp.mod(grid_row - first_pre, rows_pre)
+    c = jnp.mod(col[:, None] + dc - pre_p.col, pre_p.width)
+    pre = r * pre_p.width + c
+    if q.pre == q.post and a_pre == a_post:  # snapped onto itself: the next column
+        own = jnp.asarray(i, jnp.int32)[:, None]
+        pre = jnp.where(pre == own, r * pre_p.width + jnp.mod(c + 1, pre_p.width), pre)
+    return pre.astype(jnp.int32)
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))

@@ -424,7 +424,9 @@ def test_a_different_shape_is_one_error_naming_the_fields_and_nothing_changes(te
     assert tree_snapshot(workdir) == before
 
 
-_ALTERNATIVES = {"preset": "ei", "sheet": (40, 50), "connectivity": "bernoulli", "v_init": "normal"}
+_ALTERNATIVES = {
+    "preset": "ei", "sheet": (40, 50), "connectivity": "bernoulli", "v_init": "normal", "profile": "gaussian"
+}  # fmt: skip
 
 
 def _other_value(name: str, value):
