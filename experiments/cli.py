@@ -12,6 +12,8 @@ COMMANDS = {
     "plot": "experiments.plot",
     "bench": "experiments.bench",
     "inspect": "experiments.inspect",
+    "stress": "experiments.stress",
+    "eval": "experiments.eval",
 }
 USAGE = "usage: jbrain {" + ",".join(COMMANDS) + "} [--flags]   (jbrain COMMAND --help for flags)"
 

@@ -16,28 +16,13 @@ import sys
 
 import numpy as np
 
-from jbrain.config import BrainConfig
+from experiments.flagfiles import config_from_flagfile
 from jbrain.plan import resolve
 from jbrain.session import Session
 
 
-def flags(path: str) -> dict:
-    """A flagfile as BrainConfig keywords (the coba preset's)."""
-    out = {}
-    with open(path) as f:
-        lines = f.read().splitlines()
-    for line in lines:
-        line = line.strip()
-        if not line.startswith("--"):
-            continue
-        key, _, value = line[2:].partition("=")
-        kind = type(getattr(BrainConfig, key))
-        out[key] = value.lower() in ("", "true", "1") if kind is bool else kind(value)
-    return out
-
-
 def jbrain_rates(seed: int, steps: int) -> tuple[float, float]:
-    config = BrainConfig(**flags("experiments/configs/coba.flags"))
+    config = config_from_flagfile("coba")
     session = Session.new(config, seed=seed, plan=resolve(config.circuit()))
     counts = session.run(steps)["pop_counts"].sum(axis=0)
     seconds = steps * config.dt / 1000.0

@@ -88,22 +88,6 @@ def tiny_brain():
 def preset_config(name: str, **changes) -> BrainConfig:
     """The BrainConfig that `--flagfile=experiments/configs/NAME.flags` sets
     (every other field at its default), with `changes` applied."""
-    from jbrain.config import parse_sheet
+    from experiments.flagfiles import config_from_flagfile
 
-    fields = BrainConfig.__dataclass_fields__
-    values = {}
-    with open(os.path.join(ROOT, "experiments", "configs", f"{name}.flags"), encoding="utf-8") as f:
-        for line in f:
-            line = line.strip()
-            if not line or line.startswith("#"):
-                continue
-            key, eq, text = line.removeprefix("--").partition("=")
-            assert key in fields, f"{name}.flags sets --{key}, not a BrainConfig field"
-            default = getattr(BrainConfig, key)
-            if key == "sheet":
-                values[key] = parse_sheet(text)
-            elif isinstance(default, bool):
-                values[key] = not eq or text.lower() in ("true", "1")
-            else:
-                values[key] = type(default)(text)
-    return BrainConfig(**{**values, **changes})
+    return config_from_flagfile(name, **changes)

@@ -46,7 +46,7 @@ def test_presets_build_valid_hashable_circuits():
     }
     assert hash(seed) == hash(small().circuit()) and seed == small().circuit()
     assert hash(seed) != hash(ei)
-    assert set(PRESETS) == {"seed", "ei", "coba"}
+    assert set(PRESETS) == {"seed", "ei", "coba", "cortex"}
 
 
 def test_a_circuit_survives_json():
@@ -113,11 +113,11 @@ def test_bad_circuits_are_one_line_errors_naming_the_field(make, message):
 @pytest.mark.parametrize(
     "fields, message",
     [
-        ({"preset": "cortex"}, "--preset='cortex' is unknown: use one of seed, ei, coba"),
+        ({"preset": "brainstem"}, "--preset='brainstem' is unknown: use one of seed, ei, coba, cortex"),
         ({"n_neurons": 0}, "--n_neurons must be a positive integer (got 0)"),
         ({"fan_in": 3000}, "--fan_in=3000 must be smaller than --n_neurons=2000"),
         ({"sheet": (40, 40)}, "--sheet=40x40 has 1600 cells but --n_neurons=2000"),
-        ({"preset": "ei", "sheet": (40, 50)}, "--sheet is a seed-preset option, not --preset=ei"),
+        ({"preset": "ei", "sheet": (40, 50)}, "--sheet is an option of --preset=seed or cortex, not --preset=ei"),
         ({"target_rate": 0.0}, "--target_rate=0.0 must lie strictly between 0 and 1"),
         ({"connectivity": "bernoulli"}, "--connectivity=bernoulli applies to --preset=ei or coba"),
         ({"synapse": "alpha"}, "--synapse='alpha': use delta or exp"),

@@ -1,0 +1,92 @@
+"""jbrain eval TASK: evaluations of what a brain learns, each with its
+untrained and ablated baselines beside the trained figure (EVALS.md).
+
+Tasks:
+  selectivity   eight words, --presentations times each in random order with
+                plasticity on; the fraction of association-region neurons
+                that prefer one word (a permutation test, with a
+                shuffled-label control), before training, after it, and
+                with the learned weights put back (jbrain/evals/selectivity.py).
+
+    jbrain eval selectivity --flagfile=experiments/configs/cortex_small.flags --out=sel.json
+
+Writes the JSON record to --out (if given) and prints a table. Model flags
+and flagfiles work as in `jbrain run`; plasticity is switched on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+from absl import flags
+
+from experiments import common
+
+FLAGS = flags.FLAGS
+common.define_brain_flags()
+flags.DEFINE_string("out", "", "Write the JSON record here.")
+flags.DEFINE_integer("presentations", 200, "Training presentations of each word.")
+flags.DEFINE_integer("test_reps", 10, "Test presentations of each word, before and after training.")
+flags.DEFINE_integer("eval_steps", 100, "Steps per presentation (the word over the first half).")
+flags.DEFINE_integer("warmup", 2000, "Steps the newborn brain lives before the evaluation.")
+
+TASKS = ("selectivity",)
+USAGE = f"usage: jbrain eval {{{','.join(TASKS)}}} [--flags]   (jbrain eval TASK --help for flags)"
+
+
+def table(record: dict) -> str:
+    lines = [
+        f"selectivity on {record['preset']} ({record['n_neurons']} neurons, "
+        f"{record['association_neurons']} association cells, {record['device']}):",
+        "| brain | selective fraction | shuffled-label control | mean response (spikes) |",
+        "|---|---|---|---|",
+    ]
+    for r in record["rows"]:
+        lines.append(
+            f"| {r['name']} | {r['selective_fraction']:.3f} | {r['shuffled_control']:.3f} | "
+            f"{r['mean_response']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> None:
+    del argv
+    from jbrain.evals import selectivity  # jax: only when running
+
+    folder = os.path.dirname(os.path.abspath(FLAGS.out)) if FLAGS.out else ""
+    if FLAGS.out and not os.path.isdir(folder):
+        raise ValueError(f"--out={FLAGS.out!r}: its folder {folder} does not exist: create it")
+    config = common.brain_config_from_flags().replace(plasticity=True)
+    record = selectivity.evaluate(
+        config.circuit(),
+        seed=FLAGS.seed,
+        warmup=FLAGS.warmup,
+        presentations=FLAGS.presentations,
+        test_reps=FLAGS.test_reps,
+        steps=FLAGS.eval_steps,
+        plan_options=common.plan_options(),
+        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
+    )
+    record["config"] = config.to_dict()
+    if FLAGS.out:
+        with open(FLAGS.out + ".tmp", "w", encoding="utf-8") as f:
+            json.dump(record, f, indent=1)
+        os.replace(FLAGS.out + ".tmp", FLAGS.out)  # never a half-written record
+    print(table(record))
+
+
+def launch(argv: list[str]) -> None:
+    if len(argv) < 2 or argv[1] in ("-h", "--help", "help"):
+        print(__doc__.strip() if len(argv) >= 2 else USAGE)
+        sys.exit(0 if len(argv) >= 2 else 2)
+    task = argv[1]
+    if task not in TASKS:
+        print(f"jbrain eval: error: unknown task {task!r}; {USAGE}", file=sys.stderr)
+        sys.exit(2)
+    common.run_app(f"eval {task}", main, [argv[0], *argv[2:]])
+
+
+if __name__ == "__main__":
+    launch(sys.argv)

@@ -1,0 +1,222 @@
+"""The cortex preset: a sheet shared by E and I grids, regions, local and
+long-range wiring, ports on patches, inhibitory plasticity, lesions, and a
+small sheet that holds its rate without the global controller."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import leaves, preset_config, tiny
+
+from jbrain import brain, checkpoint, plasticity
+from jbrain.circuit import STDP, Placement, Projection
+from jbrain.config import BrainConfig
+from jbrain.plan import resolve
+from jbrain.session import Session
+
+# 50 x 40 = 2,000 positions: 1,600 E, 400 I; regions of 10 / 30 / 10 rows
+# (too small for the chat's 256 input channels: 16 channels, 8 readout groups)
+SMALL = {"sheet": (50, 40), "n_neurons": 2000, "radius": 5.0, "input_channels": 16, "output_channels": 8}
+
+
+def cortex(**kw) -> BrainConfig:
+    return preset_config("cortex_small", **{**SMALL, **kw})
+
+
+@pytest.fixture(scope="module")
+def circuit():
+    return cortex().circuit()
+
+
+def _place(circuit, name):
+    """(sheet row, sheet col) of every neuron of population `name`."""
+    return circuit.population(name).placement.cells()
+
+
+def test_e_and_i_tile_the_sheet_one_neuron_per_position(circuit):
+    h, w = circuit.sheet
+    seen = np.zeros((h, w), np.int64)
+    for p in circuit.populations:
+        rows, cols = _place(circuit, p.name)
+        np.add.at(seen, (rows, cols), 1)
+    assert (seen == 1).all()
+    rows_i, _ = _place(circuit, "I")
+    assert set(np.unique(rows_i % 5)) == {4}  # one row in five is inhibitory
+    assert circuit.population("I").size / circuit.n == pytest.approx(0.2)
+
+
+def test_regions_are_bands_and_projections_between_them_use_their_neurons(circuit):
+    assert [(r.name, r.row, r.height) for r in circuit.regions] == [
+        ("input", 0, 10), ("association", 10, 30), ("output", 40, 10)
+    ]  # fmt: skip
+    q = next(q for q in circuit.projections if q.name == "input_association")
+    rows, _ = _place(circuit, "E")
+    a, b = circuit.span(q, "pre")
+    assert (rows[a:b] < 10).all() and rows[:a].size == 0 and (rows[b:] >= 10).all()
+    a, b = circuit.span(q, "post")
+    assert ((rows[a:b] >= 10) & (rows[a:b] < 40)).all()
+    assert b - a == 30 * 40 * 4 // 5
+
+
+def test_local_wiring_lies_within_the_radius_on_the_torus(circuit):
+    wiring, _ = brain.init_brain(circuit, seed=3)
+    h, w = circuit.sheet
+    for q in circuit.projections:
+        if q.rule != "radius":
+            continue
+        pre = np.asarray(wiring.projections[q.name].pre)
+        pr, pc = _place(circuit, q.pre)
+        qr, qc = _place(circuit, q.post)
+        dr = np.abs(pr[pre] - qr[:, None])
+        dc = np.abs(pc[pre] - qc[:, None])
+        dr, dc = np.minimum(dr, h - dr), np.minimum(dc, w - dc)
+        # a uniform offset within the radius, then at most 2 rows to the pre's nearest grid row
+        assert (np.sqrt(dc**2 + np.maximum(dr - 2, 0) ** 2) <= q.radius + 1).all(), q.name
+        if q.pre == q.post:
+            assert not (pre == np.arange(pre.shape[0])[:, None]).any(), f"{q.name} has self-synapses"
+
+
+def test_gaussian_profile_draws_closer_partners_more_often():
+    c = cortex(profile="gaussian", radius=3.0).circuit()
+    wiring, _ = brain.init_brain(c, seed=0)
+    pre = np.asarray(wiring.projections["EE"].pre)
+    pc = _place(c, "E")[1]
+    dc = np.abs(pc[pre] - pc[:, None])
+    dc = np.minimum(dc, c.sheet[1] - dc)
+    assert np.mean(dc <= 3) > 0.6 and (dc > 6).any()  # sd 3 columns: most within one sd-ish, tails exist
+
+
+def test_ports_are_patches_of_their_regions(circuit):
+    cells_in = circuit.port_neurons(circuit.inputs[0])
+    cells_out = circuit.port_neurons(circuit.readouts[0])
+    assert cells_in.shape == (16, circuit.inputs[0].group)
+    assert cells_out.shape == (8, circuit.readouts[0].group)
+    rows, cols = _place(circuit, "E")
+    for cells, lo, hi in ((cells_in, 0, 10), (cells_out, 40, 50)):
+        r, c = rows[cells], cols[cells]
+        assert ((r >= lo) & (r < hi)).all()
+        assert len(np.unique(cells)) == cells.size  # patches do not overlap
+        # each patch is compact: its neurons lie within a few cells of each other
+        assert (np.ptp(c, axis=1) < 10).all() and (np.ptp(r, axis=1) < 10).all()
+
+
+def test_a_stimulus_drives_exactly_its_patch(circuit):
+    stim = jnp.zeros((circuit.input_channels,), jnp.float32).at[5].set(1.0)
+    current = np.asarray(brain.external_input(circuit, stim))
+    port = circuit.inputs[0]
+    expected = np.zeros(circuit.n, np.float32)
+    expected[circuit.port_neurons(port)[5]] = port.gain
+    np.testing.assert_array_equal(current, expected)
+
+
+def test_vogels_rule_moves_inhibition_toward_the_target_rate():
+    """A post above its target strengthens its inhibitory synapses, a post
+    below it weakens them (the mean drift of the rule)."""
+    rule = STDP(20.0, 20.0, 0.01, 0.0, False, "vogels", 0.05)
+    q = Projection("IE", "I", "E", plasticity=rule, w_hi=0.1, w_max=1.0)
+    rng = np.random.Generator(np.random.PCG64(0))
+    n, k = 200, 4
+    pre = jnp.asarray(rng.integers(0, n, (n, k)), jnp.int32)
+    from jbrain.state import ProjectionWiring
+
+    wiring = ProjectionWiring(pre=pre, out_post=None)
+    for post_rate, direction in ((0.2, 1), (0.01, -1)):
+        w = jnp.full((n * k,), 0.5, jnp.float32)
+        x, y = jnp.zeros(n), jnp.zeros(n)
+        for _ in range(600):
+            s_pre = jnp.asarray(rng.random(n) < 0.05, jnp.uint8)
+            s_post = jnp.asarray(rng.random(n) < post_rate, jnp.uint8)
+            w, x, y = plasticity.dense_step(q, 1.0, wiring, w, x, y, s_pre, s_post)
+        change = float(jnp.mean(w)) - 0.5
+        assert change * direction > 0.02, (post_rate, change)
+
+
+def test_vogels_needs_a_target_and_equal_time_constants():
+    with pytest.raises(ValueError, match="vogels rule needs tau_pre == tau_post"):
+        dataclasses.replace(
+            cortex().circuit(),
+            projections=(
+                Projection("IE", "I", "E", plasticity=STDP(20.0, 10.0, rule="vogels", target=0.05)),
+            ),
+        )
+    with pytest.raises(ValueError, match="STDP rule='oja': use hebbian or vogels"):
+        dataclasses.replace(
+            cortex().circuit(), projections=(Projection("IE", "I", "E", plasticity=STDP(rule="oja")),)
+        )
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"sheet": None, "n_neurons": 2000}, "--preset=cortex needs --sheet=HxW"),
+        ({"inh_fraction": 0.3}, "--inh_fraction=0.3: the cortex puts one row in `every`"),
+        ({"sheet": (40, 50)}, "the cortex needs H to be a multiple of 25"),
+        ({"profile": "square"}, "--profile='square': use uniform or gaussian"),
+    ],
+)
+def test_bad_cortex_flags_are_one_line_errors(fields, message):
+    with pytest.raises(ValueError, match=message.replace("(", r"\(").replace("*", r"\*")) as e:
+        cortex(**fields).circuit()
+    assert "\n" not in str(e.value)
+
+
+def test_bad_placements_and_regions_name_the_fix():
+    with pytest.raises(ValueError, match="takes rows \\(3, 1\\) of every 5: use distinct sorted rows"):
+        c = cortex().circuit()
+        e = c.populations[0]
+        bad = dataclasses.replace(e, placement=Placement("rect", 0, 0, 40, 40, 5, (3, 1)))
+        dataclasses.replace(c, populations=(bad, c.populations[1]))
+    c = cortex().circuit()
+    q = dataclasses.replace(c.projections[-1], post_region="nowhere")
+    with pytest.raises(ValueError, match="no region named 'nowhere'"):
+        dataclasses.replace(c, projections=(*c.projections[:-1], q))
+
+
+def test_lesioned_neurons_never_fire_and_survive_a_checkpoint(tmp_path):
+    config = cortex()
+    session = Session.open(config, seed=1, workdir=str(tmp_path), keep=2)
+    circuit = session.circuit
+    mask = np.zeros(circuit.n, bool)
+    mask[::3] = True
+    session.state = brain.lesion(circuit, session.state, mask)
+    session.run(300)
+    assert not np.asarray(session.state.neurons.spikes)[mask].any()
+    assert np.asarray(session.state.neurons.spikes)[~mask].any()
+    back = checkpoint.restore(session.save(wait=True))
+    np.testing.assert_array_equal(np.asarray(back.state.neurons.lesion), mask.astype(np.uint8))
+    assert leaves(back.state).keys() == leaves(session.state).keys()
+    with pytest.raises(ValueError, match=r"lesion: the mask has shape \(5,\), not \(2000,\)"):
+        brain.lesion(circuit, session.state, np.zeros(5, bool))
+
+
+def test_a_small_cortex_holds_each_population_near_its_target_without_the_controller():
+    config = cortex()
+    assert not config.controller and config.inh_plasticity
+    session = Session.new(config, seed=0, plan=resolve(config.circuit()))
+    session.run(4000)
+    counts = session.run(1000)["pop_counts"].mean(axis=0)
+    sizes = np.array([p.size for p in session.circuit.populations])
+    rates = counts / sizes
+    assert np.all(np.abs(rates - config.target_rate) < 0.2 * config.target_rate), rates
+    # the inhibitory weights moved (the rule acted) and stayed magnitudes
+    w = np.asarray(session.state.projections["IE"].weights)
+    born = np.asarray(brain.init_brain(session.circuit, seed=0)[1].projections["IE"].weights)
+    assert (w >= 0).all() and not np.array_equal(w, born)
+
+
+def test_every_cortex_path_runs_the_same_numbers():
+    """gather (auto on the radius rule) and the bcoo reference agree on the
+    cortex's spikes over a short run (fixed-point sums: bit for bit)."""
+    config = cortex(plasticity=True)
+    runs = {}
+    for path in ("gather", "bcoo"):
+        circuit, plan, wiring, state = tiny(config, seed=2, propagation=path)
+        state, m = brain.burst(circuit, plan, wiring, state, None, length=60)
+        runs[path] = np.asarray(m.spikes)
+    # bcoo sums in float: the same spikes over a short run, not guaranteed bit-identical weights
+    np.testing.assert_array_equal(runs["gather"], runs["bcoo"])
+    assert jax.tree.structure(state) is not None
