@@ -9,6 +9,8 @@ as subprocesses: `cupy` (scripts/cupy_seed.py, the seed's own CuPy loop; only
 where cupy is importable) and `brainpy` (the BrainPy 2.9 peer script named by
 --brainpy_script, its wheels on --brainpy_path). --alive_steps > 0 adds the
 "alive, not exploding" check on the default brain at --alive_neurons.
+--record_sheet times each (N, path) again with the whole brain's spikes
+recorded (the plan's record_sheet; rows PATH+sheet, their overhead in a table).
 
 Writes JSON (--out; default $OUT/bench.json if OUT is set, else
 WORKDIR/bench.json) after every row, and prints markdown tables last
@@ -57,6 +59,9 @@ flags.DEFINE_integer("brainpy_T", 500, "BrainPy: steps per timed chunk.")
 flags.DEFINE_integer("brainpy_warmup", 500, "BrainPy: untimed steps first.")
 flags.DEFINE_integer("brainpy_reps", 3, "BrainPy: timed chunks.")
 flags.DEFINE_float("brainpy_budget_s", 300.0, "BrainPy: total seconds for all its subprocesses.")
+flags.DEFINE_boolean(
+    "record_sheet", False, "Also time each row with --record_sheet's recording on (rows PATH+sheet)."
+)
 flags.DEFINE_integer("alive_steps", 0, "0: skip; else steps of the alive check after its warm-up.")
 flags.DEFINE_integer("alive_neurons", 200_000, "N of the alive check (default brain otherwise).")
 flags.DEFINE_integer("alive_warmup", 1000, "Warm-up steps of the alive check.")
@@ -188,40 +193,53 @@ def main(argv: list[str]) -> None:
         print(benchkit.format_alive(result["alive"]), flush=True)
     for n in sizes:
         for path in paths:
-            if path == "bcoo" and n > FLAGS.bcoo_max_neurons:
-                row = benchkit.skipped_row(
-                    "jbrain", path, n, f"N > --bcoo_max_neurons={FLAGS.bcoo_max_neurons:,}"
-                )
-            else:
-                try:
-                    row = benchkit.time_brain(
-                        n,
-                        path,
-                        fan_in=FLAGS.fan_in,
-                        steps=FLAGS.steps,
-                        reps=FLAGS.reps,
-                        warmup=FLAGS.warmup,
-                        seed=FLAGS.seed,
-                        row_budget_s=FLAGS.row_budget_s,
-                        idle_threshold=FLAGS.wait_idle,
+            for sheet in (False, True) if FLAGS.record_sheet else (False,):
+                row = _row(n, path, sheet)
+                result["rows"].append(row)
+                save()
+                label = path + ("+sheet" if sheet else "")
+                if "us_per_step_best" in row:
+                    over = benchkit.sheet_overhead(result["rows"], row)
+                    print(
+                        f"  jbrain {label:6s} N={n:>10,}: {row['us_per_step_best']:10.1f} us/step best, "
+                        f"{row['us_per_step_median']:10.1f} median; rate {row['rate_mean']:.4f}; "
+                        f"start to first burst {row['start_to_first_s']:.2f} s; status {row['status']}"
+                        + ("" if over is None else f"; {100 * over:+.1f}% vs {path}"),
+                        flush=True,
                     )
-                except Exception as e:  # noqa: BLE001 (an OOM at one size must not lose the others)
-                    row = dict(impl="jbrain", path=path, N=n, error=f"{type(e).__name__}: {str(e)[:500]}")
-            result["rows"].append(row)
-            save()
-            if "us_per_step_best" in row:
-                print(
-                    f"  jbrain {path:6s} N={n:>10,}: {row['us_per_step_best']:10.1f} us/step best, "
-                    f"{row['us_per_step_median']:10.1f} median; rate {row['rate_mean']:.4f}; "
-                    f"start to first burst {row['start_to_first_s']:.2f} s; status {row['status']}",
-                    flush=True,
-                )
-            else:
-                print(f"  jbrain {path:6s} N={n:>10,}: {row.get('skipped') or row.get('error')}", flush=True)
+                else:
+                    print(
+                        f"  jbrain {label:6s} N={n:>10,}: {row.get('skipped') or row.get('error')}",
+                        flush=True,
+                    )
 
     save()
     print(f"\nwrote {out}\n")
     print(benchkit.format_report(result), flush=True)
+
+
+def _row(n: int, path: str, sheet: bool) -> dict:
+    """One timed row (or a skipped / failed one) of the jbrain step."""
+    extra = {"record_sheet": True} if sheet else {}
+    if path == "bcoo" and n > FLAGS.bcoo_max_neurons:
+        return benchkit.skipped_row(
+            "jbrain", path, n, f"N > --bcoo_max_neurons={FLAGS.bcoo_max_neurons:,}", **extra
+        )
+    try:
+        return benchkit.time_brain(
+            n,
+            path,
+            fan_in=FLAGS.fan_in,
+            steps=FLAGS.steps,
+            reps=FLAGS.reps,
+            warmup=FLAGS.warmup,
+            seed=FLAGS.seed,
+            row_budget_s=FLAGS.row_budget_s,
+            idle_threshold=FLAGS.wait_idle,
+            record_sheet=sheet,
+        )
+    except Exception as e:  # noqa: BLE001 (an OOM at one size must not lose the others)
+        return dict(impl="jbrain", path=path, N=n, error=f"{type(e).__name__}: {str(e)[:500]}", **extra)
 
 
 def launch(argv: list[str]) -> None:

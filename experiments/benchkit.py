@@ -20,6 +20,11 @@ Rates and status bits are read back outside the timed region.
 
 Paths: `event` and `gather` are the jbrain step with that propagation; `bcoo`
 is the same step with plain `jax.experimental.sparse` `BCOO @ s` propagation.
+A row with record_sheet (`jbrain bench --record_sheet`, path shown as
+`PATH+sheet`) times the same step with the plan's `record_sheet` on: every
+step also packs all N spikes into ceil(N/32) words of the burst's packed
+output, what `--record_sheet` costs a run (`sheet_overhead`: its best over
+the plain row's best, minus 1).
 
 Peers run as subprocesses (their own CUDA context, so JAX's preallocated pool
 does not starve them); run them before the first JAX device call:
@@ -38,6 +43,7 @@ rates; `alive_check` runs a brain and applies it.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import gc
 import itertools
 import json
@@ -277,15 +283,19 @@ def time_brain(
     seed: int = 0,
     row_budget_s: float = 60.0,
     idle_threshold: float = 0.0,
+    record_sheet: bool = False,
 ) -> dict[str, Any]:
     """Time the jbrain step at N = n_neurons on one propagation path (see the
     module docstring). Returns one JSON-ready row. A burst longer than
     row_budget_s / 2 ends the warm-up, and fewer reps run when they would
     take longer than row_budget_s. idle_threshold > 0 (shared CPU machines):
-    before each timed burst, wait until the CPUs are that idle."""
+    before each timed burst, wait until the CPUs are that idle.
+    record_sheet: with the plan's `record_sheet` on (the row says so)."""
     if path not in PATHS:
         raise ValueError(f"unknown path {path!r}: use one of {', '.join(PATHS)}")
     b = bench_engine.StepBrain(n_neurons, path=path, fan_in=fan_in, seed=seed)
+    if record_sheet:  # the plan's field is the whole switch (jbrain/plan.py)
+        b.plan = dataclasses.replace(b.plan, record_sheet=True)
     forget_compiled()
     init = time_calls(b.init)
     rates: list[np.ndarray] = []
@@ -324,6 +334,8 @@ def time_brain(
         status_names=b.status_names(status),
         loadavg=loadavg(),
     )
+    if record_sheet:
+        row["record_sheet"] = True
     if idles:
         row["cpu_idle_before_reps"] = idles
     if run["n"] < reps:
@@ -335,6 +347,22 @@ def time_brain(
 
 def skipped_row(impl: str, path: str, n: int, why: str, **extra: Any) -> dict[str, Any]:
     return dict(impl=impl, path=path, N=n, skipped=why, **extra)
+
+
+def sheet_overhead(rows: Sequence[dict[str, Any]], row: dict[str, Any]) -> float | None:
+    """A record_sheet row's best us/step over the plain row's of the same
+    (impl, N, path), minus 1 (0.05: 5% slower); None without both."""
+    if not row.get("record_sheet") or "us_per_step_best" not in row:
+        return None
+    for r in rows:
+        same = (r["impl"], r["N"], r.get("path")) == (row["impl"], row["N"], row.get("path"))
+        if same and not r.get("record_sheet") and "us_per_step_best" in r:
+            return row["us_per_step_best"] / r["us_per_step_best"] - 1.0
+    return None
+
+
+def _path_label(r: dict[str, Any]) -> str:
+    return r.get("path", "") + ("+sheet" if r.get("record_sheet") else "")
 
 
 # ----------------------------------------------------------------------------
@@ -611,18 +639,18 @@ def format_table(result: dict[str, Any]) -> str:
     for r in rows:
         if "skipped" in r or "error" in r:
             why = r.get("skipped") or r.get("error")
-            lines.append(f"| {r['impl']} | {r.get('path', '')} | {r['N']:,} | - | - | | | | {why} |")
+            lines.append(f"| {r['impl']} | {_path_label(r)} | {r['N']:,} | - | - | | | | {why} |")
             continue
         st = r.get("status")
         st = "" if st is None else ("ok" if st == 0 else ",".join(r.get("status_names", [])) or str(st))
         lines.append(
-            f"| {r['impl']} | {r.get('path', '')} | {r['N']:,} | {r['us_per_step_best']:.1f} | "
+            f"| {r['impl']} | {_path_label(r)} | {r['N']:,} | {r['us_per_step_best']:.1f} | "
             f"{r['us_per_step_median']:.1f} | {_f(r.get('init_s'), '.2f')} | "
             f"{_f(r.get('start_to_first_s'), '.2f')} | {_f(r.get('rate_mean'), '.4f')} | {st} |"
         )
     targets = targets_for(dev.get("platform", "gpu"))
     sizes = sorted({r["N"] for r in rows})
-    ok = [r for r in rows if "us_per_step_best" in r]
+    ok = [r for r in rows if "us_per_step_best" in r and not r.get("record_sheet")]
     if any(r["impl"] == "jbrain" for r in ok):
         lines += [
             "",
@@ -654,6 +682,19 @@ def format_table(result: dict[str, Any]) -> str:
                 f"{_f(bpr and bpr['us_per_step_best'], '.1f')} | "
                 f"{_f(bpd and bpd['us_per_step_best'], '.1f')} | "
                 f"{_f(cp and cp['us_per_step_best'], '.1f')} | {ratio} |"
+            )
+    sheet = [(r, sheet_overhead(rows, r)) for r in rows if r.get("record_sheet") and "us_per_step_best" in r]
+    if sheet:
+        lines += [
+            "",
+            "| N | path | us/step best | with --record_sheet | overhead |",
+            "|---|---|---|---|---|",
+        ]
+        for r, over in sheet:
+            plain = "" if over is None else f"{r['us_per_step_best'] / (1.0 + over):.1f}"
+            lines.append(
+                f"| {r['N']:,} | {r['path']} | {plain} | {r['us_per_step_best']:.1f} | "
+                f"{'' if over is None else f'{100 * over:+.1f}%'} |"
             )
     return "\n".join(lines)
 

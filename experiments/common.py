@@ -69,6 +69,7 @@ _HELP = {
     "radius": "cortex: local wiring radius on the sheet (cells; the sd of a gaussian profile).",
     "profile": "cortex: local wiring profile, uniform over the disc or gaussian.",
     "long_fan_in": "cortex: long-range E synapses per neuron, input -> association -> output (0: none).",
+    "long_w_max": "cortex: upper bound of the long-range weights under STDP (born like the local ones).",
     "plasticity": "STDP on the excitatory recurrent synapses (on in chat).",
     "tau_pre": "STDP presynaptic trace time constant (ms).",
     "tau_post": "STDP postsynaptic trace time constant (ms).",
@@ -136,6 +137,11 @@ def define_plan_flags() -> None:
     )  # fmt: skip
     flags.DEFINE_integer("unroll", 0, "lax.scan unroll; 0 picks by device.")
     flags.DEFINE_integer("record_spikes", 0, "Record neurons [0, R) to WORKDIR/spikes.u8 (jbrain/raster.py).")
+    flags.DEFINE_integer(
+        "record_sheet", 0,
+        "Record the spikes of every neuron (1 bit each) for the next STEPS steps to WORKDIR/sheet.bits "
+        "(jbrain/sheet.py); `jbrain plot --sheet` draws them. 0: none.",
+    )  # fmt: skip
 
 
 def brain_config_from_flags(**overrides) -> BrainConfig:
@@ -150,7 +156,7 @@ def brain_config_from_flags(**overrides) -> BrainConfig:
 
 def plan_options() -> dict:
     """The plan flags as `plan.resolve` keyword arguments."""
-    names = ("propagation", "stdp", "backend", "spike_buffer", "unroll", "record_spikes")
+    names = ("propagation", "stdp", "backend", "spike_buffer", "unroll", "record_spikes", "record_sheet")
     return {name: FLAGS[name].value for name in names}
 
 

@@ -458,14 +458,41 @@ def population_sums(plan: Plan, rows: list[jax.Array]) -> jax.Array:
     return jnp.stack(rows).sum(axis=1)
 
 
+def sheet_words(spikes: jax.Array) -> jax.Array:
+    """(N,) uint8 0/1 spikes -> (ceil(N/32),) int32 words whose bits are
+    `synapses.pack_spikes(spikes)`'s (neuron i is bit i % 32 of word i // 32).
+
+    Elementwise only, no reduction: four spike bytes b0..b3 read as one
+    little-endian uint32 x = sum_j b_j 2^(8j) give x * 0x01020408 = sum_j,k
+    b_j 2^(8j + 24 - 7k) (mod 2^32), whose 16 partial products fall on
+    distinct bits (no carries), so bits 24..27 hold b0..b3:
+        nibble = ((x * 0x01020408) >> 24) & 15 = b0 + 2 b1 + 4 b2 + 8 b3,
+    and a word ORs eight nibbles, nibble m shifted by 4m. Runs every step
+    of a recorded burst: a reduction over the bits there fuses with the
+    neuron update inside the unrolled scan on GPUs, and the 32-lane uint32
+    shift-and-sum of `pack_spikes` is slow on XLA:CPU."""
+    n = spikes.shape[0]
+    words = -(-n // 32)
+    b = jnp.pad((spikes != 0).astype(jnp.uint8), (0, words * 32 - n)).reshape(words * 8, 4)
+    x = jax.lax.bitcast_convert_type(b, jnp.uint32)
+    nibbles = (((x * jnp.uint32(0x01020408)) >> 24) & jnp.uint32(15)).reshape(words, 8)
+    out = nibbles[:, 0]
+    for m in range(1, 8):
+        out = out | (nibbles[:, m] << (4 * m))
+    return jax.lax.bitcast_convert_type(out, jnp.int32)
+
+
 def _burst_packed(circuit, plan, wiring, state, stims, length):
     """`burst`'s scan, its per-step metrics left packed: (state, packed (T,
-    1 + output_channels + P' + 5) int32: spikes, out_counts, the P
-    populations' counts (only when P > 1), then rate, mean input, threshold
-    and voltage bit-cast, then the status bits after the step; raster (T,
-    record_spikes) uint8); see `unpack_metrics` and `packed_status`. Each
-    scan output costs a dynamic-update-slice kernel per step, so one array
-    instead of several; and the host reads one array, status included."""
+    1 + output_channels + P' + W + 5) int32: spikes, out_counts, the P
+    populations' counts (only when P > 1), the step's spikes of all N
+    neurons as W = ceil(N/32) bit-packed words (only when
+    `plan.record_sheet`, see `sheet_words`; else W = 0), then rate, mean
+    input, threshold and voltage bit-cast, then the status bits after the
+    step; raster (T, record_spikes) uint8); see `unpack_metrics`,
+    `unpack_sheet` and `packed_status`. Each scan output costs a
+    dynamic-update-slice kernel per step, so one array instead of several;
+    and the host reads one array, status included."""
     # The overflow bit describes this burst only (the host re-runs it).
     state = state.replace(status=state.status & ~jnp.uint32(STATUS_SPIKE_OVERFLOW))
     state, lags, release = _working_order(circuit, plan, wiring, state)
@@ -474,9 +501,11 @@ def _burst_packed(circuit, plan, wiring, state, stims, length):
     def body(carry, stim):
         carry, m, lags = _step(circuit, plan, wiring, carry[0], stim, carry[1])
         floats = jnp.stack([m.rate, m.mean_input, m.mean_threshold, m.mean_voltage])
+        sheet = [sheet_words(carry.neurons.spikes)] if plan.record_sheet else []
         packed = jnp.concatenate(
             [m.spikes[None], m.out_counts]
             + ([m.pop_counts] if many else [])
+            + sheet
             + [
                 jax.lax.bitcast_convert_type(floats, jnp.int32),
                 jax.lax.bitcast_convert_type(carry.status, jnp.int32)[None],
@@ -497,7 +526,8 @@ def unpack_metrics(circuit: Circuit, packed, raster, xp: Any = jnp) -> Metrics:
         else jax.lax.bitcast_convert_type(packed[:, -5:-1], jnp.float32)
     )
     c = circuit.output_channels
-    pops = packed[:, 1 + c : -5] if len(circuit.populations) > 1 else packed[:, :1]
+    p = len(circuit.populations)
+    pops = packed[:, 1 + c : 1 + c + p] if p > 1 else packed[:, :1]
     return Metrics(
         spikes=packed[:, 0],
         rate=floats[:, 0],
@@ -508,6 +538,35 @@ def unpack_metrics(circuit: Circuit, packed, raster, xp: Any = jnp) -> Metrics:
         pop_counts=pops,
         raster=raster,
     )
+
+
+def unpack_sheet(circuit: Circuit, packed, xp: Any = jnp) -> Any:
+    """(T, W) uint32 bit-packed spikes of all N neurons per step from
+    `_burst_packed`'s `packed` (neuron i is bit i % 32 of word i // 32, W =
+    ceil(N/32); `sheet_words`); W = 0 when the plan did not record the
+    sheet. xp=np on the host (a view, no copy)."""
+    words = packed[:, _sheet_start(circuit) : -5]
+    if xp is np:
+        return words.view(np.uint32)
+    return jax.lax.bitcast_convert_type(words, jnp.uint32)
+
+
+def _split_sheet(circuit: Circuit, packed: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(packed without the sheet's words, the words (T, W) uint32), on the
+    device: the host reads the small metrics at once and the words in the
+    background (jbrain/sheet.py), while the next burst runs."""
+    rest = jnp.concatenate([packed[:, : _sheet_start(circuit)], packed[:, -5:]], axis=1)
+    return rest, unpack_sheet(circuit, packed)
+
+
+split_sheet = jax.jit(_split_sheet, static_argnames=("circuit",))
+
+
+def _sheet_start(circuit: Circuit) -> int:
+    """The packed column of the sheet's first word: after the spike count,
+    the readout counts and (P > 1) the population counts."""
+    p = len(circuit.populations)
+    return 1 + circuit.output_channels + (p if p > 1 else 0)
 
 
 def packed_status(packed: np.ndarray) -> int:

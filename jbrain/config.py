@@ -119,6 +119,7 @@ class BrainConfig:
     radius: float = 12.0
     profile: str = "uniform"
     long_fan_in: int = 4
+    long_w_max: float = 0.05
     # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
@@ -187,8 +188,9 @@ class BrainConfig:
                 f"{5 * every} (five bands of whole {every}-row blocks)",
             )
             need(
-                self.long_fan_in >= 0 and self.radius >= 1,
-                f"--long_fan_in={self.long_fan_in} must be >= 0 and --radius={self.radius} >= 1",
+                self.long_fan_in >= 0 and self.radius >= 1 and self.long_w_max > 0,
+                f"--long_fan_in={self.long_fan_in} must be >= 0, --radius={self.radius} >= 1 and "
+                f"--long_w_max={self.long_w_max} > 0",
             )
         need(self.profile in ("uniform", "gaussian"), f"--profile={self.profile!r}: use uniform or gaussian")
         need(
@@ -390,7 +392,8 @@ def cortex(c: BrainConfig) -> Circuit:
     EE, EI, IE, II with each neuron's fan_in split between E and I in
     proportion, drawn within --radius cells (--profile uniform or
     gaussian). Long range: input -> association and association -> output
-    E -> E, --long_fan_in random synapses per post (none when 0). STDP
+    E -> E, --long_fan_in random synapses per post (none when 0), born like
+    the local E weights and bounded by --long_w_max when plastic. STDP
     (--plasticity) on the E -> E projections; inhibitory plasticity toward
     the target rate on IE (--inh_plasticity, Vogels et al. 2011).
     """
@@ -438,7 +441,7 @@ def cortex(c: BrainConfig) -> Circuit:
                     delay=c.delay,
                     pre_region=src,
                     post_region=dst,
-                    **exc,
+                    **{**exc, "w_max": max(c.long_w_max, exc["w_hi"])},
                 )  # fmt: skip
             )
     g_in = min(len(x) for x in patches(regions[0], c.input_channels, e.placement))

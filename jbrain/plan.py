@@ -45,7 +45,10 @@ class Plan:
     order (stdp None: not plastic); spike_buffer: list capacity as a
     fraction of each population; listed: per population, whether a step
     builds its spike list; unroll: scan unroll; record_spikes: the raster
-    records neurons [0, R); replay_rows: out-rows per program of the Pallas
+    records neurons [0, R); record_sheet: every step also emits all N
+    spikes bit-packed, ceil(N/32) uint32 words (`brain.unpack_sheet`; the
+    session turns it on for its --record_sheet budget, then off: one
+    recompile); replay_rows: out-rows per program of the Pallas
     deferred-STDP kernel.
     """
 
@@ -57,6 +60,7 @@ class Plan:
     listed: tuple[bool, ...]
     unroll: int
     record_spikes: int = 0
+    record_sheet: bool = False
     replay_rows: int = 16
 
     def capacity(self, size: int) -> int:
@@ -111,12 +115,15 @@ def resolve(
     spike_buffer: float = 0.1,
     unroll: int = 0,
     record_spikes: int = 0,
+    record_sheet: int = 0,
     backend: str = "auto",
     platform: str | None = None,
 ) -> Plan:
     """The plan for `circuit` on this process's default device (or
     `platform`). ValueError (one line, naming the flag) for a request the
-    circuit or device cannot honour.
+    circuit or device cannot honour. record_sheet: steps of whole-brain
+    spikes to record (`Session` counts them down; the plan only says
+    whether this burst emits them).
 
     auto picks what measured fastest (BENCHMARKS.md): the event path on
     GPUs and on CPUs (with the compiled kernels, or with plasticity), else
@@ -140,6 +147,11 @@ def resolve(
         raise ValueError(f"--unroll={unroll} must be >= 0 (0 picks by device)")
     if not 0 <= record_spikes <= circuit.n:
         raise ValueError(f"--record_spikes={record_spikes} must be between 0 and the {circuit.n} neurons")
+    if isinstance(record_sheet, bool) or not isinstance(record_sheet, int) or record_sheet < 0:
+        raise ValueError(
+            f"--record_sheet={record_sheet} must be >= 0: the steps whose spikes go to WORKDIR/sheet.bits "
+            "(0: none)"
+        )
     name = backends.pick(platform) if backend == "auto" else backend
     if not backends.REGISTRY[name].supports(platform):
         raise ValueError(f"--backend={name} does not run on this {platform}: use --backend=xla or auto")
@@ -183,4 +195,5 @@ def resolve(
         listed=tuple(listed),
         unroll=unroll or (1 if platform == "cpu" else 8),
         record_spikes=record_spikes,
+        record_sheet=record_sheet > 0,
     )

@@ -6,11 +6,14 @@ burst, checks the status bits (re-running a burst whose spike list
 overflowed with a grown plan) and appends to the debug log. Launchers (run,
 chat) build one with `Session.open`, which restores the workdir's latest
 checkpoint (jbrain/checkpoint.py); `save()`, the autosave
-(`checkpoint.Autosave`) and `close()` write new ones.
+(`checkpoint.Autosave`) and `close()` write new ones. Recordings: the first
+R neurons every step (`plan.record_spikes`, jbrain/raster.py) and, for a
+budget of steps, every neuron bit-packed (`record_sheet`, jbrain/sheet.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import threading
 from collections.abc import Collection
@@ -23,6 +26,7 @@ from jbrain import plan as plans
 from jbrain.config import SHAPE_FIELDS, BrainConfig
 from jbrain.logs import LOG_NAME, DebugLog
 from jbrain.raster import SpikeRecorder
+from jbrain.sheet import SheetRecorder
 from jbrain.state import STATUS_NONFINITE, STATUS_SPIKE_OVERFLOW, BrainState, Wiring
 
 
@@ -45,8 +49,12 @@ class Session:
         store: checkpoint.Checkpointer | None = None,
         save_every: int = 0,
         messages: int = 0,
+        record_sheet: int = 0,
     ):
-        """plan: how to run it (default: `plan.resolve` with every option auto)."""
+        """plan: how to run it (default: `plan.resolve` with every option auto).
+        record_sheet: steps whose spikes (all neurons) go to WORKDIR/sheet.bits
+        from the next one on (needs a workdir); the plan's `record_sheet` is
+        on while they last, then off (one more compile)."""
         self.config = config
         self.circuit = config.circuit()
         self.plan = plan or plans.resolve(self.circuit)
@@ -75,13 +83,24 @@ class Session:
         self.spikes = (
             SpikeRecorder.open(workdir, self.plan.record_spikes, start_step=self.step) if workdir else None
         )
+        # --record_sheet=STEPS: WORKDIR/sheet.bits + sheet.json (format in sheet.py)
+        self.sheet = (
+            SheetRecorder.open(workdir, self.circuit, record_sheet, start_step=self.step) if workdir else None
+        )
+        self.plan = dataclasses.replace(self.plan, record_sheet=self.sheet is not None)
 
     @classmethod
     def new(
-        cls, config: BrainConfig, *, seed: int, workdir: str | None = None, plan: plans.Plan | None = None
+        cls,
+        config: BrainConfig,
+        *,
+        seed: int,
+        workdir: str | None = None,
+        plan: plans.Plan | None = None,
+        record_sheet: int = 0,
     ) -> Session:
         wiring, state = brain.init_brain(config.circuit(), seed=seed)
-        return cls(config, wiring, state, plan=plan, workdir=workdir, seed=seed)
+        return cls(config, wiring, state, plan=plan, workdir=workdir, seed=seed, record_sheet=record_sheet)
 
     @classmethod
     def open(
@@ -109,7 +128,8 @@ class Session:
         save_every: autosave period in steps (0: only `save()` and `close()`);
         keep: checkpoints kept; device: where a restored brain goes (default
         device if None); plan_options: keyword arguments of `plan.resolve`
-        (propagation, stdp, backend, spike_buffer, unroll, record_spikes).
+        (propagation, stdp, backend, spike_buffer, unroll, record_spikes,
+        record_sheet: also the session's budget of recorded sheet steps).
         What happened is in `notes` and `warnings`.
         """
         checkpoint.Autosave(save_every, 0)  # validates --save_every before anything changes
@@ -166,9 +186,15 @@ class Session:
             store=store,
             save_every=save_every,
             messages=messages,
+            record_sheet=int((plan_options or {}).get("record_sheet", 0)),
         )
         if restored is not None:
             session.saved_step = restored.step
+        if session.sheet is not None:
+            notes.append(
+                f"recording the spikes of all {session.circuit.n} neurons for steps {session.step + 1}-"
+                f"{session.step + session.sheet.left} to {session.sheet.data_path}"
+            )
         session.notes += notes
         session.warnings += warnings
         return session
@@ -181,13 +207,19 @@ class Session:
         """
         with self.lock:
             first = self.step + 1
-            host, status = self._burst(length, stims)
+            host, status, words = self._burst(length, stims)
             self.step += length
             self.last_rate = float(host["rate"][-1])
             if self.log is not None:
                 self.log.append(first, host)
             if self.spikes is not None:
                 self.spikes.append(first, host["raster"])
+            if words is not None and not self.sheet.take(first, words):
+                # the budget is spent (its last rows are written in the background):
+                # back to the program without the recording
+                self.plan = dataclasses.replace(self.plan, record_sheet=False)
+            if self.sheet is not None and self.sheet.error is not None:
+                self._sheet_lost()
             self._check(int(status))
             if self.store is not None:
                 self._report(self.store.poll())
@@ -195,8 +227,9 @@ class Session:
                     self.save()
             return host
 
-    def _burst(self, length: int, stims: np.ndarray | None) -> tuple[dict, int]:
-        """One exact burst: (host metrics, status bits).
+    def _burst(self, length: int, stims: np.ndarray | None) -> tuple[dict, int, jax.Array | None]:
+        """One exact burst: (host metrics, status bits, the sheet's words
+        (T, W) uint32 on the device when the plan records them, else None).
 
         A spike list that overflowed (STATUS_SPIKE_OVERFLOW) left its steps
         incomplete, so the burst is run again from the state before it with a
@@ -211,6 +244,10 @@ class Session:
             state, packed, raster = run(
                 self.circuit, self.plan, self.wiring, self.state, stims, length=length
             )
+            words = None
+            if self.plan.record_sheet:  # the words go to the recorder's thread, not through this copy
+                packed, words = brain.split_sheet(self.circuit, packed)
+                words = _host_bound(words)
             # one device-to-host copy (status is packed in); an empty raster is made here
             packed = np.asarray(packed)
             raster = np.asarray(raster) if raster.size else np.zeros(raster.shape, raster.dtype)
@@ -226,11 +263,21 @@ class Session:
                         f"list holds ({old.capacity(worst.size)}): the burst was re-run exactly with "
                         f"--spike_buffer={self.plan.spike_buffer:.3g} (set it that high to avoid the re-run)"
                     )
-                return host, int(status)
+                return host, int(status), words
             pops = self.circuit.populations
             peak = {p.name: int(np.max(host["pop_counts"][:, i])) for i, p in enumerate(pops)}
             first = first or (self.plan, peak)
             self.plan = self.plan.grown(self.circuit, peak)
+
+    def _sheet_lost(self) -> None:
+        """A write of the sheet failed: a warning, and the brain runs on without the recording."""
+        rec, self.sheet = self.sheet, None
+        rec.close()
+        self.plan = dataclasses.replace(self.plan, record_sheet=False)
+        self.warnings.append(
+            f"{rec.data_path} stopped after {rec.steps} steps ({rec.error}); the brain keeps running: "
+            "free disk space or fix WORKDIR, then record again with --record_sheet"
+        )
 
     def _check(self, status: int) -> None:
         if status & STATUS_NONFINITE:
@@ -328,7 +375,22 @@ class Session:
                 self._log_lost(e)
         if self.spikes is not None:
             self.spikes.close()
+        if self.sheet is not None:
+            self.sheet.close()
+            if self.sheet.error is not None:
+                self._sheet_lost()
         return path
+
+
+def _host_bound(words: jax.Array) -> jax.Array:
+    """Start a burst's sheet words on their way to the host: into pinned
+    host memory where the device has it, a DMA that runs beside the next
+    burst (a copy into ordinary pageable memory waits for the device's
+    work instead, stalling it); on a CPU they are in host memory already."""
+    device = next(iter(words.devices()))
+    if device.platform == "cpu" or "pinned_host" not in {m.kind for m in device.addressable_memories()}:
+        return words
+    return jax.device_put(words, jax.sharding.SingleDeviceSharding(device, memory_kind="pinned_host"))
 
 
 def _merge_config(

@@ -117,7 +117,10 @@ def test_bad_circuits_are_one_line_errors_naming_the_field(make, message):
         ({"n_neurons": 0}, "--n_neurons must be a positive integer (got 0)"),
         ({"fan_in": 3000}, "--fan_in=3000 must be smaller than --n_neurons=2000"),
         ({"sheet": (40, 40)}, "--sheet=40x40 has 1600 cells but --n_neurons=2000"),
-        ({"preset": "ei", "sheet": (40, 50)}, "--sheet is an option of --preset=seed or cortex, not --preset=ei"),
+        (
+            {"preset": "ei", "sheet": (40, 50)},
+            "--sheet is an option of --preset=seed or cortex, not --preset=ei",
+        ),  # noqa: E501
         ({"target_rate": 0.0}, "--target_rate=0.0 must lie strictly between 0 and 1"),
         ({"connectivity": "bernoulli"}, "--connectivity=bernoulli applies to --preset=ei or coba"),
         ({"synapse": "alpha"}, "--synapse='alpha': use delta or exp"),

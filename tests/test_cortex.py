@@ -220,3 +220,18 @@ def test_every_cortex_path_runs_the_same_numbers():
     # bcoo sums in float: the same spikes over a short run, not guaranteed bit-identical weights
     np.testing.assert_array_equal(runs["gather"], runs["bcoo"])
     assert jax.tree.structure(state) is not None
+
+
+def test_chat_runs_on_the_small_cortex_through_its_patches():
+    """The chat's 256 byte channels and 64 readout groups fit cortex_small's
+    input and output regions; a message gets an 8-character reply."""
+    from jbrain.text import ALPHABET, Codec, reply
+
+    config = preset_config("cortex_small", plasticity=True)
+    session = Session.new(config, seed=0, plan=resolve(config.circuit()))
+    codec = Codec.for_circuit(session.circuit)
+    answers = [reply(session, codec, "hello") for _ in range(2)]
+    assert all(len(a) == 8 and set(a) <= set(ALPHABET) for a in answers)
+    assert session.step == 400
+    # the reply is read from the output region: its groups saw spikes
+    assert session.run(200, codec.encode("hello"))["out_counts"].sum() > 0

@@ -46,6 +46,15 @@ def test_the_plan_is_json_with_a_backend_field():
     assert d["backend"] == "xla"
     assert d["projections"] == {"W": {"path": "event", "stdp": "deferred"}}
     assert d["spike_capacity"] == {"brain": 400}
+    assert d["record_sheet"] is False
+
+
+def test_record_sheet_is_a_budget_of_steps_and_the_plan_only_says_whether():
+    c = small().circuit()
+    on = plans.resolve(c, record_sheet=200)
+    assert on.record_sheet is True and plans.resolve(c, record_sheet=0).record_sheet is False
+    assert json.loads(on.to_json(c))["record_sheet"] is True
+    assert hash(on) != hash(plans.resolve(c))  # a static argument: its own compiled program
 
 
 def test_grown_plan_holds_the_peak_and_never_touches_the_circuit():
@@ -66,6 +75,10 @@ def test_grown_plan_holds_the_peak_and_never_touches_the_circuit():
         ({"spike_buffer": 0.0}, "--spike_buffer=0.0 must be in (0, 1]"),
         ({"unroll": -1}, "--unroll=-1 must be >= 0 (0 picks by device)"),
         ({"record_spikes": 5000}, "--record_spikes=5000 must be between 0 and the 2000 neurons"),
+        (
+            {"record_sheet": -1},
+            "--record_sheet=-1 must be >= 0: the steps whose spikes go to WORKDIR/sheet.bits (0: none)",
+        ),
         (
             {"stdp": "deferred", "propagation": "gather"},
             "--stdp=deferred cannot run projection 'W' on the gather path: use --stdp=eager",

@@ -64,8 +64,13 @@ def test_readme_tour_commands(tmp_path):
         if " inspect --plan" in cmd:
             plan = json.loads(r.stdout)
             assert plan["backend"] and plan["projections"], cmd
+        elif " inspect --circuit" in cmd:
+            assert "  region association: rows [20, 80)" in r.stdout, f"{cmd}\n{r.stdout}"
         elif " chat" in cmd:
             assert re.fullmatch(r"(Brain: .{8}\n)+", r.stdout), f"{cmd}\n{r.stdout}"
+        elif " plot --sheet" in cmd:
+            assert re.match(r"wrote .*/sheet\.png", r.stdout), f"{cmd}\n{r.stdout}"
+            assert "sheet.gif" in r.stdout, f"{cmd}\n{r.stdout}"
         elif " plot" in cmd:
             assert re.match(r"wrote .*/brain_debug\.png \([\d,]+ steps\)\n", r.stdout), f"{cmd}\n{r.stdout}"
         elif " run" in cmd:
@@ -73,8 +78,8 @@ def test_readme_tour_commands(tmp_path):
             workdir = re.search(r"--workdir=runs/(\S+)", cmd).group(1)
             head = (tmp_path / workdir / "brain_debug.log").read_text().split("\n", 1)[0]
             preset = re.search(r"configs/(\w+)\.flags", cmd)
-            # several populations (ei, coba): a rate column each; one population: the five columns
-            if preset and preset.group(1) in ("ei", "coba"):
+            # several populations (ei, coba, cortex): a rate column each; one population: the five columns
+            if preset and preset.group(1) in ("ei", "coba", "cortex_small"):
                 assert head == HEADER + "\trate_E\trate_I", cmd
             else:
                 assert head == HEADER, cmd

@@ -63,7 +63,8 @@ def test_an_unwritable_workdir_is_one_line(tmp_path):
 
 def test_unknown_command_and_usage():
     usage = (
-        "usage: jbrain {run,chat,plot,bench,inspect,stress,eval} [--flags]   (jbrain COMMAND --help for flags)"
+        "usage: jbrain {run,chat,plot,bench,inspect,stress,eval} [--flags]   "
+        "(jbrain COMMAND --help for flags)"
     )
     p = jbrain_cli("fly")
     assert p.returncode == 2 and p.stderr.decode() == f"jbrain: error: unknown command 'fly'; {usage}\n"

@@ -1,17 +1,23 @@
 """Session (jbrain/session.py): the plan it runs with, the exact re-run of a
-burst whose spike list overflowed, faults, and log errors as warnings."""
+burst whose spike list overflowed, faults, log errors as warnings, and the
+sheet recording (--record_sheet, jbrain/sheet.py)."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
 import re
+import time
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import assert_trees_equal, preset_config, small
 
-from jbrain import checkpoint, logs
+from jbrain import brain, checkpoint, logs, sheet, synapses
+from jbrain import plan as plans
+from jbrain.circuit import Circuit
 from jbrain.session import BrainFault, Session
 
 OVERFLOW = re.compile(
@@ -144,3 +150,170 @@ def test_save_without_a_workdir_warns(tmp_path):
     assert s.save(wait=True) is None
     assert s.warnings == ["nothing saved: this brain has no checkpoint folder (no workdir)"]
     assert s.close() is None
+
+
+# ------------------------------------------------- --record_sheet (jbrain/sheet.py) ---
+
+
+def _unpacked(path, neurons: int, steps: int) -> np.ndarray:
+    """sheet.bits read as its docstring says, in plain NumPy: (steps, neurons) 0/1."""
+    w = -(-neurons // 32)
+    bits = np.fromfile(path, "<u4")[: steps * w].reshape(steps, w)
+    return np.unpackbits(bits.view(np.uint8), axis=1, bitorder="little")[:, :neurons]
+
+
+def test_the_sheet_is_every_neurons_spikes_and_its_budget_ends_exactly(tmp_path):
+    """--record_sheet=250 over bursts of 100: the bits equal the raster of all
+    N neurons (record_spikes = N) of the same run for steps 1-250, mid-burst
+    included; after them the plan runs without the recording."""
+    config = small()
+    c = config.circuit()
+    plan = plans.resolve(c, record_spikes=c.n)
+    s = Session.new(config, seed=0, workdir=str(tmp_path), plan=plan, record_sheet=250)
+    assert s.plan == dataclasses.replace(plan, record_sheet=True)
+    got, recording = [], []
+    for _ in range(4):
+        recording.append(s.plan.record_sheet)
+        got.append(s.run(100))
+    assert recording == [True, True, True, False]
+    assert s.plan == plan  # the budget is spent: the plain program again
+    s.close()
+    raster = np.concatenate([m["raster"] for m in got])
+    meta = json.loads((tmp_path / "sheet.json").read_text())
+    assert {k: v for k, v in meta.items() if k != "circuit"} == {
+        "format": "jbrain-sheet/1",
+        "first_step": 1,
+        "steps": 250,
+        "neurons": 2000,
+        "words_per_step": 63,
+        "dtype": "<u4",
+        "bits": "neuron i is bit i % 32 of word i // 32",
+    }
+    assert Circuit.from_dict(meta["circuit"]) == c
+    assert os.path.getsize(tmp_path / "sheet.bits") == 250 * 63 * 4
+    bits = _unpacked(tmp_path / "sheet.bits", c.n, 250)
+    assert bits.any() and np.array_equal(bits, raster[:250])
+    got_meta, words = sheet.read_sheet(str(tmp_path))
+    assert got_meta == meta and np.array_equal(sheet.unpack(words, c.n), bits)
+
+
+def test_recording_the_sheet_changes_nothing_else(tmp_path):
+    """Two populations (the sheet's words sit between the population counts
+    and the floats of the packed metrics): the same metrics, log and state
+    with and without the recording."""
+    config = preset_config("ei", n_neurons=2000)
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    a = Session.new(config, seed=0, workdir=str(tmp_path / "a"), record_sheet=150)
+    b = Session.new(config, seed=0, workdir=str(tmp_path / "b"))
+    for _ in range(2):
+        ma, mb = a.run(100), b.run(100)
+        for k in (
+            "spikes",
+            "rate",
+            "mean_input",
+            "mean_threshold",
+            "mean_voltage",
+            "pop_counts",
+            "out_counts",
+        ):
+            np.testing.assert_array_equal(ma[k], mb[k], err_msg=k)
+    assert_trees_equal(a.state, b.state)
+    a.close(save=False)
+    b.close(save=False)
+    assert (tmp_path / "a" / logs.LOG_NAME).read_bytes() == (tmp_path / "b" / logs.LOG_NAME).read_bytes()
+    assert not (tmp_path / "b" / "sheet.bits").exists()
+    # the words are the packed spikes, counted per population as the metrics count them
+    bits = sheet.unpack(sheet.read_sheet(str(tmp_path / "a"))[1], 2000)
+    e = config.circuit().population("E").size
+    np.testing.assert_array_equal(bits[100:150, :e].sum(1), ma["pop_counts"][:50, 0])
+    np.testing.assert_array_equal(bits[100:150, e:].sum(1), ma["pop_counts"][:50, 1])
+
+
+def test_sheet_words_are_pack_spikes_bit_for_bit():
+    rng = np.random.default_rng(0)
+    for n in (1, 31, 32, 33, 2000, 2049):
+        s = jnp.asarray((rng.random(n) < 0.4).astype(np.uint8))
+        words = np.asarray(brain.sheet_words(s)).view(np.uint32)
+        np.testing.assert_array_equal(words, np.asarray(synapses.pack_spikes(s)))
+        np.testing.assert_array_equal(sheet.unpack(words[None], n)[0], np.asarray(s))
+
+
+def test_each_recording_session_starts_a_new_recording(tmp_path):
+    d = str(tmp_path)
+    s = Session.open(small(), seed=0, workdir=d, plan_options={"record_sheet": 30})
+    s.run(20)
+    s.close()
+    assert sheet.read_meta(d)["steps"] == 20
+    # a restored brain that records nothing leaves the recording alone
+    s = Session.open(small(), seed=0, workdir=d)
+    assert not s.plan.record_sheet and s.sheet is None
+    s.run(20)
+    s.close()
+    assert sheet.read_meta(d)["steps"] == 20
+    # a restored brain that records: a new recording from its next step, announced
+    s = Session.open(small(), seed=0, workdir=d, plan_options={"record_sheet": 10})
+    assert s.notes[-1] == f"recording the spikes of all 2000 neurons for steps 41-50 to {d}/sheet.bits"
+    s.run(20)
+    s.close()
+    meta, words = sheet.read_sheet(d)
+    assert (meta["first_step"], meta["steps"], words.shape) == (41, 10, (10, 63))
+    # a half-written burst past the sidecar's count is not read
+    with open(tmp_path / "sheet.bits", "ab") as f:
+        f.write(b"\xff" * 100)
+    assert sheet.read_sheet(d)[1].shape == (10, 63)
+    # a new brain that records nothing removes an earlier brain's recording
+    s = Session.open(small(), seed=0, workdir=d, fresh=True)
+    s.close(save=False)
+    assert sheet.read_sheet(d) is None and not (tmp_path / "sheet.bits").exists()
+
+
+def test_a_negative_record_sheet_is_a_one_line_error(tmp_path):
+    with pytest.raises(ValueError) as e:
+        Session.open(small(), seed=0, workdir=str(tmp_path), plan_options={"record_sheet": -5})
+    assert str(e.value) == (
+        "--record_sheet=-5 must be >= 0: the steps whose spikes go to WORKDIR/sheet.bits (0: none)"
+    )
+
+
+class _FullDisk:
+    """A file whose every write fails as on a full disk."""
+
+    def write(self, data):
+        raise OSError(28, "No space left on device")
+
+    def close(self):
+        pass
+
+
+def test_a_failed_sheet_write_is_a_warning_and_the_brain_runs_on(tmp_path):
+    s = Session.new(small(), seed=0, workdir=str(tmp_path), record_sheet=500)
+    s.sheet._f.close()
+    s.sheet._f = _FullDisk()
+    s.run(100)
+    for _ in range(600):  # the writer thread fails in the background
+        if s.sheet.error is not None:
+            break
+        time.sleep(0.05)
+    assert s.warnings == [] and s.plan.record_sheet
+    s.run(100)  # sees the error: a warning, and the plan stops recording
+    assert s.sheet is None and not s.plan.record_sheet
+    assert s.warnings == [
+        f"{tmp_path}/sheet.bits stopped after 0 steps (OSError: [Errno 28] No space left on device); the "
+        "brain keeps running: free disk space or fix WORKDIR, then record again with --record_sheet"
+    ]
+    s.run(100)
+    s.close(save=False)
+    assert sheet.read_sheet(str(tmp_path))[0]["steps"] == 0
+
+
+def test_a_small_backlog_waits_for_the_writer_and_loses_nothing(tmp_path):
+    c = small().circuit()
+    rec = sheet.SheetRecorder(str(tmp_path), c, 100, backlog_bytes=1)  # one burst at a time
+    rng = np.random.default_rng(0)
+    words = rng.integers(0, 2**32, (100, 63), dtype=np.uint32)
+    for k in range(10):
+        assert rec.take(1 + 10 * k, jnp.asarray(words[10 * k : 10 * k + 10])) == 90 - 10 * k
+    rec.close()
+    meta, got = sheet.read_sheet(str(tmp_path))
+    assert meta["steps"] == 100 and np.array_equal(got, words)

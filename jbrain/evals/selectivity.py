@@ -7,17 +7,22 @@ off, and the spike count of every excitatory neuron of the association
 region over each presentation window is its response r[n, w, k] (neuron n,
 word w, repetition k).
 
+The test presentations come in rounds (every word once per round, in a
+random order); each response is taken relative to its round's mean over the
+words, c[n, w, k] = r[n, w, k] - mean_w r[n, w, k], which cancels the slow
+drifts of a living brain (thresholds still adapt while it is tested).
+
 Selectivity index (per neuron, a permutation test; Fisher/Pitman style):
-    m[n, w]  = mean_k r[n, w, k]
+    m[n, w]  = mean_k c[n, w, k]
     d[n]     = max_w m[n, w] - second-largest_w m[n, w]
-    d_s[n]   = the same with the word labels of the W*K presentations
-               shuffled (s = 1 .. S, one permutation shared by all neurons)
+    d_s[n]   = the same with the word labels shuffled within each round
+               (s = 1 .. S, the same shuffles for all neurons)
     p[n]     = (1 + #{s: d_s[n] >= d[n]}) / (1 + S)
-    neuron n is selective when p[n] < alpha and max_w m[n, w] > 0
+    neuron n is selective when p[n] < alpha and it fired at all
 The reported figure is the fraction of selective neurons. Its control is
 the same analysis applied to responses whose labels were shuffled once
-before it (no neuron can prefer a word there: the fraction is ~alpha or
-below, the chance level).
+within each round before it (no neuron can prefer a word there: the
+fraction is ~alpha or below, the chance level).
 
 Rows: "untrained" (the warmed-up brain before training), "trained", and
 "ablated" (the trained brain with every plastic projection's weights put
@@ -61,6 +66,18 @@ def respond(circuit: Circuit, plan: plans.Plan, wiring: Any, state: Any, stims: 
     return state, counts
 
 
+def word_stims(word: str, steps: int, channels: int) -> np.ndarray:
+    """(steps, channels) f32 0/1: the chat encoder's presentation of `word`
+    (`text.Codec`: its bytes one after another over the first half), byte
+    value v on channel v % channels (the chat's own channels when there are
+    256; a brain with fewer folds them)."""
+    full = Codec(reply_steps=steps, reply_chars=1).encode(word)
+    out = np.zeros((steps, channels), np.float32)
+    for v in np.nonzero(full.any(axis=0))[0]:
+        out[:, v % channels] = np.maximum(out[:, v % channels], full[:, v])
+    return out
+
+
 def frozen(circuit: Circuit) -> Circuit:
     """The circuit with every projection's plasticity off (the test phases)."""
     return dataclasses.replace(
@@ -85,37 +102,47 @@ def association_neurons(circuit: Circuit) -> np.ndarray:
     return np.concatenate(out)
 
 
+def _within_rounds(rng: np.random.Generator, words: int, rounds: int) -> np.ndarray:
+    """(words, rounds) int: for each round (column) a random permutation of the words."""
+    return np.stack([rng.permutation(words) for _ in range(rounds)], axis=1)
+
+
 def selective_fraction(
     responses: np.ndarray, *, shuffles: int = 200, alpha: float = 0.05, seed: int = 0
 ) -> float:
     """Fraction of neurons that prefer one word (module docstring).
 
-    responses: (n_neurons, words, reps) spike counts. Returns a float in [0, 1].
+    responses: (n_neurons, words, rounds) spike counts, round k holding one
+    presentation of every word. Each round's mean over the words is taken
+    out per neuron (slow drifts of the living brain cancel), and the word
+    labels are shuffled within rounds. Returns a float in [0, 1].
     """
     r = np.asarray(responses, np.float32)
     n, w, k = r.shape
     rng = np.random.Generator(np.random.PCG64(seed))
+    centred = r - r.mean(axis=1, keepdims=True)
+    cols = np.arange(k)[None, :]
 
-    def gap(x: np.ndarray) -> np.ndarray:  # (n, w*k) in label order -> (n,) top1 - top2 of means
-        m = np.sort(x.reshape(n, w, k).mean(axis=2), axis=1)
+    def gap(x: np.ndarray) -> np.ndarray:  # (n, w, k) -> (n,) top1 - top2 of the word means
+        m = np.sort(x.mean(axis=2), axis=1)
         return m[:, -1] - m[:, -2]
 
-    flat = r.reshape(n, w * k)
-    d = gap(flat)
+    d = gap(centred)
     exceed = np.zeros(n, np.int64)
     for _ in range(shuffles):
-        exceed += gap(flat[:, rng.permutation(w * k)]) >= d
+        exceed += gap(centred[:, _within_rounds(rng, w, k), cols]) >= d
     p = (1 + exceed) / (1 + shuffles)
     responsive = r.mean(axis=2).max(axis=1) > 0
     return float(np.mean((p < alpha) & responsive))
 
 
 def shuffled_control(responses: np.ndarray, *, seed: int = 0, **kw: Any) -> float:
-    """`selective_fraction` of the responses with their word labels shuffled once."""
+    """`selective_fraction` of the responses with their word labels shuffled
+    once within each round."""
     r = np.asarray(responses)
     n, w, k = r.shape
     rng = np.random.Generator(np.random.PCG64(seed + 1))
-    mixed = r.reshape(n, w * k)[:, rng.permutation(w * k)].reshape(n, w, k)
+    mixed = r[:, _within_rounds(rng, w, k), np.arange(k)[None, :]]
     return selective_fraction(mixed, seed=seed, **kw)
 
 
@@ -129,6 +156,7 @@ def evaluate(
     steps: int = 100,
     words: tuple[str, ...] = WORDS,
     shuffles: int = 200,
+    settle: int = 1000,
     plan_options: dict[str, Any] | None = None,
     progress: Any = None,
 ) -> dict[str, Any]:
@@ -136,7 +164,9 @@ def evaluate(
     `circuit` (which must be plastic: training needs a plastic projection).
 
     steps: T per presentation: the word over the first T/2 steps (the chat
-    encoder's input phase), then T/2 steps without input. Returns the JSON
+    encoder's input phase), then T/2 steps without input. settle: steps
+    without input before each test phase (thresholds re-settle after
+    training or an ablation). Returns the JSON
     record: rows untrained / trained / ablated with "selective_fraction" and
     "shuffled_control", and the settings.
     """
@@ -144,14 +174,12 @@ def evaluate(
     if not plastic:
         raise ValueError("selectivity needs plasticity: add --plasticity (and --inh_plasticity)")
     if presentations < 1 or test_reps < 2 or steps < 2:
-        raise ValueError("--presentations must be >= 1, --test_reps >= 2 and --steps >= 2")
+        raise ValueError("--presentations must be >= 1, --test_reps >= 2 and --eval_steps >= 2")
     plan_options = plan_options or {}
     learn_plan = plans.resolve(circuit, **plan_options)
     test_circuit = frozen(circuit)
     test_plan = plans.resolve(test_circuit, **plan_options)
-    codec = Codec(reply_steps=steps, reply_chars=1, input_channels=circuit.input_channels,
-                  output_channels=circuit.output_channels)  # fmt: skip
-    stims = {w: jnp.asarray(codec.encode(w)) for w in words}
+    stims = {w: jnp.asarray(word_stims(w, steps, circuit.input_channels)) for w in words}
     silence = jnp.zeros((steps, circuit.input_channels), jnp.float32)
     cells = association_neurons(circuit)
     rng = np.random.Generator(np.random.PCG64(seed))
@@ -163,15 +191,16 @@ def evaluate(
         state, _ = respond(circuit, learn_plan, wiring, state, silence)
 
     def test(state: Any) -> np.ndarray:
-        """(cells, words, test_reps) responses; the state goes on living."""
-        order = np.repeat(np.arange(len(words)), test_reps)
-        rng.shuffle(order)
+        """(cells, words, test_reps) responses in rounds (each round every word
+        once, in a random order), after `settle` steps without input in the
+        test circuit; the state goes on living."""
+        for _ in range(settle // steps):
+            state, _ = respond(test_circuit, test_plan, wiring, state, silence)
         out = np.zeros((cells.size, len(words), test_reps), np.int32)
-        seen = np.zeros(len(words), np.int64)
-        for w in order:
-            state, counts = respond(test_circuit, test_plan, wiring, state, stims[words[w]])
-            out[:, w, seen[w]] = np.asarray(counts)[cells]
-            seen[w] += 1
+        for k in range(test_reps):
+            for w in rng.permutation(len(words)):
+                state, counts = respond(test_circuit, test_plan, wiring, state, stims[words[w]])
+                out[:, w, k] = np.asarray(counts)[cells]
         return out
 
     before = {q: state.projections[q].weights for q in plastic}

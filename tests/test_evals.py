@@ -1,0 +1,64 @@
+"""Evaluations (jbrain/evals): the selectivity statistic on known answers,
+the word stimuli, a whole small evaluation, and the `jbrain eval` launcher."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from conftest import jbrain_cli, preset_config
+
+from jbrain.evals import selectivity
+from jbrain.text import Codec
+
+
+def test_neurons_that_prefer_one_word_are_selective_and_noise_is_not():
+    rng = np.random.Generator(np.random.PCG64(0))
+    n, w, k = 200, 8, 10
+    noise = rng.poisson(5.0, (n, w, k))
+    assert selectivity.selective_fraction(noise, shuffles=100) < 0.1
+    tuned = noise.copy()
+    tuned[np.arange(n), rng.integers(0, w, n)] += 10  # each neuron: one word, 10 more spikes
+    assert selectivity.selective_fraction(tuned, shuffles=100) > 0.95
+    # the shuffled-label control of the tuned responses is at chance
+    assert selectivity.shuffled_control(tuned, shuffles=100) < 0.1
+    # silent neurons are never selective
+    assert selectivity.selective_fraction(np.zeros((5, w, k)), shuffles=20) == 0.0
+
+
+def test_word_stimuli_are_the_chat_encoding_folded_onto_the_channels():
+    full = Codec(reply_steps=100, reply_chars=1).encode("cat")
+    np.testing.assert_array_equal(selectivity.word_stims("cat", 100, 256), full)
+    folded = selectivity.word_stims("cat", 100, 16)
+    assert folded.shape == (100, 16)
+    for ch in "cat":
+        np.testing.assert_array_equal(folded[:, ord(ch) % 16], full[:, ord(ch)])
+    assert not folded[50:].any()  # the second half is silent
+
+
+def test_a_small_evaluation_reports_every_row():
+    circuit = preset_config(
+        "cortex_small", sheet=(50, 40), n_neurons=2000, radius=5.0, input_channels=16, output_channels=8,
+        plasticity=True,
+    ).circuit()  # fmt: skip
+    record = selectivity.evaluate(circuit, warmup=200, presentations=2, test_reps=3, steps=40, shuffles=20)
+    assert [r["name"] for r in record["rows"]] == ["untrained", "trained", "ablated"]
+    assert record["association_neurons"] == 30 * 40 * 4 // 5
+    assert set(record["plastic_projections"]) == {"EE", "IE", "input_association", "association_output"}
+    for r in record["rows"]:
+        assert 0.0 <= r["selective_fraction"] <= 1.0 and 0.0 <= r["shuffled_control"] <= 1.0
+    with pytest.raises(ValueError, match="selectivity needs plasticity"):
+        selectivity.evaluate(selectivity.frozen(circuit))
+
+
+def test_eval_launcher_errors_are_one_line():
+    r = jbrain_cli("eval", "recall")
+    assert r.returncode == 2
+    assert r.stderr.decode() == (
+        "jbrain eval: error: unknown task 'recall'; usage: jbrain eval {selectivity} [--flags]   "
+        "(jbrain eval TASK --help for flags)\n"
+    )
+    r = jbrain_cli("eval", "selectivity", "--presentations=0", "--n_neurons=2000")
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == (
+        "jbrain eval selectivity: error: --presentations must be >= 1, --test_reps >= 2 and --eval_steps >= 2"
+    )
