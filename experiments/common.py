@@ -69,6 +69,7 @@ _HELP = {
     "radius": "cortex: local wiring radius on the sheet (cells; the sd of a gaussian profile).",
     "profile": "cortex: local wiring profile, uniform over the disc or gaussian.",
     "long_fan_in": "cortex: long-range E synapses per neuron, input -> association -> output (0: none).",
+    "local_rule": "cortex: E -> E and I -> I wiring: radius draws, or local (fixed fan-out: the event path).",
     "long_w_max": "cortex: upper bound of the long-range weights under STDP (born like the local ones).",
     "plasticity": "STDP on the excitatory recurrent synapses (on in chat).",
     "tau_pre": "STDP presynaptic trace time constant (ms).",
@@ -91,6 +92,7 @@ _ENUMS = {
     "w_init": ["uniform", "constant"],
     "synapse": ["delta", "exp"],
     "profile": ["uniform", "gaussian"],
+    "local_rule": ["radius", "local"],
 }
 
 

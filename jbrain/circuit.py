@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 SIGNS = ("E", "I")
-RULES = ("random", "bernoulli", "radius", "one_to_one", "groups")
+RULES = ("random", "bernoulli", "radius", "local", "one_to_one", "groups")
 SYNAPSES = ("delta", "exp")
 V_INITS = ("uniform", "normal")
 MAX_DELAY = 33  # steps: the spike history holds 32 steps behind the last one
@@ -256,6 +256,11 @@ class STDP:
 class Projection:
     """Synapses pre -> post with a fixed fan-in.
 
+    rule "local" (a population on the sheet to itself): fan_in slots, each a
+    random bijection of the grid that moves every cell less than `radius`
+    cells (a short shift after shuffles within small blocks;
+    `synapses._local_tables`), so fan-in AND fan-out are fan_in and the
+    event path applies, like "random" between equal sizes.
     rule: "random" (fan_in partners drawn from the whole pre population; when
     pre and post have the same size, K random cyclic permutations, so the
     fan-out is fixed too and the event-driven path applies), "radius"
@@ -487,6 +492,17 @@ class Circuit:
             _need(
                 pre.size == post.size and pre.size % proj.group == 0,
                 f"{where}: 'groups' needs pre and post of one size, a multiple of group={proj.group}",
+            )
+        elif proj.rule == "local":
+            _need(
+                proj.pre == proj.post
+                and proj.pre_region == proj.post_region
+                and pre.placement.kind == "rect",
+                f"{where}: rule 'local' wires a population on the sheet to itself (pre == post, one region)",
+            )
+            _need(
+                proj.radius >= 2 and proj.fan_in < pre.size,
+                f"{where}: rule 'local' needs radius >= 2 cells (got {proj.radius}) and fan_in < {pre.size}",
             )
         else:  # radius
             _need(

@@ -120,6 +120,7 @@ class BrainConfig:
     profile: str = "uniform"
     long_fan_in: int = 4
     long_w_max: float = 0.05
+    local_rule: str = "radius"
     # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
@@ -193,6 +194,7 @@ class BrainConfig:
                 f"--long_w_max={self.long_w_max} > 0",
             )
         need(self.profile in ("uniform", "gaussian"), f"--profile={self.profile!r}: use uniform or gaussian")
+        need(self.local_rule in ("radius", "local"), f"--local_rule={self.local_rule!r}: use radius or local")
         need(
             0.0 < self.target_rate < 1.0,
             f"--target_rate={self.target_rate} must lie strictly between 0 and 1 "
@@ -391,7 +393,9 @@ def cortex(c: BrainConfig) -> Circuit:
     `output` (the bottom fifth; a patch per readout group). Local wiring:
     EE, EI, IE, II with each neuron's fan_in split between E and I in
     proportion, drawn within --radius cells (--profile uniform or
-    gaussian). Long range: input -> association and association -> output
+    gaussian; --local_rule=local wires E -> E and I -> I instead as fan_in
+    local bijections of the grid, a fixed fan-out that the event path
+    runs). Long range: input -> association and association -> output
     E -> E, --long_fan_in random synapses per post (none when 0), born like
     the local E weights and bounded by --long_w_max when plastic. STDP
     (--plasticity) on the E -> E projections; inhibitory plasticity toward
@@ -417,15 +421,16 @@ def cortex(c: BrainConfig) -> Circuit:
     k_i = max(1, round(c.fan_in * c.inh_fraction))
     k_e = c.fan_in - k_i
     local = {"rule": "radius", "radius": c.radius, "profile": c.profile, "delay": c.delay}
+    own = {**local, "rule": c.local_rule}  # E -> E and I -> I: radius draws, or local bijections
     istdp = None
     if c.inh_plasticity:
         istdp = STDP(c.inh_tau, c.inh_tau, c.inh_eta, 0.0, False, "vogels", c.target_rate)
     exc, inh = {**_weights(c, "E"), **_synapse(c, "E")}, {**_weights(c, "I"), **_synapse(c, "I")}
     projections = [
-        Projection("EE", "E", "E", fan_in=k_e, plasticity=_stdp(c), **local, **exc),
+        Projection("EE", "E", "E", fan_in=k_e, plasticity=_stdp(c), **own, **exc),
         Projection("EI", "E", "I", fan_in=k_e, **local, **exc),
         Projection("IE", "I", "E", fan_in=k_i, plasticity=istdp, **local, **inh),
-        Projection("II", "I", "I", fan_in=k_i, **local, **inh),
+        Projection("II", "I", "I", fan_in=k_i, **own, **inh),
     ]
     if c.long_fan_in:
         for name, src, dst in (("input_association", "input", "association"),

@@ -104,7 +104,8 @@ def event_capable(circuit: Circuit, index: int) -> bool:
     same = circuit.population(q.pre).size == circuit.population(q.post).size
     whole = not q.pre_region and not q.post_region
     hebbian = q.plasticity is None or q.plasticity.rule == "hebbian"
-    return q.rule == "random" and same and whole and hebbian and q.delay == 1
+    fixed_fan_out = whole and ((q.rule == "random" and same) or q.rule == "local")
+    return fixed_fan_out and hebbian and q.delay == 1
 
 
 def resolve(

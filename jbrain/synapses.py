@@ -32,6 +32,7 @@ associative: they agree bit for bit, on any device, whatever the atomic order.
 from __future__ import annotations
 
 import functools
+import math
 
 import jax
 import jax.numpy as jnp
@@ -63,6 +64,9 @@ def init_projection(circuit: Circuit, index: int, key: jax.Array) -> tuple[Proje
     elif q.rule == "groups":
         i = jnp.arange(n_post, dtype=jnp.int32)[:, None]
         pre = (i // q.group) * q.group + jnp.arange(k, dtype=jnp.int32)
+    elif q.rule == "local":
+        pl = circuit.population(q.pre).placement
+        pre, out_post = _local_tables(k_perm, n_post // pl.width, pl.width, k, _local_reach(pl, q.radius))
     else:
         pre = _radius_table(circuit, q, k_perm)
     if q.w_lo == q.w_hi:
@@ -145,6 +149,75 @@ def _radius_table(circuit: Circuit, q: Projection, key: jax.Array) -> jax.Array:
         own = jnp.asarray(i, jnp.int32)[:, None]
         pre = jnp.where(pre == own, r * pre_p.width + jnp.mod(c + 1, pre_p.width), pre)
     return pre.astype(jnp.int32)
+
+
+def _local_reach(placement, radius: float) -> tuple[int, float, float]:
+    """(tile, shift radius in grid rows, in grid columns) of the "local"
+    rule: tiles of t = max(1, floor(radius / 3)) cells, shifts within
+    radius - t*sqrt(2) sheet cells (at least 1), converted to grid rows by
+    the placement's density of rows (len(take) of every `every`)."""
+    t = max(1, int(radius // 3))
+    reach = max(1.0, radius - t * math.sqrt(2.0))
+    return t, reach * len(placement.take) / placement.every, reach
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3, 4))
+def _local_tables(
+    key: jax.Array, rows: int, width: int, k: int, reach: tuple[int, float, float]
+) -> tuple[jax.Array, jax.Array]:
+    """(pre (N, K), out_post (N, K)) int32 of the "local" rule on a rows x
+    width grid (a torus), N = rows * width: slot k is a bijection sigma_k
+    of the grid (so fan-in = fan-out = K, and the event path applies) that
+    moves every cell by a short distance:
+        sigma_k = shift by (dy_k, dx_k)  o  permute rows within blocks of t
+                  (per column)  o  permute columns within blocks of t (per row)
+    with (dy_k, dx_k) uniform over the ellipse of the shift radii (grid rows,
+    grid columns) and the blocks at a random offset per slot; so each
+    synapse spans less than radius sheet cells. Synapse (i, k) runs from
+    pre[i, k] = sigma_k(i) to post i; out_post[j, k] = sigma_k^-1(j)."""
+    t, reach_rows, reach_cols = reach
+    n = rows * width
+
+    def block_perm(kk: jax.Array, lines: int, length: int) -> jax.Array:
+        """(lines, length): in each line a random permutation that keeps every
+        position within its block of t (blocks start at a random offset)."""
+        k_off, k_u = jax.random.split(kk)
+        off = jax.random.randint(k_off, (), 0, t)
+        p = (jnp.arange(length) - off) % length  # position along the line, from the offset
+        block = p // t
+        u = jax.random.uniform(k_u, (lines, length))
+        order = jnp.argsort(block[None, :] * 2.0 + u, axis=1)  # positions, shuffled within blocks
+        by_p = jnp.argsort(p)  # position p's index
+        # the element at sorted slot s (index order[s]) moves to the index holding position s
+        dest = (
+            jnp.zeros((lines, length), jnp.int32)
+            .at[jnp.arange(lines)[:, None], order]
+            .set(by_p[None, :].astype(jnp.int32))
+        )
+        return dest  # dest[line, c] = where c goes
+
+    def one(kk: jax.Array) -> jax.Array:
+        k_c, k_r, k_a, k_d = jax.random.split(kk, 4)
+        r = jnp.arange(n, dtype=jnp.int32) // width
+        c = jnp.arange(n, dtype=jnp.int32) % width
+        c1 = block_perm(k_c, rows, width)[r, c]
+        r1 = block_perm(k_r, width, rows)[c1, r]
+        angle = jax.random.uniform(k_a, ()) * (2 * jnp.pi)
+        rho = jnp.sqrt(jax.random.uniform(k_d, ()))
+        dy = jnp.round(rho * reach_rows * jnp.sin(angle)).astype(jnp.int32)
+        dx = jnp.round(rho * reach_cols * jnp.cos(angle)).astype(jnp.int32)
+        # permutations move a cell by less than t: a shift of t or more in one axis leaves no fixed point
+        dx = jnp.where((jnp.abs(dy) < t) & (jnp.abs(dx) < t), t, dx)
+        pre = ((r1 + dy) % rows) * width + (c1 + dx) % width
+        return pre.astype(jnp.int32)
+
+    pre = jax.lax.map(one, jax.random.split(key, k))  # (K, N)
+    out = (
+        jnp.zeros((k, n), jnp.int32)
+        .at[jnp.arange(k)[:, None], pre]
+        .set(jnp.broadcast_to(jnp.arange(n, dtype=jnp.int32), (k, n)))
+    )
+    return pre.T, out.T
 
 
 @functools.partial(jax.jit, static_argnums=(1, 2))

@@ -425,7 +425,8 @@ def test_a_different_shape_is_one_error_naming_the_fields_and_nothing_changes(te
 
 
 _ALTERNATIVES = {
-    "preset": "ei", "sheet": (40, 50), "connectivity": "bernoulli", "v_init": "normal", "profile": "gaussian"
+    "preset": "ei", "sheet": (40, 50), "connectivity": "bernoulli", "v_init": "normal", "profile": "gaussian",
+    "local_rule": "local",
 }  # fmt: skip
 
 

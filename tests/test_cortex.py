@@ -235,3 +235,53 @@ def test_chat_runs_on_the_small_cortex_through_its_patches():
     assert session.step == 400
     # the reply is read from the output region: its groups saw spikes
     assert session.run(200, codec.encode("hello"))["out_counts"].sum() > 0
+
+
+def test_local_rule_slots_are_short_bijections_of_the_grid():
+    """--local_rule=local: every slot of E -> E and I -> I is a permutation
+    (fan-in = fan-out = K), out_post inverts it, no self-synapse, and every
+    synapse spans less than the radius on the sheet."""
+    c = cortex(local_rule="local", radius=6.0).circuit()
+    wiring, _ = brain.init_brain(c, seed=5)
+    h, w = c.sheet
+    for name in ("EE", "II"):
+        q = next(q for q in c.projections if q.name == name)
+        assert q.rule == "local"
+        pre = np.asarray(wiring.projections[name].pre)
+        out = np.asarray(wiring.projections[name].out_post)
+        n, k = pre.shape
+        for s in range(k):
+            assert np.array_equal(np.sort(pre[:, s]), np.arange(n)), f"{name} slot {s} is not a bijection"
+            np.testing.assert_array_equal(pre[out[:, s], s], np.arange(n))
+        assert not (pre == np.arange(n)[:, None]).any()
+        rows, cols = _place(c, q.pre)
+        dr = np.abs(rows[pre] - rows[:, None])
+        dc = np.abs(cols[pre] - cols[:, None])
+        dr, dc = np.minimum(dr, h - dr), np.minimum(dc, w - dc)
+        assert (np.sqrt(dr**2 + dc**2) < q.radius + 2).all(), name  # + the row snap of the grid
+    from jbrain.plan import event_capable
+
+    assert [event_capable(c, i) for i in range(len(c.projections))] == [
+        True,
+        False,
+        False,
+        True,
+        False,
+        False,
+    ]
+
+
+@pytest.mark.parametrize("stdp", ["eager", "deferred"])
+def test_local_rule_event_path_equals_gather_bit_for_bit(stdp):
+    # only E -> E plastic (the deferred form needs the event path on every plastic projection)
+    config = cortex(local_rule="local", radius=6.0, plasticity=True, inh_plasticity=False, long_fan_in=0)
+    runs = {}
+    for path in ("event", "gather"):
+        form = stdp if path == "event" else "eager"
+        circuit, plan, wiring, state = tiny(config, seed=4, propagation=path, stdp=form, backend="xla")
+        assert plan.paths[0] == path  # EE
+        state, m = brain.burst(circuit, plan, wiring, state, None, length=150)
+        runs[path] = (np.asarray(m.spikes), leaves(state))
+    np.testing.assert_array_equal(runs["event"][0], runs["gather"][0])
+    for key, value in runs["gather"][1].items():
+        np.testing.assert_array_equal(runs["event"][1][key], value, err_msg=key)
