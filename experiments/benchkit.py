@@ -261,6 +261,23 @@ def targets_for(platform_name: str) -> dict[int, float]:
     return CPU_TARGETS_US if platform_name == "cpu" else GPU_TARGETS_US
 
 
+def device_name() -> str:
+    """The device in words: the GPU's kind, or the CPU's model and cores."""
+    import jax
+
+    dev = jax.devices()[0]
+    if dev.platform == "cpu":
+        return f"CPU: {cpu_model()}, {os.cpu_count()} cores"
+    return str(dev.device_kind)
+
+
+def check_out(path: str) -> None:
+    """ValueError (one line) unless the folder of an --out file exists."""
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise ValueError(f"--out={path!r}: its folder {folder} does not exist: create it")
+
+
 def write_json(path: str, result: dict[str, Any]) -> None:
     """Write atomically (a partial run leaves the last complete file)."""
     tmp = path + ".tmp"

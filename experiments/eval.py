@@ -16,13 +16,11 @@ and flagfiles work as in `jbrain run`; plasticity is switched on.
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 
 from absl import flags
 
-from experiments import common
+from experiments import benchkit, common
 
 FLAGS = flags.FLAGS
 common.define_brain_flags()
@@ -55,9 +53,8 @@ def main(argv: list[str]) -> None:
     del argv
     from jbrain.evals import selectivity  # jax: only when running
 
-    folder = os.path.dirname(os.path.abspath(FLAGS.out)) if FLAGS.out else ""
-    if FLAGS.out and not os.path.isdir(folder):
-        raise ValueError(f"--out={FLAGS.out!r}: its folder {folder} does not exist: create it")
+    if FLAGS.out:
+        benchkit.check_out(FLAGS.out)
     config = common.brain_config_from_flags().replace(plasticity=True)
     record = selectivity.evaluate(
         config.circuit(),
@@ -70,10 +67,9 @@ def main(argv: list[str]) -> None:
         progress=lambda msg: print(msg, file=sys.stderr, flush=True),
     )
     record["config"] = config.to_dict()
+    record["device"] = benchkit.device_name()
     if FLAGS.out:
-        with open(FLAGS.out + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=1)
-        os.replace(FLAGS.out + ".tmp", FLAGS.out)  # never a half-written record
+        benchkit.write_json(FLAGS.out, record)  # atomic: never a half-written record
     print(table(record))
 
 

@@ -27,8 +27,6 @@ Prints a markdown table; --out writes the JSON record (EVALS.md).
 
 from __future__ import annotations
 
-import json
-import os
 import sys
 
 from absl import flags
@@ -62,16 +60,6 @@ def baseline_config(config: BrainConfig, name: str) -> BrainConfig | None:
     return BrainConfig(preset=name, n_neurons=config.n_neurons)
 
 
-def device_name() -> str:
-    """The device in words: the GPU's kind, or the CPU's model and cores."""
-    import jax
-
-    dev = jax.devices()[0]
-    if dev.platform == "cpu":
-        return f"CPU: {benchkit.cpu_model()}, {os.cpu_count()} cores"
-    return str(dev.device_kind)
-
-
 def main(argv: list[str]) -> None:
     del argv
     import jax
@@ -79,9 +67,8 @@ def main(argv: list[str]) -> None:
     from jbrain import stress  # jax: only when running
 
     stress.check_windows(warmup=FLAGS.warmup, after=FLAGS.after, after_permanent=FLAGS.after_permanent)
-    folder = os.path.dirname(os.path.abspath(FLAGS.out)) if FLAGS.out else ""
-    if FLAGS.out and not os.path.isdir(folder):
-        raise ValueError(f"--out={FLAGS.out!r}: its folder {folder} does not exist: create it")
+    if FLAGS.out:
+        benchkit.check_out(FLAGS.out)
     config = common.brain_config_from_flags()
     base = baseline_config(config, FLAGS.baseline)
     try:
@@ -97,14 +84,12 @@ def main(argv: list[str]) -> None:
         )
     except stress.StressFault as e:
         common.fail("stress", f"{e} (lower the gains, e.g. --w_max, or check the circuit)")
-    record.update(preset=config.preset, device=device_name(), jax=jax.__version__)
+    record.update(preset=config.preset, device=benchkit.device_name(), jax=jax.__version__)
     record.update(jbrain=benchkit.git_revision(), config=config.to_dict())
     if base is not None:
         record["baseline"].update(device=record["device"], config=base.to_dict())
     if FLAGS.out:
-        with open(FLAGS.out + ".tmp", "w", encoding="utf-8") as f:
-            json.dump(record, f, indent=1)
-        os.replace(FLAGS.out + ".tmp", FLAGS.out)  # never a half-written record
+        benchkit.write_json(FLAGS.out, record)  # atomic: never a half-written record
     print(stress.format_table(record))
 
 

@@ -399,16 +399,9 @@ def _step(
     if history is not None:
         history = (history << jnp.uint32(1)) | ns.spikes.astype(jnp.uint32)
     new_state = state.replace(
-        neurons=NeuronState(
-            v=v,
-            theta=theta,
-            adapt=adapt,
-            refrac=refrac,
-            mode=mode,
-            spikes=spikes_u8,
-            history=history,
-            lesion=ns.lesion,
-        ),
+        neurons=ns.replace(
+            v=v, theta=theta, adapt=adapt, refrac=refrac, mode=mode, spikes=spikes_u8, history=history
+        ),  # a lesion mask, if any, carries over
         projections=projections,
         homeostasis=HomeostasisState(ctrl=ctrl, rate=rate),
         step=state.step + 1,

@@ -30,6 +30,7 @@ from experiments.benchkit import time_calls
 from experiments.flagfiles import config_from_flagfile
 from jbrain.plan import resolve
 from jbrain.session import Session
+from jbrain.synapses import span_size
 
 
 def parse_entry(entry: str) -> tuple[str, dict]:
@@ -88,7 +89,6 @@ def main() -> None:
         circuit = config.circuit()
         plan = resolve(circuit)
         session = Session.new(config, seed=0, plan=plan)
-        spans = lambda q, c=circuit: c.span(q, "post")  # noqa: E731
         t0 = time.perf_counter()
         session.run(args.steps)
         first_s = time.perf_counter() - t0
@@ -98,7 +98,7 @@ def main() -> None:
         row = {
             "preset": entry,
             "n": circuit.n,
-            "synapses": sum(q.fan_in * (b - a) for q in circuit.projections for a, b in [spans(q)]),
+            "synapses": sum(q.fan_in * span_size(circuit, q, "post") for q in circuit.projections),
             "projections": len(circuit.projections),
             "paths": list(plan.paths),
             "backend": plan.backend,
