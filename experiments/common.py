@@ -70,6 +70,8 @@ _HELP = {
     "profile": "cortex: local wiring profile, uniform over the disc or gaussian.",
     "long_fan_in": "cortex: long-range E synapses per neuron, input -> association -> output (0: none).",
     "local_rule": "cortex: E -> E and I -> I wiring: radius draws, or local (fixed fan-out: the event path).",
+    "long_clusters": "cortex: long-range synapses drawn around N places of the pre region (0: anywhere).",
+    "long_radius": "cortex: radius in cells of each place of --long_clusters.",
     "long_w_max": "cortex: upper bound of the long-range weights under STDP (born like the local ones).",
     "plasticity": "STDP on the excitatory recurrent synapses (on in chat).",
     "tau_pre": "STDP presynaptic trace time constant (ms).",

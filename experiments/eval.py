@@ -8,10 +8,19 @@ Tasks:
                 shuffled-label control), before training, after it, and
                 with the learned weights put back (jbrain/evals/selectivity.py).
 
+  consistency   20 messages, each sent --sends times at random moments of a
+                living brain (it runs on without input for 100-2,000 steps
+                before each); leave-one-out nearest-neighbour classification
+                of which message caused each reply, on the reply text
+                (`accuracy`) and on its window spike counts
+                (`counts_accuracy`); chance 1/20 (jbrain/evals/consistency.py).
+
     jbrain eval selectivity --flagfile=experiments/configs/cortex_small.flags --out=sel.json
+    jbrain eval consistency --flagfile=experiments/configs/small.flags --out=cons.json
 
 Writes the JSON record to --out (if given) and prints a table. Model flags
-and flagfiles work as in `jbrain run`; plasticity is switched on.
+and flagfiles work as in `jbrain run` and `jbrain chat`; selectivity
+switches plasticity on, consistency keeps the flags' choice.
 """
 
 from __future__ import annotations
@@ -28,13 +37,27 @@ flags.DEFINE_string("out", "", "Write the JSON record here.")
 flags.DEFINE_integer("presentations", 200, "Training presentations of each word.")
 flags.DEFINE_integer("test_reps", 10, "Test presentations of each word, before and after training.")
 flags.DEFINE_integer("eval_steps", 100, "Steps per presentation (the word over the first half).")
+flags.DEFINE_integer("sends", 10, "consistency: times each message is sent.")
+flags.DEFINE_integer("reply_steps", 200, "consistency: steps of one reply burst, as in chat.")
+flags.DEFINE_integer("reply_chars", 8, "consistency: characters per reply, as in chat.")
 flags.DEFINE_integer("warmup", 2000, "Steps the newborn brain lives before the evaluation.")
 
-TASKS = ("selectivity",)
+TASKS = ("selectivity", "consistency")
+TASK = TASKS[0]  # the task of this launch (`launch` sets it)
 USAGE = f"usage: jbrain eval {{{','.join(TASKS)}}} [--flags]   (jbrain eval TASK --help for flags)"
 
 
 def table(record: dict) -> str:
+    if record["task"] == "consistency":
+        return "\n".join([
+            f"consistency on {record['preset']} ({record['n_neurons']} neurons, {record['device']}): "
+            f"{len(record['messages'])} messages x {record['sends']} sends",
+            "| measure | nearest-neighbour accuracy | chance |",
+            "|---|---|---|",
+            f"| reply text (Hamming) | {record['accuracy']:.3f} | {record['chance']:.3f} |",
+            f"| window spike counts (cosine) | {record['counts_accuracy']:.3f} | {record['chance']:.3f} |",
+            f"distinct replies: {record['distinct_replies']} of {len(record['messages']) * record['sends']}",
+        ])  # fmt: skip
     lines = [
         f"selectivity on {record['preset']} ({record['n_neurons']} neurons, "
         f"{record['association_neurons']} association cells, {record['device']}):",
@@ -51,21 +74,36 @@ def table(record: dict) -> str:
 
 def main(argv: list[str]) -> None:
     del argv
-    from jbrain.evals import selectivity  # jax: only when running
+    from jbrain.evals import consistency, selectivity  # jax: only when running
 
     if FLAGS.out:
         benchkit.check_out(FLAGS.out)
-    config = common.brain_config_from_flags().replace(plasticity=True)
-    record = selectivity.evaluate(
-        config.circuit(),
-        seed=FLAGS.seed,
-        warmup=FLAGS.warmup,
-        presentations=FLAGS.presentations,
-        test_reps=FLAGS.test_reps,
-        steps=FLAGS.eval_steps,
-        plan_options=common.plan_options(),
-        progress=lambda msg: print(msg, file=sys.stderr, flush=True),
-    )
+    task = TASK
+    progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    config = common.brain_config_from_flags()
+    if task == "selectivity":
+        config = config.replace(plasticity=True)
+        record = selectivity.evaluate(
+            config.circuit(),
+            seed=FLAGS.seed,
+            warmup=FLAGS.warmup,
+            presentations=FLAGS.presentations,
+            test_reps=FLAGS.test_reps,
+            steps=FLAGS.eval_steps,
+            plan_options=common.plan_options(),
+            progress=progress,
+        )
+    else:
+        record = consistency.evaluate(
+            config,
+            seed=FLAGS.seed,
+            sends=FLAGS.sends,
+            warmup=FLAGS.warmup,
+            reply_steps=FLAGS.reply_steps,
+            reply_chars=FLAGS.reply_chars,
+            plan_options=common.plan_options(),
+            progress=progress,
+        )
     record["config"] = config.to_dict()
     record["device"] = benchkit.device_name()
     if FLAGS.out:
@@ -81,6 +119,8 @@ def launch(argv: list[str]) -> None:
     if task not in TASKS:
         print(f"jbrain eval: error: unknown task {task!r}; {USAGE}", file=sys.stderr)
         sys.exit(2)
+    global TASK
+    TASK = task
     common.run_app(f"eval {task}", main, [argv[0], *argv[2:]])
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 SIGNS = ("E", "I")
-RULES = ("random", "bernoulli", "radius", "local", "one_to_one", "groups")
+RULES = ("random", "bernoulli", "radius", "patchy", "local", "one_to_one", "groups")
 SYNAPSES = ("delta", "exp")
 V_INITS = ("uniform", "normal")
 MAX_DELAY = 33  # steps: the spike history holds 32 steps behind the last one
@@ -265,7 +265,11 @@ class Projection:
     pre and post have the same size, K random cyclic permutations, so the
     fan-out is fixed too and the event-driven path applies), "radius"
     (fan_in partners within `radius` cells on the sheet, uniform, pre and
-    post both 'rect'), "one_to_one" (fan_in 1, post i <- pre i, equal sizes),
+    post both 'rect'), "patchy" (fan_in partners in `clusters` patches of
+    the pre span: each post draws `clusters` centres at random pre neurons and
+    fan_in / clusters partners around each, as "radius" draws them around the
+    post's own place: receptive fields of a few places, for projections
+    between regions), "one_to_one" (fan_in 1, post i <- pre i, equal sizes),
     "groups" (all-to-all inside groups of `group` neurons, self included:
     fan_in = group), "bernoulli" (each pre-post pair independently with
     probability p, as Brian2's connect(p=...): the fan-in varies, rows are
@@ -301,6 +305,7 @@ class Projection:
     pre_region: str = ""
     post_region: str = ""
     profile: str = "uniform"
+    clusters: int = 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -504,16 +509,24 @@ class Circuit:
                 proj.radius >= 2 and proj.fan_in < pre.size,
                 f"{where}: rule 'local' needs radius >= 2 cells (got {proj.radius}) and fan_in < {pre.size}",
             )
-        else:  # radius
+        else:  # radius, patchy
             _need(
                 pre.placement.kind == "rect" and post.placement.kind == "rect",
-                f"{where}: rule 'radius' needs both populations placed on the sheet ('rect')",
+                f"{where}: rule {proj.rule!r} needs both populations placed on the sheet ('rect')",
             )
+            per_place = proj.fan_in
+            if proj.rule == "patchy":
+                _need(
+                    _positive_int(proj.clusters) and proj.fan_in % proj.clusters == 0,
+                    f"{where}: clusters={proj.clusters!r} must be a positive integer "
+                    f"dividing fan_in={proj.fan_in}",
+                )
+                per_place = proj.fan_in // proj.clusters
             cells = math.pi * proj.radius**2 * (4.0 if proj.profile == "gaussian" else 1.0)
             _need(
-                proj.radius >= 1 and proj.fan_in <= cells,
+                proj.radius >= 1 and per_place <= cells,
                 f"{where}: radius={proj.radius} holds about {int(cells)} cells, fewer than "
-                f"fan_in={proj.fan_in}: raise the radius",
+                f"the {per_place} partners drawn around each place: raise the radius",
             )
         _need(proj.synapse in SYNAPSES, f"{where}: synapse={proj.synapse!r} must be 'delta' or 'exp'")
         _need(
@@ -685,7 +698,8 @@ class Circuit:
             stdp = f", STDP ({q.plasticity.rule})" if q.plasticity else ""
             pre = q.pre + (f"[{q.pre_region}]" if q.pre_region else "")
             post = q.post + (f"[{q.post_region}]" if q.post_region else "")
-            rule = q.rule + (f" r={q.radius:g} {q.profile}" if q.rule == "radius" else "")
+            rule = q.rule + (f" r={q.radius:g} {q.profile}" if q.rule in ("radius", "patchy") else "")
+            rule += f" x{q.clusters} places" if q.rule == "patchy" else ""
             lines.append(
                 f"  projection {q.name}: {pre} -> {post}, {rule} fan-in {q.fan_in}, {q.synapse}, "
                 f"delay {q.delay}{stdp}"

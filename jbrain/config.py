@@ -121,6 +121,8 @@ class BrainConfig:
     long_fan_in: int = 4
     long_w_max: float = 0.05
     local_rule: str = "radius"
+    long_clusters: int = 0
+    long_radius: float = 2.0
     # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
@@ -195,6 +197,11 @@ class BrainConfig:
             )
         need(self.profile in ("uniform", "gaussian"), f"--profile={self.profile!r}: use uniform or gaussian")
         need(self.local_rule in ("radius", "local"), f"--local_rule={self.local_rule!r}: use radius or local")
+        need(
+            self.long_clusters >= 0
+            and (not self.long_clusters or self.long_fan_in % self.long_clusters == 0),
+            f"--long_clusters={self.long_clusters} must be >= 0 and divide --long_fan_in={self.long_fan_in}",
+        )
         need(
             0.0 < self.target_rate < 1.0,
             f"--target_rate={self.target_rate} must lie strictly between 0 and 1 "
@@ -396,7 +403,9 @@ def cortex(c: BrainConfig) -> Circuit:
     gaussian; --local_rule=local wires E -> E and I -> I instead as fan_in
     local bijections of the grid, a fixed fan-out that the event path
     runs). Long range: input -> association and association -> output
-    E -> E, --long_fan_in random synapses per post (none when 0), born like
+    E -> E, --long_fan_in synapses per post (none when 0), drawn at random
+    over the pre region or, with --long_clusters=C, around C random places
+    of it (C receptive fields of --long_radius cells each), born like
     the local E weights and bounded by --long_w_max when plastic. STDP
     (--plasticity) on the E -> E projections; inhibitory plasticity toward
     the target rate on IE (--inh_plasticity, Vogels et al. 2011).
@@ -440,8 +449,10 @@ def cortex(c: BrainConfig) -> Circuit:
                     name,
                     "E",
                     "E",
-                    "random",
+                    "patchy" if c.long_clusters else "random",
                     c.long_fan_in,
+                    radius=c.long_radius if c.long_clusters else 0.0,
+                    clusters=max(1, c.long_clusters),
                     plasticity=_stdp(c),
                     delay=c.delay,
                     pre_region=src,

@@ -59,7 +59,7 @@ def pillow_image():
 # ------------------------------------------------------------ spectra ---
 
 
-def power_spectrum(x: np.ndarray, dt_ms: float, *, segment: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def power_spectrum(x: np.ndarray, dt_ms: float, *, segment: int = 1024) -> tuple[np.ndarray, np.ndarray]:
     """One-sided power spectral density of a trace sampled every `dt_ms`, by
     Welch's method: segments of L = min(segment, T) samples overlapping by
     half, each less its mean and its least-squares slope (d_n = x_n - mean -
@@ -72,7 +72,8 @@ def power_spectrum(x: np.ndarray, dt_ms: float, *, segment: int = 256) -> tuple[
     4. Returns (freqs (L//2 + 1,) Hz, power (L//2 + 1,) in x-units^2 / Hz);
     sum(power) * fs / L is the variance of d (Parseval, up to the windowing).
     Averaging segments trades frequency resolution (fs / L) for a steadier
-    estimate. Removing each segment's trend, not only its mean, keeps slow
+    estimate; the default L = 1024 resolves ~1 Hz at dt = 1 ms, fine enough
+    for the slow (theta, delta) rhythms. Removing each segment's trend, not only its mean, keeps slow
     drifts (a newborn brain's rate settling under homeostasis) out of the
     lowest bins, where they would hide an oscillation; the DC bin holds only
     the window's leakage (`spectral_peak` skips it), and a constant trace
@@ -137,7 +138,7 @@ class Spectrum:
         )
 
 
-def rate_spectra(cols: dict[str, np.ndarray], dt_ms: float, *, segment: int = 256) -> list[Spectrum]:
+def rate_spectra(cols: dict[str, np.ndarray], dt_ms: float, *, segment: int = 1024) -> list[Spectrum]:
     """Spectra of the debug log's `rate` and every `rate_<population>` column
     (`load_metrics`); empty when the log has fewer than 16 steps."""
     if cols["rate"].shape[0] < 16:

@@ -103,7 +103,9 @@ def span_size(circuit: Circuit, q: Projection, end: str) -> int:
 
 def _radius_table(circuit: Circuit, q: Projection, key: jax.Array) -> jax.Array:
     """(N_post, K) pre indices (within the pre span) drawn around each post's
-    place on the sheet: offsets (dr, dc) uniform over the disc of radius
+    place on the sheet (rule "radius"), or around `clusters` places per post
+    (rule "patchy": centres at uniformly drawn pre neurons, slot k around
+    centre k mod clusters): offsets (dr, dc) uniform over the disc of radius
     `q.radius` cells (profile "uniform") or N(0, radius^2) per axis
     ("gaussian"), rounded to cells; the point is snapped to the nearest
     grid row of the pre population (`Placement.take`), wrapped on the pre
@@ -116,9 +118,17 @@ def _radius_table(circuit: Circuit, q: Projection, key: jax.Array) -> jax.Array:
     rows_pre = (b_pre - a_pre) // pre_p.width
     n_post, k = b_post - a_post, q.fan_in
     i = np.arange(n_post)
-    row = jnp.asarray(post_p.sheet_row(first_post + i // post_p.width), jnp.int32)
-    col = jnp.asarray(post_p.col + i % post_p.width, jnp.int32)
+    row = jnp.asarray(post_p.sheet_row(first_post + i // post_p.width), jnp.int32)[:, None]
+    col = jnp.asarray(post_p.col + i % post_p.width, jnp.int32)[:, None]
     k_a, k_r = jax.random.split(key)
+    if q.rule == "patchy":
+        key, k_c = jax.random.split(key)
+        k_a, k_r = jax.random.split(key)
+        centre = jax.random.randint(k_c, (n_post, q.clusters), 0, b_pre - a_pre, jnp.int32)
+        centre = jnp.tile(centre, (1, k // q.clusters))  # slot k around centre k mod clusters
+        sheet_rows = jnp.asarray(pre_p.sheet_row(np.arange(pre_p.height)), jnp.int32)
+        row = sheet_rows[first_pre + centre // pre_p.width]
+        col = pre_p.col + centre % pre_p.width
     if q.profile == "gaussian":
         dr = jnp.round(q.radius * jax.random.normal(k_a, (n_post, k), jnp.float32))
         dc = jnp.round(q.radius * jax.random.normal(k_r, (n_post, k), jnp.float32))
@@ -139,11 +149,11 @@ def _radius_table(circuit: Circuit, q: Projection, key: jax.Array) -> jax.Array:
         best.append((d, j))
     d_tab = jnp.asarray([b[0] for b in best], jnp.int32)
     j_tab = jnp.asarray([b[1] for b in best], jnp.int32)
-    rel = row[:, None] + dr - pre_p.row
+    rel = row + dr - pre_p.row
     block, o = jnp.floor_divide(rel, every), jnp.mod(rel, every)
     grid_row = (block + d_tab[o]) * t + j_tab[o]
     r = jnp.mod(grid_row - first_pre, rows_pre)
-    c = jnp.mod(col[:, None] + dc - pre_p.col, pre_p.width)
+    c = jnp.mod(col + dc - pre_p.col, pre_p.width)
     pre = r * pre_p.width + c
     if q.pre == q.post and a_pre == a_post:  # snapped onto itself: the next column
         own = jnp.asarray(i, jnp.int32)[:, None]

@@ -11,7 +11,12 @@ Encoder (text -> stims (T, input_channels) f32, values 0 or 1)
     The text is taken as UTF-8 bytes b_0 .. b_{L-1}, so every input is
     accepted (accents, emoji, control characters, an empty line; strings that
     came from undecodable input through `surrogateescape` give back their
-    original bytes). Byte value v drives input channel v (256 channels).
+    original bytes). Byte value v drives input channel v (256 channels), or,
+    in a brain of 64 input channels (one per ALPHABET character, as the
+    cortex presets have: each character its own patch of the sheet), the
+    channel of its character in ALPHABET, upper case as lower case, every
+    other byte (control characters, the bytes of non-ASCII characters) as a
+    space.
     Bytes are presented one after another in S = min(L, T_in) time slots:
         byte i goes to slot  s(i) = floor(i * S / L)
         slot s spans steps   [floor(s * T_in / S), floor((s + 1) * T_in / S))
@@ -43,6 +48,19 @@ import numpy as np
 # Space first: a silent window decodes to a space.
 ALPHABET = " abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-:;()/&+=*#@%$<>_~^[]"
 BYTE_CHANNELS = 256
+
+
+def _alphabet_channels() -> np.ndarray:
+    """(256,) int: the input channel of each byte value in a 64-channel brain."""
+    out = np.zeros(BYTE_CHANNELS, np.int64)  # 0: ALPHABET[0], a space
+    for v in range(128):
+        ch = chr(v).lower()
+        if ch in ALPHABET:
+            out[v] = ALPHABET.index(ch)
+    return out
+
+
+CHANNEL_OF_BYTE = {BYTE_CHANNELS: np.arange(BYTE_CHANNELS), len(ALPHABET): _alphabet_channels()}
 
 
 def to_bytes(text: str | bytes) -> bytes:
@@ -81,10 +99,10 @@ class Codec:
                 f"--reply_chars={r} must be between 1 and {t - t // 2} (half of --reply_steps={t}, "
                 "so that every character has at least one step): lower it or raise --reply_steps"
             )
-        if self.input_channels < BYTE_CHANNELS:
+        if self.input_channels not in CHANNEL_OF_BYTE:
             raise ValueError(
-                f"input_channels={self.input_channels} is too small for the byte encoder: "
-                f"it needs {BYTE_CHANNELS} (one per byte value)"
+                f"input_channels={self.input_channels} does not fit the text encoder: it needs "
+                f"{BYTE_CHANNELS} (one per byte value) or {len(ALPHABET)} (one per character)"
             )
         if self.output_channels != len(ALPHABET):
             raise ValueError(
@@ -123,7 +141,7 @@ class Codec:
         s = min(n, t_in)
         slot = np.arange(n, dtype=np.int64) * s // n  # slot of each byte
         present = np.zeros((s, self.input_channels), bool)
-        present[slot, data] = True
+        present[slot, CHANNEL_OF_BYTE[self.input_channels][data]] = True
         bounds = np.arange(s + 1, dtype=np.int64) * t_in // s  # slot s: [bounds[s], bounds[s+1])
         steps = np.arange(t_in)
         slot_of_step = np.searchsorted(bounds, steps, side="right") - 1

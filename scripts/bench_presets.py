@@ -1,7 +1,7 @@
 """Microseconds per step of preset circuits side by side, and (on GPUs) the
 kernels each step launches, counted in a profile.
 
-    .venv/bin/python scripts/bench_presets.py --presets seed:n_neurons=250000,cortex [--out=FILE.json]
+    .venv/bin/python scripts/bench_presets.py --presets default:n_neurons=250000,cortex [--out=FILE.json]
 
 Each entry is a flagfile name of experiments/configs (or a path) with
 optional `:field=value,...` changes, e.g. `cortex_small:plasticity=true`.
@@ -75,7 +75,7 @@ def kernels_per_step(session: Session, steps: int) -> float | None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--presets", default="seed:n_neurons=250000,cortex")
+    ap.add_argument("--presets", default="default:n_neurons=250000,cortex")
     ap.add_argument("--steps", type=int, default=1000)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2000)

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from conftest import leaves, preset_config, tiny
 
-from jbrain import brain, checkpoint, plasticity
+from jbrain import brain, checkpoint, plasticity, plots
 from jbrain.circuit import STDP, Placement, Projection
 from jbrain.config import BrainConfig
 from jbrain.plan import resolve
@@ -81,7 +81,7 @@ def test_local_wiring_lies_within_the_radius_on_the_torus(circuit):
 
 
 def test_gaussian_profile_draws_closer_partners_more_often():
-    c = cortex(profile="gaussian", radius=3.0).circuit()
+    c = cortex(profile="gaussian", radius=3.0, local_rule="radius").circuit()
     wiring, _ = brain.init_brain(c, seed=0)
     pre = np.asarray(wiring.projections["EE"].pre)
     pc = _place(c, "E")[1]
@@ -156,6 +156,11 @@ def test_vogels_needs_a_target_and_equal_time_constants():
         ({"inh_fraction": 0.3}, "--inh_fraction=0.3: the cortex puts one row in `every`"),
         ({"sheet": (40, 50)}, "the cortex needs H to be a multiple of 25"),
         ({"profile": "square"}, "--profile='square': use uniform or gaussian"),
+        ({"long_clusters": 3}, "--long_clusters=3 must be >= 0 and divide --long_fan_in=16"),
+        (
+            {"long_clusters": 2, "long_radius": 1.0},
+            "radius=1.0 holds about 3 cells, fewer than the 8 partners",
+        ),
     ],
 )
 def test_bad_cortex_flags_are_one_line_errors(fields, message):
@@ -193,15 +198,22 @@ def test_lesioned_neurons_never_fire_and_survive_a_checkpoint(tmp_path):
         brain.lesion(circuit, session.state, np.zeros(5, bool))
 
 
-def test_a_small_cortex_holds_each_population_near_its_target_without_the_controller():
+def test_a_small_cortex_holds_each_population_near_its_target_without_a_regulating_controller():
+    """Thresholds and inhibitory plasticity hold the rates (the controller's
+    gain is 0: it only paces the 5 Hz drive, which the rate spectrum shows)."""
     config = cortex()
-    assert not config.controller and config.inh_plasticity
+    assert config.ctrl_gain == 0 and config.inh_plasticity and config.osc_period == 200
     session = Session.new(config, seed=0, plan=resolve(config.circuit()))
     session.run(4000)
-    counts = session.run(1000)["pop_counts"].mean(axis=0)
+    m = session.run(1000)
+    counts = m["pop_counts"].mean(axis=0)
     sizes = np.array([p.size for p in session.circuit.populations])
     rates = counts / sizes
     assert np.all(np.abs(rates - config.target_rate) < 0.2 * config.target_rate), rates
+    trace = m["pop_counts"].sum(axis=1) / sizes.sum()
+    freqs, power = plots.power_spectrum(trace, 1.0)
+    peak, share, _ = plots.spectral_peak(freqs, power)
+    assert peak == pytest.approx(5.0, abs=1.0) and share > 0.5, (peak, share)
     # the inhibitory weights moved (the rule acted) and stayed magnitudes
     w = np.asarray(session.state.projections["IE"].weights)
     born = np.asarray(brain.init_brain(session.circuit, seed=0)[1].projections["IE"].weights)
@@ -223,8 +235,9 @@ def test_every_cortex_path_runs_the_same_numbers():
 
 
 def test_chat_runs_on_the_small_cortex_through_its_patches():
-    """The chat's 256 byte channels and 64 readout groups fit cortex_small's
-    input and output regions; a message gets an 8-character reply."""
+    """The chat's 64 character channels and 64 readout groups fit
+    cortex_small's input and output regions; a message gets an 8-character
+    reply."""
     from jbrain.text import ALPHABET, Codec, reply
 
     config = preset_config("cortex_small", plasticity=True)
@@ -235,6 +248,30 @@ def test_chat_runs_on_the_small_cortex_through_its_patches():
     assert session.step == 400
     # the reply is read from the output region: its groups saw spikes
     assert session.run(200, codec.encode("hello"))["out_counts"].sum() > 0
+
+
+def test_patchy_long_range_synapses_come_from_a_few_places_of_the_pre_region():
+    """--long_clusters=C: each post's K long-range synapses lie within
+    long_radius (+ the grid's row snap) of C places of the pre region, K/C
+    around each, and all inside that region."""
+    c = cortex(long_clusters=4, long_radius=2.0).circuit()
+    wiring, _ = brain.init_brain(c, seed=3)
+    q = next(x for x in c.projections if x.name == "input_association")
+    assert (q.rule, q.clusters, q.fan_in) == ("patchy", 4, 16)
+    a, _ = c.span(q, "pre")
+    pre = np.asarray(wiring.projections[q.name].pre) + a - c.offset("E")
+    rows, cols = _place(c, "E")
+    r, col = rows[pre], cols[pre]
+    region = next(x for x in c.regions if x.name == "input")
+    assert ((r >= region.row) & (r < region.row + region.height)).all()
+    for i in range(0, pre.shape[0], 97):
+        for k in range(4):  # slots k, k+4, k+8, k+12 share a centre
+            sr, sc = r[i, k::4], col[i, k::4]
+            dc = np.abs(sc[:, None] - sc[None, :])
+            dr = np.abs(sr[:, None] - sr[None, :])
+            dr, dc = np.minimum(dr, region.height - dr), np.minimum(dc, c.sheet[1] - dc)  # torus of the span
+            assert (dr <= 2 * 2 + 2).all() and (dc <= 2 * 2).all()
+    assert any("patchy r=2 uniform x4 places" in line for line in c.describe())
 
 
 def test_local_rule_slots_are_short_bijections_of_the_grid():

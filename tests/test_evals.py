@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from conftest import jbrain_cli, preset_config
 
-from jbrain.evals import selectivity
+from jbrain.evals import consistency, selectivity
 from jbrain.text import Codec
 
 
@@ -33,6 +33,16 @@ def test_word_stimuli_are_the_chat_encoding_folded_onto_the_channels():
     for ch in "cat":
         np.testing.assert_array_equal(folded[:, ord(ch) % 16], full[:, ord(ch)])
     assert not folded[50:].any()  # the second half is silent
+    by_char = selectivity.word_stims("Cat", 100, 64)  # one channel per character, case folded
+    np.testing.assert_array_equal(
+        by_char, Codec(reply_steps=100, reply_chars=1, input_channels=64).encode("cat")
+    )
+
+
+def test_presentations_on_a_paced_brain_start_at_one_phase_of_its_drive():
+    paced = preset_config("cortex_small").circuit()
+    assert selectivity.drive_period(paced) == 200
+    assert selectivity.drive_period(preset_config("ei", n_neurons=2000).circuit()) == 1  # no controller
 
 
 def test_a_small_evaluation_reports_every_row():
@@ -41,6 +51,8 @@ def test_a_small_evaluation_reports_every_row():
         plasticity=True,
     ).circuit()  # fmt: skip
     record = selectivity.evaluate(circuit, warmup=200, presentations=2, test_reps=3, steps=40, shuffles=20)
+    # each 40-step presentation is followed by 160 silent steps to the next 200-step drive period
+    assert record["steps_per_presentation"] == 200
     assert [r["name"] for r in record["rows"]] == ["untrained", "trained", "ablated"]
     assert record["association_neurons"] == 30 * 40 * 4 // 5
     assert set(record["plastic_projections"]) == {"EE", "IE", "input_association", "association_output"}
@@ -54,7 +66,7 @@ def test_eval_launcher_errors_are_one_line():
     r = jbrain_cli("eval", "recall")
     assert r.returncode == 2
     assert r.stderr.decode() == (
-        "jbrain eval: error: unknown task 'recall'; usage: jbrain eval {selectivity} [--flags]   "
+        "jbrain eval: error: unknown task 'recall'; usage: jbrain eval {selectivity,consistency} [--flags]   "
         "(jbrain eval TASK --help for flags)\n"
     )
     r = jbrain_cli("eval", "selectivity", "--presentations=0", "--n_neurons=2000")
@@ -62,3 +74,28 @@ def test_eval_launcher_errors_are_one_line():
     assert r.stderr.decode().strip() == (
         "jbrain eval selectivity: error: --presentations must be >= 1, --test_reps >= 2 and --eval_steps >= 2"
     )
+    r = jbrain_cli("eval", "consistency", "--sends=1", "--n_neurons=2000")
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == (
+        "jbrain eval consistency: error: consistency needs at least 2 messages and --sends >= 2"
+    )
+
+
+def test_nearest_neighbour_accuracy_splits_ties_and_skips_itself():
+    labels = np.array([0, 0, 1, 1])
+    texts = ["aaaa", "aaab", "zzzz", "zzzy"]  # each reply's nearest is its own message's other reply
+    assert consistency.nearest_neighbour_accuracy(consistency.hamming(texts), labels) == 1.0
+    same = ["abcd"] * 4  # all tied: 1 of the 3 nearest shares the label
+    assert consistency.nearest_neighbour_accuracy(consistency.hamming(same), labels) == pytest.approx(1 / 3)
+    counts = np.array([[3, 0], [6, 0], [0, 1], [0, 2]])  # cosine ignores the scale
+    assert consistency.nearest_neighbour_accuracy(consistency.cosine_distance(counts), labels) == 1.0
+    assert consistency.cosine_distance(np.zeros((2, 3)))[0, 1] == 1.0  # silent replies: far from all
+
+
+def test_a_small_consistency_run_reports_accuracy_against_chance():
+    config = preset_config("small", n_neurons=2000)
+    record = consistency.evaluate(config, messages=("cat", "dog", "sun"), sends=2, warmup=100, max_chunks=2)
+    assert record["chance"] == pytest.approx(1 / 3)
+    assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["counts_accuracy"] <= 1.0
+    assert [len(v) for v in record["replies"].values()] == [2, 2, 2]
+    assert all(len(t) == 8 for v in record["replies"].values() for t in v)

@@ -247,7 +247,7 @@ def test_a_flat_or_short_trace():
 def test_plot_reads_dt_from_the_newest_checkpoint_and_prints_the_peaks(tmp_path):
     """A log whose rates oscillate with a period of 16 steps, in a workdir
     whose checkpoint says dt = 0.5 ms: 125 Hz, for the rate of all and of E."""
-    t = np.arange(1, 1001)
+    t = np.arange(1, 1025)  # one Welch segment of 1,024 samples: 125 Hz is bin 64
     wave = 0.05 + 0.02 * np.sin(2 * np.pi * t / 16)
     body = "".join(f"{i}\t1\t{r:.6f}\t0.0\t1.0\t{r:.6f}\t0.05\n" for i, r in zip(t, wave, strict=True))
     (tmp_path / "brain_debug.log").write_text(HEADER + "\trate_E\trate_I\n" + body)

@@ -109,10 +109,23 @@ def test_codec_errors_name_the_flag():
         Codec(reply_steps=1, reply_chars=1)
     with pytest.raises(ValueError, match=r"output_channels=32 does not match .* use output_channels=64"):
         Codec(output_channels=32)
-    with pytest.raises(ValueError, match=r"input_channels=128 is too small"):
+    with pytest.raises(
+        ValueError, match=r"input_channels=128 does not fit the text encoder: it needs 256 .* or 64"
+    ):
         Codec(input_channels=128)
     with pytest.raises(ValueError, match=r"out_counts has shape \(10, 64\)"):
         CODEC.decode(np.zeros((10, 64)))
+
+
+def test_a_64_channel_brain_hears_characters_case_folded_and_the_rest_as_spaces():
+    """One channel per ALPHABET character: 'A' and 'a' share a channel, a
+    newline and the two bytes of 'e' acute are spaces (channel 0)."""
+    codec = Codec(reply_steps=40, reply_chars=4, input_channels=64)
+    heard = lambda text: [int(np.nonzero(row)[0][0]) for row in codec.encode(text)[:20] if row.any()]  # noqa: E731
+    assert set(heard("Ab?")) == {ALPHABET.index("a"), ALPHABET.index("b"), ALPHABET.index("?")}
+    assert np.array_equal(codec.encode("CAT"), codec.encode("cat"))
+    assert set(heard("\n\u00e9")) == {0}
+    assert codec.encode("dog").shape == (40, 64)
 
 
 def test_codec_for_circuit_reads_its_text_ports():

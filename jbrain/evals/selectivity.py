@@ -46,7 +46,7 @@ import numpy as np
 from jbrain import brain
 from jbrain import plan as plans
 from jbrain.circuit import Circuit
-from jbrain.text import Codec
+from jbrain.text import BYTE_CHANNELS, CHANNEL_OF_BYTE, Codec
 
 WORDS = ("red", "green", "blue", "cat", "dog", "sun", "moon", "tree")
 
@@ -66,15 +66,22 @@ def respond(circuit: Circuit, plan: plans.Plan, wiring: Any, state: Any, stims: 
     return state, counts
 
 
+def drive_period(circuit: Circuit) -> int:
+    """Steps per period of the circuit's drive oscillation (1: none)."""
+    c = circuit.controller
+    return max(1, round(c.osc_period)) if c.enabled and c.osc_amp != 0 else 1
+
+
 def word_stims(word: str, steps: int, channels: int) -> np.ndarray:
     """(steps, channels) f32 0/1: the chat encoder's presentation of `word`
     (`text.Codec`: its bytes one after another over the first half), byte
-    value v on channel v % channels (the chat's own channels when there are
-    256; a brain with fewer folds them)."""
+    value v on the chat's own channel when the brain has 256 or 64 channels
+    (`text.CHANNEL_OF_BYTE`), else on channel v % channels."""
     full = Codec(reply_steps=steps, reply_chars=1).encode(word)
+    fold = CHANNEL_OF_BYTE.get(channels, np.arange(BYTE_CHANNELS) % channels)
     out = np.zeros((steps, channels), np.float32)
     for v in np.nonzero(full.any(axis=0))[0]:
-        out[:, v % channels] = np.maximum(out[:, v % channels], full[:, v])
+        out[:, fold[v]] = np.maximum(out[:, fold[v]], full[:, v])
     return out
 
 
@@ -164,7 +171,9 @@ def evaluate(
     `circuit` (which must be plastic: training needs a plastic projection).
 
     steps: T per presentation: the word over the first T/2 steps (the chat
-    encoder's input phase), then T/2 steps without input. settle: steps
+    encoder's input phase), then T/2 steps without input; on a paced brain
+    silent steps follow up to a whole number of drive periods, so that every
+    presentation starts at the same phase of the drive. settle: steps
     without input before each test phase (thresholds re-settle after
     training or an ablation). Returns the JSON
     record: rows untrained / trained / ablated with "selective_fraction" and
@@ -186,20 +195,35 @@ def evaluate(
     say = progress or (lambda _msg: None)
     t0 = time.perf_counter()
 
+    # A paced brain (a drive oscillation, `Controller.osc_amp`) responds
+    # differently at each phase: every presentation starts at phase 0, a
+    # gap of silent steps after each filling it up to whole periods.
+    period = drive_period(circuit)
+    gap = jnp.zeros(((-steps) % period, circuit.input_channels), jnp.float32)
+
+    def present(circ: Circuit, plan: plans.Plan, state: Any, stim: jax.Array) -> tuple[Any, jax.Array]:
+        state, counts = respond(circ, plan, wiring, state, stim)
+        if gap.shape[0]:
+            state, _ = respond(circ, plan, wiring, state, gap)
+        return state, counts
+
     wiring, state = brain.init_brain(circuit, seed=seed)
     for _ in range(max(0, warmup) // steps):
         state, _ = respond(circuit, learn_plan, wiring, state, silence)
+    if (-int(state.step)) % period:
+        lead = jnp.zeros(((-int(state.step)) % period, circuit.input_channels), jnp.float32)
+        state, _ = respond(circuit, learn_plan, wiring, state, lead)
 
     def test(state: Any) -> np.ndarray:
         """(cells, words, test_reps) responses in rounds (each round every word
         once, in a random order), after `settle` steps without input in the
         test circuit; the state goes on living."""
         for _ in range(settle // steps):
-            state, _ = respond(test_circuit, test_plan, wiring, state, silence)
+            state, _ = present(test_circuit, test_plan, state, silence)
         out = np.zeros((cells.size, len(words), test_reps), np.int32)
         for k in range(test_reps):
             for w in rng.permutation(len(words)):
-                state, counts = respond(test_circuit, test_plan, wiring, state, stims[words[w]])
+                state, counts = present(test_circuit, test_plan, state, stims[words[w]])
                 out[:, w, k] = np.asarray(counts)[cells]
         return out
 
@@ -209,7 +233,7 @@ def evaluate(
     order = np.repeat(np.arange(len(words)), presentations)
     rng.shuffle(order)
     for i, w in enumerate(order):
-        state, _ = respond(circuit, learn_plan, wiring, state, stims[words[w]])
+        state, _ = present(circuit, learn_plan, state, stims[words[w]])
         if progress and (i + 1) % max(1, len(order) // 10) == 0:
             say(f"trained {i + 1}/{len(order)} presentations ({time.perf_counter() - t0:.0f} s)")
     trained = test(state)
@@ -233,6 +257,7 @@ def evaluate(
         "association_neurons": int(cells.size),
         "words": list(words),
         "presentations": presentations,
+        "steps_per_presentation": steps + int(gap.shape[0]),
         "test_reps": test_reps,
         "steps": steps,
         "warmup": warmup,
