@@ -56,7 +56,8 @@ def table(record: dict) -> str:
             "|---|---|---|",
             f"| reply text (Hamming) | {record['accuracy']:.3f} | {record['chance']:.3f} |",
             f"| window spike counts (cosine) | {record['counts_accuracy']:.3f} | {record['chance']:.3f} |",
-            f"distinct replies: {record['distinct_replies']} of {len(record['messages']) * record['sends']}",
+            f"distinct replies: {record['distinct_replies']} of {len(record['messages']) * record['sends']}; "
+            f"winner's margin over the runner-up per window: {record['margin']:.3f}",
         ])  # fmt: skip
     lines = [
         f"selectivity on {record['preset']} ({record['n_neurons']} neurons, "

@@ -90,6 +90,8 @@ def test_nearest_neighbour_accuracy_splits_ties_and_skips_itself():
     counts = np.array([[3, 0], [6, 0], [0, 1], [0, 2]])  # cosine ignores the scale
     assert consistency.nearest_neighbour_accuracy(consistency.cosine_distance(counts), labels) == 1.0
     assert consistency.cosine_distance(np.zeros((2, 3)))[0, 1] == 1.0  # silent replies: far from all
+    windows = np.array([[[5, 3, 0], [2, 2, 1]], [[4, 0, 0], [0, 0, 0]]])  # margins 0.25, 0, 1, 0 (silent)
+    assert consistency.window_margin(windows) == pytest.approx(1.25 / 4)
 
 
 def test_a_small_consistency_run_reports_accuracy_against_chance():
@@ -97,5 +99,6 @@ def test_a_small_consistency_run_reports_accuracy_against_chance():
     record = consistency.evaluate(config, messages=("cat", "dog", "sun"), sends=2, warmup=100, max_chunks=2)
     assert record["chance"] == pytest.approx(1 / 3)
     assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["counts_accuracy"] <= 1.0
+    assert 0.0 <= record["margin"] <= 1.0
     assert [len(v) for v in record["replies"].values()] == [2, 2, 2]
     assert all(len(t) == 8 for v in record["replies"].values() for t in v)

@@ -18,6 +18,11 @@ Ties are split evenly: a reply whose nearest neighbours (all at the least
 distance) include j of its own message among n counts j / n, the expected
 score of a random tie-break. Chance is 1 / M.
 
+How firmly each window settles on its character (`margin`): per reply
+window, (c1 - c2) / (c1 + c2) with c1, c2 the spike counts of the winning
+group and the runner-up (0: a tie or a silent window, 1: only the winner
+fired), averaged over all windows of all replies.
+
 Nothing is trained and nothing on the host remembers the messages: the
 figure says how much a reply depends on its message rather than on the
 brain's moment.
@@ -59,6 +64,14 @@ def hamming(texts: list[str]) -> np.ndarray:
     """(n, n) number of differing characters between equal-length replies."""
     a = np.array([list(t) for t in texts])
     return (a[:, None, :] != a[None, :, :]).sum(axis=2).astype(np.float64)
+
+
+def window_margin(counts: np.ndarray) -> float:
+    """Mean (c1 - c2) / (c1 + c2) over windows of (..., groups) counts
+    (module docstring); a silent window counts 0."""
+    top = np.sort(np.asarray(counts, np.float64).reshape(-1, counts.shape[-1]), axis=1)[:, -2:]
+    total = top.sum(axis=1)
+    return float(np.mean(np.divide(top[:, 1] - top[:, 0], total, out=np.zeros_like(total), where=total > 0)))
 
 
 def cosine_distance(counts: np.ndarray) -> np.ndarray:
@@ -120,6 +133,7 @@ def evaluate(
         "accuracy": nearest_neighbour_accuracy(hamming(texts), order),
         "counts_accuracy": nearest_neighbour_accuracy(cosine_distance(counts), order),
         "chance": 1.0 / len(messages),
+        "margin": window_margin(counts),
         "distinct_replies": len(set(texts)),
         "replies": {
             msg: [t for t, m in zip(texts, order, strict=True) if m == j] for j, msg in enumerate(messages)
