@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 SIGNS = ("E", "I")
-RULES = ("random", "bernoulli", "radius", "patchy", "local", "one_to_one", "groups")
+RULES = ("random", "bernoulli", "radius", "patchy", "patch", "local", "one_to_one", "groups")
 SYNAPSES = ("delta", "exp")
 V_INITS = ("uniform", "normal")
 MAX_DELAY = 33  # steps: the spike history holds 32 steps behind the last one
@@ -269,7 +269,11 @@ class Projection:
     the pre span: each post draws `clusters` centres at random pre neurons and
     fan_in / clusters partners around each, as "radius" draws them around the
     post's own place: receptive fields of a few places, for projections
-    between regions), "one_to_one" (fan_in 1, post i <- pre i, equal sizes),
+    between regions), "patch" (a population to itself inside one region:
+    the region cut into `group` patches as ports and readouts cut it
+    (`tiles`), each post draws fan_in partners at random from its own
+    patch, itself excluded: the self-excitation of winner-take-all groups),
+    "one_to_one" (fan_in 1, post i <- pre i, equal sizes),
     "groups" (all-to-all inside groups of `group` neurons, self included:
     fan_in = group), "bernoulli" (each pre-post pair independently with
     probability p, as Brian2's connect(p=...): the fan-in varies, rows are
@@ -340,13 +344,19 @@ class Readout:
     region: str = ""
 
 
+def _patch_grid(region: Region, count: int) -> tuple[int, int, int, int]:
+    """(patch rows, patch columns, height, width) of the grid of at least
+    `count` equal, about square patches that cuts `region` (row-major)."""
+    pc = max(1, min(region.width, round(math.sqrt(count * region.width / region.height))))
+    pr = -(-count // pc)
+    return pr, pc, max(1, region.height // pr), max(1, region.width // pc)
+
+
 def patches(region: Region, count: int, placement: Placement) -> list[np.ndarray]:
     """The region cut into a grid of at least `count` equal patches (about
     square; row-major), and for the first `count` of them the indices of the
     population's neurons inside (ascending), from its placement."""
-    pc = max(1, min(region.width, round(math.sqrt(count * region.width / region.height))))
-    pr = -(-count // pc)
-    ph, pw = max(1, region.height // pr), max(1, region.width // pc)
+    pr, pc, ph, pw = _patch_grid(region, count)
     rows, cols = placement.cells()
     out = []
     for c in range(count):
@@ -354,6 +364,20 @@ def patches(region: Region, count: int, placement: Placement) -> list[np.ndarray
         inside = (rows >= r0) & (rows < r0 + ph) & (cols >= c0) & (cols < c0 + pw)
         out.append(np.nonzero(inside)[0])
     return out
+
+
+def tiles(region: Region, count: int, placement: Placement) -> np.ndarray:
+    """(size,) int64: the patch (`patches`' grid) of each of the population's
+    neurons, -1 outside the region; cells past the grid's last row or column
+    of patches join it, so every neuron of the region has a patch, and patch
+    c < count holds `patches(...)[c]`."""
+    pr, pc, ph, pw = _patch_grid(region, count)
+    rows, cols = placement.cells()
+    inside = (rows >= region.row) & (rows < region.row + region.height)
+    inside &= (cols >= region.col) & (cols < region.col + region.width)
+    tr = np.minimum((rows - region.row) // ph, pr - 1)
+    tc = np.minimum((cols - region.col) // pw, pc - 1)
+    return np.where(inside, tr * pc + tc, -1).astype(np.int64)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -497,6 +521,30 @@ class Circuit:
             _need(
                 pre.size == post.size and pre.size % proj.group == 0,
                 f"{where}: 'groups' needs pre and post of one size, a multiple of group={proj.group}",
+            )
+        elif proj.rule == "patch":
+            _need(
+                proj.pre == proj.post and proj.pre_region == proj.post_region and bool(proj.pre_region),
+                f"{where}: rule 'patch' wires a population to itself inside one region (pre == post, "
+                "pre_region == post_region)",
+            )
+            _need(
+                pre.placement.kind == "rect" and _positive_int(proj.group),
+                f"{where}: rule 'patch' needs a population on the sheet and group = the number of patches",
+            )
+            r = self._region(proj.pre_region, where)
+            t = tiles(r, proj.group, self.population(proj.pre).placement)
+            a, b = self.span(proj, "pre")
+            first = a - self.offset(proj.pre)
+            _need(
+                (t[first : first + b - a] >= 0).all(),
+                f"{where}: rule 'patch' needs region {r.name!r} as wide as population {proj.pre!r}'s grid",
+            )
+            sizes = np.bincount(t[t >= 0])
+            _need(
+                sizes.min() > proj.fan_in,
+                f"{where}: the smallest of the {proj.group} patches of region {r.name!r} holds "
+                f"{sizes.min()} neurons, too few for fan_in={proj.fan_in}: lower fan_in or use fewer patches",
             )
         elif proj.rule == "local":
             _need(

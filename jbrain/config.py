@@ -123,6 +123,10 @@ class BrainConfig:
     local_rule: str = "radius"
     long_clusters: int = 0
     long_radius: float = 2.0
+    wta: bool = False
+    wta_fan_in: int = 8
+    wta_self: float = 0.1
+    wta_inh: float = 0.3
     # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
@@ -197,6 +201,11 @@ class BrainConfig:
             )
         need(self.profile in ("uniform", "gaussian"), f"--profile={self.profile!r}: use uniform or gaussian")
         need(self.local_rule in ("radius", "local"), f"--local_rule={self.local_rule!r}: use radius or local")
+        need(
+            self.wta_fan_in >= 1 and self.wta_self > 0 and self.wta_inh > 0,
+            f"--wta_fan_in={self.wta_fan_in} must be >= 1, --wta_self={self.wta_self} and "
+            f"--wta_inh={self.wta_inh} > 0",
+        )
         need(
             self.long_clusters >= 0
             and (not self.long_clusters or self.long_fan_in % self.long_clusters == 0),
@@ -460,6 +469,18 @@ def cortex(c: BrainConfig) -> Circuit:
                     **{**exc, "w_max": max(c.long_w_max, exc["w_hi"])},
                 )  # fmt: skip
             )
+    if c.wta:
+        # winner-take-all among the output groups: each excites its own patch,
+        # and every group excites, and is inhibited by, the output region's I
+        # neurons as a whole (a pool shared by all groups)
+        pool = {"pre_region": "output", "post_region": "output", "fan_in": c.wta_fan_in, "delay": c.delay}
+        projections += [
+            Projection("output_self", "E", "E", "patch", group=c.output_channels,
+                       w_lo=c.wta_self, w_hi=c.wta_self, w_max=c.wta_self, **pool),
+            Projection("output_pool", "E", "I", "random", **pool, **exc),
+            Projection("pool_output", "I", "E", "random", w_lo=c.wta_inh, w_hi=c.wta_inh,
+                       w_max=c.wta_inh, **pool, **_synapse(c, "I")),
+        ]  # fmt: skip
     g_in = min(len(x) for x in patches(regions[0], c.input_channels, e.placement))
     g_out = min(len(x) for x in patches(regions[2], c.output_channels, e.placement))
     need_cells = "use a larger --sheet or fewer --input_channels / --output_channels"

@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.experimental import sparse
 
-from jbrain.circuit import WEIGHT_FRAC_BITS, Circuit, Population, Projection
+from jbrain.circuit import WEIGHT_FRAC_BITS, Circuit, Population, Projection, tiles
 from jbrain.state import STATUS_SPIKE_OVERFLOW, ProjectionWiring
 
 _SCALE = float(2**WEIGHT_FRAC_BITS)
@@ -64,6 +64,8 @@ def init_projection(circuit: Circuit, index: int, key: jax.Array) -> tuple[Proje
     elif q.rule == "groups":
         i = jnp.arange(n_post, dtype=jnp.int32)[:, None]
         pre = (i // q.group) * q.group + jnp.arange(k, dtype=jnp.int32)
+    elif q.rule == "patch":
+        pre = _patch_table(circuit, q, k_perm)
     elif q.rule == "local":
         pl = circuit.population(q.pre).placement
         pre, out_post = _local_tables(k_perm, n_post // pl.width, pl.width, k, _local_reach(pl, q.radius))
@@ -159,6 +161,24 @@ def _radius_table(circuit: Circuit, q: Projection, key: jax.Array) -> jax.Array:
         own = jnp.asarray(i, jnp.int32)[:, None]
         pre = jnp.where(pre == own, r * pre_p.width + jnp.mod(c + 1, pre_p.width), pre)
     return pre.astype(jnp.int32)
+
+
+def _patch_table(circuit: Circuit, q: Projection, key: jax.Array) -> jax.Array:
+    """(N_post, K) pre indices (within the span, pre == post) of rule
+    "patch": each neuron's K partners uniform over the other neurons of its
+    own patch (`circuit.tiles`), with replacement."""
+    a, b = circuit.span(q, "pre")
+    first = a - circuit.offset(q.pre)
+    every = tiles(circuit.region_of(q.pre_region), q.group, circuit.population(q.pre).placement)
+    tile = every[first : first + (b - a)]
+    order = np.argsort(tile, kind="stable")  # span neurons grouped by patch
+    start = np.searchsorted(tile[order], tile)  # first slot of each neuron's patch in `order`
+    size = np.bincount(tile)[tile]
+    rank = np.empty_like(order)
+    rank[order] = np.arange(order.size)  # each neuron's own slot in `order`
+    u = np.asarray(jax.random.randint(key, (b - a, q.fan_in), 0, 2**30)) % (size - 1)[:, None]
+    u = u + (u >= (rank - start)[:, None])  # skip the neuron itself
+    return jnp.asarray(order[start[:, None] + u], jnp.int32)
 
 
 def _local_reach(placement, radius: float) -> tuple[int, float, float]:

@@ -13,7 +13,7 @@ import pytest
 from conftest import leaves, preset_config, tiny
 
 from jbrain import brain, checkpoint, plasticity, plots
-from jbrain.circuit import STDP, Placement, Projection
+from jbrain.circuit import STDP, Placement, Projection, tiles
 from jbrain.config import BrainConfig
 from jbrain.plan import resolve
 from jbrain.session import Session
@@ -272,6 +272,29 @@ def test_patchy_long_range_synapses_come_from_a_few_places_of_the_pre_region():
             dr, dc = np.minimum(dr, region.height - dr), np.minimum(dc, c.sheet[1] - dc)  # torus of the span
             assert (dr <= 2 * 2 + 2).all() and (dc <= 2 * 2).all()
     assert any("patchy r=2 uniform x4 places" in line for line in c.describe())
+
+
+def test_wta_groups_excite_their_own_patch_and_share_one_inhibitory_pool():
+    """--wta: output_self draws every partner from the post's own readout
+    patch (never itself); the pool projections stay inside the output region."""
+    c = cortex(wta=True).circuit()
+    wiring, _ = brain.init_brain(c, seed=4)
+    q = next(x for x in c.projections if x.name == "output_self")
+    assert (q.rule, q.group, q.pre_region) == ("patch", 8, "output")
+    a, b = c.span(q, "pre")
+    first = a - c.offset("E")
+    tile = tiles(c.region_of("output"), 8, c.population("E").placement)[first : first + b - a]
+    pre = np.asarray(wiring.projections["output_self"].pre)
+    assert (tile[pre] == tile[:, None]).all()
+    assert not (pre == np.arange(b - a)[:, None]).any()
+    groups = c.port_neurons(c.readouts[0]) - a  # the readout's groups lie in the patches of the same number
+    assert all((tile[g] == i).all() for i, g in enumerate(groups))
+    names = {x.name: x for x in c.projections}
+    assert names["output_pool"].post == "I" and names["pool_output"].pre == "I"
+    assert {names[n].post_region for n in ("output_pool", "pool_output")} == {"output"}
+    bad = dataclasses.replace(q, fan_in=500)
+    with pytest.raises(ValueError, match="patches of region 'output' holds .* too few for fan_in=500"):
+        dataclasses.replace(c, projections=(*c.projections[:-3], bad))
 
 
 def test_local_rule_slots_are_short_bijections_of_the_grid():

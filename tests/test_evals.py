@@ -48,11 +48,11 @@ def test_presentations_on_a_paced_brain_start_at_one_phase_of_its_drive():
 def test_a_small_evaluation_reports_every_row():
     circuit = preset_config(
         "cortex_small", sheet=(50, 40), n_neurons=2000, radius=5.0, input_channels=16, output_channels=8,
-        plasticity=True,
+        plasticity=True, osc_period=80.0,
     ).circuit()  # fmt: skip
     record = selectivity.evaluate(circuit, warmup=200, presentations=2, test_reps=3, steps=40, shuffles=20)
-    # each 40-step presentation is followed by 160 silent steps to the next 200-step drive period
-    assert record["steps_per_presentation"] == 200
+    # each 40-step presentation is followed by 40 silent steps to the next 80-step drive period
+    assert record["steps_per_presentation"] == 80
     assert [r["name"] for r in record["rows"]] == ["untrained", "trained", "ablated"]
     assert record["association_neurons"] == 30 * 40 * 4 // 5
     assert set(record["plastic_projections"]) == {"EE", "IE", "input_association", "association_output"}
