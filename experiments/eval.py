@@ -9,9 +9,10 @@ Tasks:
                 with the learned weights put back (jbrain/evals/selectivity.py).
 
   consistency   20 messages, each sent --sends times at random moments of a
-                living brain (it runs on without input for 100-2,000 steps
-                before each); leave-one-out nearest-neighbour classification
-                of which message caused each reply, on the reply text
+                living brain (it runs on without input for 1-20 bursts of
+                --reply_steps before each, as a --live chat brain does);
+                leave-one-out nearest-neighbour classification of which
+                message caused each reply, on the reply text
                 (`accuracy`) and on its window spike counts
                 (`counts_accuracy`); chance 1/20 (jbrain/evals/consistency.py).
 

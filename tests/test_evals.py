@@ -96,9 +96,18 @@ def test_nearest_neighbour_accuracy_splits_ties_and_skips_itself():
 
 def test_a_small_consistency_run_reports_accuracy_against_chance():
     config = preset_config("small", n_neurons=2000)
-    record = consistency.evaluate(config, messages=("cat", "dog", "sun"), sends=2, warmup=100, max_chunks=2)
+    record = consistency.evaluate(
+        config,
+        messages=("cat", "dog", "sun"),
+        sends=2,
+        warmup=100,
+        max_chunks=2,
+        reply_steps=40,
+        reply_chars=4,
+    )
+    assert record["gap_steps"] == [40, 80]
     assert record["chance"] == pytest.approx(1 / 3)
     assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["counts_accuracy"] <= 1.0
     assert 0.0 <= record["margin"] <= 1.0
     assert [len(v) for v in record["replies"].values()] == [2, 2, 2]
-    assert all(len(t) == 8 for v in record["replies"].values() for t in v)
+    assert all(len(t) == 4 for v in record["replies"].values() for t in v)

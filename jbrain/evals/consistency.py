@@ -2,10 +2,12 @@
 
 A living brain (plasticity as its flags say, its noise on) is sent each of
 M messages `sends` times, in a random order, at random moments: before
-every message it runs on without input for a random number of chunks of
-`chunk` steps (uniform in [1, max_chunks]), as a chat brain lives on while
-its user types. Every reply is one chat reply burst (`text.reply`'s encoder
-and decoder: R characters read from R windows of the output phase).
+every message it runs on without input for a random number of bursts of
+`chunk` steps (uniform in [1, max_chunks]; by default a burst is a reply's
+length), as a `--live` chat brain lives on in such bursts while its user
+types (so a message, as in the chat, starts where a burst ends). Every
+reply is one chat reply burst (`text.reply`'s encoder and decoder: R
+characters read from R windows of the output phase).
 
 The measure is leave-one-out nearest-neighbour classification of "which
 message caused this reply" over the M * sends replies:
@@ -90,7 +92,7 @@ def evaluate(
     messages: tuple[str, ...] = MESSAGES,
     sends: int = 10,
     warmup: int = 2000,
-    chunk: int = 100,
+    chunk: int | None = None,
     max_chunks: int = 20,
     reply_steps: int = 200,
     reply_chars: int = 8,
@@ -102,8 +104,9 @@ def evaluate(
     the replies per message and the settings)."""
     if len(messages) < 2 or sends < 2:
         raise ValueError("consistency needs at least 2 messages and --sends >= 2")
+    chunk = reply_steps if chunk is None else chunk
     if chunk < 1 or max_chunks < 1:
-        raise ValueError("--eval_steps and --max_chunks must be >= 1")
+        raise ValueError("the gap's bursts and their count must be >= 1")
     circuit = config.circuit()
     session = Session.new(config, seed=seed, plan=plans.resolve(circuit, **(plan_options or {})))
     codec = Codec.for_circuit(circuit, reply_steps=reply_steps, reply_chars=reply_chars)
