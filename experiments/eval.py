@@ -83,28 +83,24 @@ def main(argv: list[str]) -> None:
     task = TASK
     progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     config = common.brain_config_from_flags()
+    shared = {
+        "seed": FLAGS.seed,
+        "warmup": FLAGS.warmup,
+        "plan_options": common.plan_options(),
+        "progress": progress,
+    }
     if task == "selectivity":
         config = config.replace(plasticity=True)
         record = selectivity.evaluate(
             config.circuit(),
-            seed=FLAGS.seed,
-            warmup=FLAGS.warmup,
             presentations=FLAGS.presentations,
             test_reps=FLAGS.test_reps,
             steps=FLAGS.eval_steps,
-            plan_options=common.plan_options(),
-            progress=progress,
+            **shared,
         )
     else:
         record = consistency.evaluate(
-            config,
-            seed=FLAGS.seed,
-            sends=FLAGS.sends,
-            warmup=FLAGS.warmup,
-            reply_steps=FLAGS.reply_steps,
-            reply_chars=FLAGS.reply_chars,
-            plan_options=common.plan_options(),
-            progress=progress,
+            config, sends=FLAGS.sends, reply_steps=FLAGS.reply_steps, reply_chars=FLAGS.reply_chars, **shared
         )
     record["config"] = config.to_dict()
     record["device"] = benchkit.device_name()

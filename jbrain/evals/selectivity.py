@@ -210,9 +210,11 @@ def evaluate(
     wiring, state = brain.init_brain(circuit, seed=seed)
     for _ in range(max(0, warmup) // steps):
         state, _ = respond(circuit, learn_plan, wiring, state, silence)
-    if (-int(state.step)) % period:
-        lead = jnp.zeros(((-int(state.step)) % period, circuit.input_channels), jnp.float32)
-        state, _ = respond(circuit, learn_plan, wiring, state, lead)
+    lead = (-int(state.step)) % period  # steps to the drive's next phase 0
+    if lead:
+        state, _ = respond(
+            circuit, learn_plan, wiring, state, jnp.zeros((lead, circuit.input_channels), jnp.float32)
+        )
 
     def test(state: Any) -> np.ndarray:
         """(cells, words, test_reps) responses in rounds (each round every word
