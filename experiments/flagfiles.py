@@ -17,6 +17,12 @@ def config_from_flagfile(name: str, **changes: Any) -> BrainConfig:
     (every other field at its default; NAME may also be a path), with
     `changes` applied. `--flag`, `--noflag` and `--flag=value` lines;
     '#' comments."""
+    return BrainConfig(**{**_flag_values(name), **changes})
+
+
+def _flag_values(name: str) -> dict[str, Any]:
+    """{field: value} of a flagfile; a `--flagfile=PATH` line (PATH relative
+    to the checkout, as absl reads it from there) includes that file."""
     path = name if os.path.isfile(name) else os.path.join(CONFIGS, f"{name}.flags")
     fields = {f.name: f for f in dataclasses.fields(BrainConfig)}
     values: dict[str, Any] = {}
@@ -27,6 +33,9 @@ def config_from_flagfile(name: str, **changes: Any) -> BrainConfig:
         if not line or line.startswith("#"):
             continue
         key, eq, text = line.removeprefix("--").partition("=")
+        if key == "flagfile":
+            values.update(_flag_values(os.path.join(os.path.dirname(os.path.dirname(CONFIGS)), text)))
+            continue
         if not eq and key.startswith("no") and key[2:] in fields:
             values[key[2:]] = False
             continue
@@ -39,4 +48,4 @@ def config_from_flagfile(name: str, **changes: Any) -> BrainConfig:
             values[key] = (text or "true").lower() in ("true", "1")
         else:
             values[key] = type(default)(text)
-    return BrainConfig(**{**values, **changes})
+    return values

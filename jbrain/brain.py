@@ -38,7 +38,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jbrain import backends, homeostasis, neurons, plasticity, synapses
-from jbrain.circuit import Circuit, Projection
+from jbrain.circuit import Circuit, InputPort, Projection
 from jbrain.plan import Plan
 from jbrain.state import (
     STATUS_NONFINITE,
@@ -69,7 +69,7 @@ def init_brain(circuit: Circuit, *, seed: int) -> tuple[Wiring, BrainState]:
             weights=weights,
             x_pre=jnp.zeros((n_pre,), jnp.float32),
             y_post=jnp.zeros((n_post,), jnp.float32),
-            g=jnp.zeros((n_post,), jnp.float32) if q.synapse == "exp" else None,
+            g=jnp.zeros((n_post,), jnp.float32) if q.synapse in ("exp", "slow") else None,
         )
     state = BrainState(
         neurons=NeuronState(
@@ -124,25 +124,43 @@ def _initial_voltage(circuit: Circuit, key: jax.Array) -> jax.Array:
 
 
 def external_input(circuit: Circuit, stim: jax.Array) -> jax.Array:
-    """(input_channels,) f32 -> (N,) f32 current on the input ports' neurons."""
+    """(input_channels,) f32 -> (N,) f32 current on the input ports' neurons:
+    gain * stim[c] on the neurons of each port's channel c."""
     current, first = None, 0
     for port in circuit.inputs:
-        s = stim[first : first + port.channels].astype(jnp.float32) * port.gain
+        part = port_values(circuit, port, stim[first : first + port.channels] * port.gain)
         first += port.channels
-        if port.region:  # patches on the sheet: a scatter to the listed neurons
-            cells = jnp.asarray(circuit.port_neurons(port), jnp.int32)
-            part = (
-                jnp.zeros((circuit.n,), jnp.float32)
-                .at[cells]
-                .set(jnp.broadcast_to(s[:, None], cells.shape), unique_indices=True)
-            )
-            current = part if current is None else current + part
-            continue
-        per_neuron = jnp.repeat(s, port.group, total_repeat_length=port.channels * port.group)
-        start = circuit.offset(port.population) + port.start
-        part = jnp.pad(per_neuron, (start, circuit.n - start - per_neuron.shape[0]))
         current = part if current is None else current + part
     return current if current is not None else jnp.zeros((circuit.n,), jnp.float32)
+
+
+def port_values(circuit: Circuit, port: InputPort, values: jax.Array) -> jax.Array:
+    """(channels,) f32 -> (N,) f32: values[c] on the neurons of the port's
+    channel c, 0 elsewhere."""
+    s = values.astype(jnp.float32)
+    if port.region:  # patches on the sheet: a scatter to the listed neurons
+        cells = jnp.asarray(circuit.port_neurons(port), jnp.int32)
+        return (
+            jnp.zeros((circuit.n,), jnp.float32)
+            .at[cells]
+            .set(jnp.broadcast_to(s[:, None], cells.shape), unique_indices=True)
+        )
+    per_neuron = jnp.repeat(s, port.group, total_repeat_length=port.channels * port.group)
+    start = circuit.offset(port.population) + port.start
+    return jnp.pad(per_neuron, (start, circuit.n - start - per_neuron.shape[0]))
+
+
+def teacher_signal(circuit: Circuit, stim: jax.Array | None) -> tuple[jax.Array, jax.Array] | None:
+    """(T (N,) f32, on () bool) from the stimulus's "teacher" port: each
+    neuron's teacher target (its channel's value) and whether any teacher
+    channel is on this step; None without a teacher port or stimulus."""
+    first = 0
+    for port in circuit.inputs:
+        if port.name == "teacher" and stim is not None:
+            values = stim[first : first + port.channels]
+            return port_values(circuit, port, values), values.max() > 0
+        first += port.channels
+    return None
 
 
 def materialize(plan: Plan, tree: Any, step: jax.Array) -> Any:
@@ -251,9 +269,11 @@ def projection_step(
     lists: dict,
     lag: plasticity.Lag | None,
     fence: Callable[[Any], Any],
+    teacher: tuple[jax.Array, jax.Array] | None = None,
 ) -> tuple[jax.Array, ProjectionState, plasticity.Lag | None]:
     """Projection `index`'s W @ s_pre(t - delay), (N_post,) f32, after its
-    STDP update for s(t-1) when plastic; its new sub-state and lag."""
+    STDP update for s(t-1) when plastic (the delta rule: in teaching bursts
+    only, with `teacher_signal`'s (T, on)); its new sub-state and lag."""
     q, path, form = circuit.projections[index], plan.paths[index], plan.stdp[index]
     backend = backends.get(plan.backend)
     pw, ps = wiring.projections[q.name], state.projections[q.name]
@@ -282,7 +302,11 @@ def projection_step(
             )
         current = backend.propagate_event(pw, w, ids)
     else:
-        if form is not None:
+        if form == "delta":
+            if plan.teaching and teacher is not None:
+                target = _span(circuit, teacher[0], q, "post")
+                w, x_pre = plasticity.delta_step(q, dt, pw, w, x_pre, s_pre, target, teacher[1])
+        elif form is not None:
             w, x_pre, y_post = plasticity.dense_step(q, dt, pw, w, x_pre, y_post, s_pre, s_post, fence)
         if path == "gather":
             current = synapses.propagate_gather(pw, w, s_pre, plan.platform)
@@ -292,26 +316,38 @@ def projection_step(
 
 
 def synaptic_input(
-    circuit: Circuit, plan: Plan, wiring: Wiring, state: BrainState, lags: dict, fence: Callable[[Any], Any]
+    circuit: Circuit,
+    plan: Plan,
+    wiring: Wiring,
+    state: BrainState,
+    lags: dict,
+    fence: Callable[[Any], Any],
+    teacher: tuple[jax.Array, jax.Array] | None = None,
 ) -> tuple[jax.Array | None, jax.Array, dict, dict]:
     """(I_syn (N,) f32 or None without projections, status bits, new
-    projection sub-states, lags). Delta synapses add sign * W @ s; exp
-    synapses integrate g <- g exp(-dt/tau_syn) + W @ s and add
-    g (e_rev - v) dt/tau_m of the post."""
+    projection sub-states, lags). Delta synapses add sign * W @ s; exp and
+    slow synapses integrate g <- g exp(-dt/tau_syn) + W @ s; exp adds
+    g (e_rev - v) dt/tau_m of the post, slow sign * g (1 - exp(-dt/tau_syn))."""
     lists, status = _spike_lists(circuit, plan, state.neurons.spikes)
     per_post: dict[str, jax.Array] = {}
     projections, lags = dict(state.projections), dict(lags)
     for i, q in enumerate(circuit.projections):
-        current, ps, lag = projection_step(circuit, plan, i, wiring, state, lists, lags.get(q.name), fence)
+        current, ps, lag = projection_step(
+            circuit, plan, i, wiring, state, lists, lags.get(q.name), fence, teacher
+        )
         if lag is not None:
             lags[q.name] = lag
-        if q.synapse == "exp":
-            g = ps.g * math.exp(-circuit.dt / q.tau_syn) + current
+        if q.synapse in ("exp", "slow"):
+            decay = math.exp(-circuit.dt / q.tau_syn)
+            g = ps.g * decay + current
             ps = ps.replace(g=g)
-            post = circuit.population(q.post)
-            v = _span(circuit, state.neurons.v, q, "post")
-            current = g * (q.e_rev - v) * (circuit.dt / post.neuron.tau_m)
-        elif circuit.population(q.pre).sign == "I":
+            if q.synapse == "exp":
+                post = circuit.population(q.post)
+                v = _span(circuit, state.neurons.v, q, "post")
+                current = g * (q.e_rev - v) * (circuit.dt / post.neuron.tau_m)
+            else:
+                current = g * (1.0 - decay)
+        if q.synapse != "exp" and circuit.population(q.pre).sign == "I":
             current = -current
         projections[q.name] = ps
         (a, b), (pa, pb) = circuit.span(q, "post"), circuit.bounds(q.post)
@@ -350,7 +386,8 @@ def _step(
     n = circuit.n
     ns = state.neurons
     fence = lambda t: materialize(plan, t, state.step)  # see `materialize`; identity on GPUs
-    i_syn, status, projections, lags = synaptic_input(circuit, plan, wiring, state, lags, fence)
+    teacher = teacher_signal(circuit, stim) if plan.teaching else None
+    i_syn, status, projections, lags = synaptic_input(circuit, plan, wiring, state, lags, fence, teacher)
     # Fusion fences (kept by XLA:GPU). Without them XLA fuses the 32-wide
     # gather and the noise hash into every reduction that reads them (metrics,
     # isfinite), recomputing them inside poorly parallel reduction kernels.
@@ -488,6 +525,13 @@ def _burst_packed(circuit, plan, wiring, state, stims, length):
     and the host reads one array, status included."""
     # The overflow bit describes this burst only (the host re-runs it).
     state = state.replace(status=state.status & ~jnp.uint32(STATUS_SPIKE_OVERFLOW))
+    if plan.teaching:  # the delta rule's pre traces start afresh in each teaching burst
+        projections = dict(state.projections)
+        for q in circuit.projections:
+            if q.plasticity is not None and q.plasticity.rule == "delta":
+                ps = projections[q.name]
+                projections[q.name] = ps.replace(x_pre=jnp.zeros_like(ps.x_pre))
+        state = state.replace(projections=projections)
     state, lags, release = _working_order(circuit, plan, wiring, state)
     many = len(circuit.populations) > 1
 

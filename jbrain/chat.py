@@ -2,8 +2,9 @@
 
 A message is encoded as a stimulus (UTF-8 bytes in time slots, text.py) and
 answered by one reply burst of the session; the readout's spike counts give
-the reply (`text.reply`). Commands: /help, /stats, /save (when the session
-can save), /quit. `piped_lines` and `terminal_lines` are the two line
+the reply (`text.reply`). Commands: /help, /stats, /teach CUE => REPLY
+(a teachable brain: jbrain/learn.py), /save (when the session can save),
+/quit. `piped_lines` and `terminal_lines` are the two line
 sources of `jbrain chat` (experiments/chat.py).
 """
 
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
+from jbrain import learn
 from jbrain.live import LiveLoop
 from jbrain.session import Session
 from jbrain.text import Codec, reply
@@ -69,6 +71,8 @@ class Chat:
             "  /help    this help",
             "  /stats   step, firing rate, mean threshold, messages so far",
         ]
+        if self.codec.teacher:
+            lines.append("  /teach CUE => REPLY   teach the brain to answer CUE with REPLY")
         if hasattr(self.session, "save"):
             lines.append("  /save    save the brain (a checkpoint in the workdir)")
         lines.append("  /quit    leave (so do Ctrl-D and Ctrl-C)")
@@ -86,7 +90,7 @@ class Chat:
         """Answer one input line; False when the user asked to quit."""
         m = _COMMAND.fullmatch(line)
         if m:
-            return self.command(m.group(1).lower())
+            return self.command(m.group(1).lower(), (m.group(2) or "").strip())
         n = len(line)
         if n > self.max_input_chars:
             line = line[: self.max_input_chars]
@@ -100,11 +104,13 @@ class Chat:
             self.on_reply(answer)
         return True
 
-    def command(self, name: str) -> bool:
+    def command(self, name: str, args: str = "") -> bool:
         if name == "/quit":
             return False
         if name == "/stats":
             self.say(self.stats_text())
+        elif name == "/teach":
+            self.teach(args)
         elif name == "/save" and hasattr(self.session, "save"):
             # Checkpoints (jbrain/checkpoint.py): Session.save() returns the
             # checkpoint's folder, or None with the reason in its warnings.
@@ -117,6 +123,27 @@ class Chat:
         else:
             self.say(f"unknown command {name}\n{self.help_text()}")
         return True
+
+    def teach(self, args: str) -> None:
+        """/teach CUE => REPLY: one teaching burst (jbrain/learn.py); a
+        malformed line or an unteachable brain gets one line and changes
+        nothing."""
+        if not self.codec.teacher:
+            self.say(
+                "this brain cannot be taught: start a teachable one, e.g. "
+                "--flagfile=experiments/configs/cortex_small.flags --fresh"
+            )
+            return
+        try:
+            cue, answer = learn.parse_teach(args, self.codec)
+        except ValueError as e:
+            self.say(str(e))
+            return
+        with self.guard():
+            learn.teach(self.session, cue, answer, codec=self.codec)
+            self.session.messages += 1
+        self.say(f"taught: {cue} => {answer}")
+        self.flush_warnings()
 
     def flush_warnings(self) -> None:
         while self.session.warnings:

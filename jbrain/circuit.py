@@ -32,7 +32,7 @@ import numpy as np
 
 SIGNS = ("E", "I")
 RULES = ("random", "bernoulli", "radius", "patchy", "patch", "local", "one_to_one", "groups")
-SYNAPSES = ("delta", "exp")
+SYNAPSES = ("delta", "exp", "slow")
 V_INITS = ("uniform", "normal")
 MAX_DELAY = 33  # steps: the spike history holds 32 steps behind the last one
 
@@ -156,6 +156,10 @@ class Population:
     neighbour_weight: local excitation, the input when every neighbour fired
     (ring: 2 neighbours; rect: 8, on a torus over the rectangle); 0: none.
     region: a tag for inspection and regions of a sheet.
+    kwta: k-winners-take-all, (k, blocks): the population is cut into
+    `blocks` equal blocks of consecutive neurons, and in each block at most
+    the k neurons furthest above threshold fire per step; the others above
+    threshold are reset (fast, strong lateral inhibition; (0, 1): off).
     """
 
     name: str
@@ -166,6 +170,7 @@ class Population:
     placement: Placement = Placement()
     region: str = ""
     neighbour_weight: float = 0.0
+    kwta: tuple[int, int] = (0, 1)
 
     def validate(self, sheet: tuple[int, int] | None) -> None:
         where = f"population {self.name!r}"
@@ -201,6 +206,12 @@ class Population:
                 f"{where}: its rectangle leaves the {h}x{w} sheet",
             )
         _need(self.neighbour_weight >= 0, f"{where}: neighbour_weight must be >= 0 (--neighbour_weight)")
+        k, blocks = self.kwta
+        _need(
+            _positive_int(blocks) and self.size % blocks == 0 and 0 <= k <= self.size // blocks,
+            f"{where}: kwta={self.kwta} must be (k, blocks) with blocks dividing the size and "
+            f"0 <= k <= size / blocks",
+        )
 
 
 @dataclasses.dataclass(frozen=True)
@@ -234,6 +245,17 @@ class STDP:
     y_post; clip to [0, w_max] (the projection's). tau_pre, tau_post in ms.
     scaling: each post that fired has its in-row rescaled to K w_max / 2 in
     total.
+
+    rule "delta" (teacher-gated delta rule, for the taught readout): runs
+    only in teaching bursts (`Plan.teaching`), where a teacher port gives
+    every post neuron a target T_i in {0, 1} each step; LMS on
+    the pre traces x_j (x <- x exp(-dt/tau_pre) + s, rescaled to rates
+    r_j = x_j (1 - exp(-dt/tau_pre))):
+        u_i = sum_j w_ij r_j                          (the post's predicted drive)
+        w_ij <- clip(w_ij + a_plus r_j (T_i target - u_i), 0, w_max)       (LMS)
+    on the steps a teacher channel is on: eta = a_plus per step, `target`
+    the drive per step a taught post should get (a_minus, tau_post unused).
+    Outside teaching the weights never change.
 
     rule "vogels" (inhibitory plasticity, Vogels et al. 2011, for I -> E):
     post fires: w += eta x_pre; pre fires: w += eta (y_post - alpha), with
@@ -286,7 +308,11 @@ class Projection:
     standard deviation of `radius` cells per axis.
     Weights ~ U[w_lo, w_hi) at birth (w_lo = w_hi: constant), bounded by
     [0, w_max]; synapse "delta" (a current) or "exp" (a conductance with
-    time constant tau_syn ms and reversal potential e_rev); delay >= 1 steps;
+    time constant tau_syn ms and reversal potential e_rev) or "slow" (a
+    current that decays with tau_syn ms: g <- g exp(-dt/tau_syn) + W @ s,
+    I = sign g (1 - exp(-dt/tau_syn)), so a spike delivers w in all, as a
+    delta synapse does, spread over ~tau_syn: NMDA-like, a memory of the
+    recent input); delay >= 1 steps;
     plasticity: an STDP rule or None.
     """
 
@@ -559,8 +585,9 @@ class Circuit:
             )
         else:  # radius, patchy
             _need(
-                pre.placement.kind == "rect" and post.placement.kind == "rect",
-                f"{where}: rule {proj.rule!r} needs both populations placed on the sheet ('rect')",
+                pre.placement.kind == "rect" and (post.placement.kind == "rect" or proj.rule == "patchy"),
+                f"{where}: rule {proj.rule!r} needs both populations placed on the sheet ('rect'; "
+                "patchy: the pre population)",
             )
             per_place = proj.fan_in
             if proj.rule == "patchy":
@@ -576,7 +603,7 @@ class Circuit:
                 f"{where}: radius={proj.radius} holds about {int(cells)} cells, fewer than "
                 f"the {per_place} partners drawn around each place: raise the radius",
             )
-        _need(proj.synapse in SYNAPSES, f"{where}: synapse={proj.synapse!r} must be 'delta' or 'exp'")
+        _need(proj.synapse in SYNAPSES, f"{where}: synapse={proj.synapse!r} must be 'delta', 'exp' or 'slow'")
         _need(
             0.0 <= proj.w_lo <= proj.w_hi <= proj.w_max and proj.w_max > 0,
             f"{where}: need 0 <= w_lo <= w_hi <= w_max and w_max > 0 (weights are magnitudes; "
@@ -591,8 +618,9 @@ class Circuit:
             isinstance(proj.delay, int) and 1 <= proj.delay <= MAX_DELAY,
             f"{where}: delay={proj.delay!r} must be an integer between 1 and {MAX_DELAY} steps",
         )
-        if proj.synapse == "exp":
+        if proj.synapse in ("exp", "slow"):
             _need(proj.tau_syn > 0, f"{where}: tau_syn={proj.tau_syn} must be > 0 ms")
+        if proj.synapse == "exp":
             # Dale's law for conductances: the reversal potential must act with the pre's sign
             rest, theta = post.neuron.v_rest, post.neuron.theta
             ok = proj.e_rev > theta if pre.sign == "E" else proj.e_rev <= rest
@@ -608,7 +636,17 @@ class Circuit:
                 f"{where}: STDP time constants must be > 0 ms (--tau_stdp)",
             )
             _need(s.a_plus >= 0 and s.a_minus >= 0, f"{where}: a_plus and a_minus must be >= 0")
-            _need(s.rule in ("hebbian", "vogels"), f"{where}: STDP rule={s.rule!r}: use hebbian or vogels")
+            _need(
+                s.rule in ("hebbian", "vogels", "delta"),
+                f"{where}: STDP rule={s.rule!r}: use hebbian, vogels or delta",
+            )
+            if s.rule == "delta":
+                teachers = [p for p in self.inputs if p.name == "teacher"]
+                _need(
+                    len(teachers) == 1 and teachers[0].population == proj.post and s.target > 0,
+                    f"{where}: the delta rule needs a 'teacher' input port on its post population "
+                    f"{proj.post!r} and a target drive > 0",
+                )
             if s.rule == "vogels":
                 _need(
                     s.tau_pre == s.tau_post and not s.scaling and 0.0 < s.target < 1.0,
@@ -699,7 +737,10 @@ class Circuit:
             pl = dict(x["placement"])
             if "take" in pl:
                 pl["take"] = tuple(pl["take"])
-            return Population(**{**x, "neuron": neuron(x["neuron"]), "placement": Placement(**pl)})
+            kwta = tuple(x.get("kwta", (0, 1)))
+            return Population(
+                **{**x, "neuron": neuron(x["neuron"]), "placement": Placement(**pl), "kwta": kwta}
+            )
 
         def projection(x):
             stdp = x.get("plasticity")

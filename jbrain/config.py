@@ -127,6 +127,26 @@ class BrainConfig:
     wta_fan_in: int = 8
     wta_self: float = 0.1
     wta_inh: float = 0.3
+    # teaching (cortex): cue memory, clock, teacher and the taught readout
+    teach: bool = False
+    memory_neurons: int = 2048
+    memory_fan_in: int = 32
+    relay_group: int = 16
+    memory_tau: float = 100.0
+    memory_w: float = 0.3
+    memory_noise: float = 0.02
+    memory_theta: float = 1.0
+    memory_tau_m: float = 5.0
+    memory_k: int = 4
+    clock_channels: int = 8
+    clock_gain: float = 0.2
+    teach_fan_in: int = 256
+    teach_w: float = 0.01
+    teach_w_max: float = 1.9
+    teach_eta: float = 0.5
+    teach_tau: float = 0.5
+    teach_target: float = 1.5
+    teacher_gain: float = 0.2
     # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
@@ -206,6 +226,28 @@ class BrainConfig:
             f"--wta_fan_in={self.wta_fan_in} must be >= 1, --wta_self={self.wta_self} and "
             f"--wta_inh={self.wta_inh} > 0",
         )
+        if self.teach:
+            need(
+                self.preset == "cortex" and self.long_fan_in > 0,
+                "--teach needs --preset=cortex with --long_fan_in > 0 (the cue reaches the association "
+                "region through it): use --flagfile=experiments/configs/cortex_small.flags",
+            )
+            need(
+                self.clock_channels >= 1 and self.teach_fan_in >= 1 and self.memory_tau > 0,
+                f"--clock_channels={self.clock_channels} and --teach_fan_in={self.teach_fan_in} must be "
+                f">= 1 and --memory_tau={self.memory_tau} > 0",
+            )
+            need(
+                self.memory_neurons >= self.clock_channels and self.memory_neurons % self.clock_channels == 0,
+                f"--memory_neurons={self.memory_neurons} must be a multiple of --clock_channels="
+                f"{self.clock_channels} (a block of memory per clock channel)",
+            )
+            need(
+                0 <= self.teach_w <= self.teach_w_max and self.teach_eta > 0 and self.teach_target > 0
+                and self.memory_w > 0,
+                f"need 0 <= --teach_w={self.teach_w} <= --teach_w_max={self.teach_w_max}, and "
+                "--teach_eta, --teach_target and --memory_w > 0",
+            )  # fmt: skip
         need(
             self.long_clusters >= 0
             and (not self.long_clusters or self.long_fan_in % self.long_clusters == 0),
@@ -399,6 +441,25 @@ def coba(c: BrainConfig) -> Circuit:
     return Circuit((e, i), projections, (), (), c.dt, _controller(c), None, "coba")
 
 
+def _regions(c: BrainConfig) -> tuple[Region, Region, Region]:
+    """The cortex's bands of rows: input (the top fifth), association (the
+    middle three fifths), output (the bottom fifth)."""
+    h, w = c.sheet
+    band = h // 5
+    return (
+        Region("input", 0, 0, band, w),
+        Region("association", band, 0, 3 * band, w),
+        Region("output", 4 * band, 0, band, w),
+    )
+
+
+def _e_placement(c: BrainConfig) -> Placement:
+    """The cortex's E grid: rows 0 .. every-2 of every block of every = 1/inh_fraction sheet rows."""
+    h, w = c.sheet
+    every = round(1.0 / c.inh_fraction)
+    return Placement("rect", 0, 0, h // every * (every - 1), w, every, tuple(range(every - 1)))
+
+
 def cortex(c: BrainConfig) -> Circuit:
     """A cortical sheet of H x W positions (--sheet), 1 - inh_fraction
     excitatory: population E holds the rows 0 .. every-2 and population I
@@ -421,17 +482,9 @@ def cortex(c: BrainConfig) -> Circuit:
     """
     h, w = c.sheet
     every = round(1.0 / c.inh_fraction)
-    band = h // 5
-    regions = (
-        Region("input", 0, 0, band, w),
-        Region("association", band, 0, 3 * band, w),
-        Region("output", 4 * band, 0, band, w),
-    )
+    regions = _regions(c)
     rows_e, rows_i = h // every * (every - 1), h // every
-    e = Population(
-        "E", rows_e * w, "E", _neuron(c), c.target_rate,
-        Placement("rect", 0, 0, rows_e, w, every, tuple(range(every - 1))), "", c.neighbour_weight,
-    )  # fmt: skip
+    e = Population("E", rows_e * w, "E", _neuron(c), c.target_rate, _e_placement(c), "", c.neighbour_weight)
     i = Population(
         "I", rows_i * w, "I", _neuron(c), c.target_rate,
         Placement("rect", 0, 0, rows_i, w, every, (every - 1,)), "", 0.0,
@@ -488,9 +541,68 @@ def cortex(c: BrainConfig) -> Circuit:
         raise ValueError(f"--sheet={h}x{w} leaves a port patch without excitatory neurons: {need_cells}")
     inputs = (InputPort("text", "E", c.input_channels, g_in, 0, c.input_gain, "input"),)
     readouts = (Readout("text", "E", c.output_channels, g_out, 0, "output"),)
+    populations = (e, i)
+    if c.teach:
+        relay, memory, taught, ports = _teachable(c)
+        populations, projections = (e, i, relay, memory), [*projections, *taught]
+        inputs += ports
     return Circuit(
-        (e, i), tuple(projections), inputs, readouts, c.dt, _controller(c), c.sheet, "cortex", regions
+        populations, tuple(projections), inputs, readouts, c.dt, _controller(c), c.sheet, "cortex", regions
     )
+
+
+def _teachable(c: BrainConfig) -> tuple[Population, Population, list[Projection], tuple[InputPort, ...]]:
+    """What --teach adds to the cortex: a cerebellum-like learning circuit
+    (Marr 1969, Albus 1971) beside the sheet.
+
+    Population `T` (relay, --relay_group noiseless neurons per text
+    channel, like a thalamic relay) hears the message as the input region
+    does (port "relay", the text's channels). Population `M` (memory,
+    --memory_neurons neurons with a fixed threshold --memory_theta, a fast
+    membrane, --memory_tau_m ms, and little noise, --memory_noise) is a
+    sparse expansion code of (message, reply window): --memory_fan_in
+    random "slow" synapses from T each (decay --memory_tau ms, weight
+    --memory_w each: equal totals, so a neuron wins by what it samples, not
+    by its luck at birth), so each M neuron holds a fading,
+    recency-weighted sum of the characters it samples, which outlasts the
+    message. The clock port (reply window r drives channel r mod
+    --clock_channels) lifts block r of M by --clock_gain per step, and
+    k-winners-take-all lets at most --memory_k neurons of a block fire per
+    step: in window r, the block-r neurons that remember the message best.
+    The taught readout memory_output (--teach_fan_in synapses per
+    output-region E neuron, born U[0, --teach_w), bound --teach_w_max) is
+    written only by the teacher-gated delta rule (--teach_eta,
+    --teach_target, pre traces of --teach_tau ms), as climbing fibres teach
+    the parallel fibre -> Purkinje synapses. The teacher port drives the
+    output groups (the readout's patches) by --teacher_gain."""
+    m, channels = c.memory_neurons, c.input_channels
+    quiet = {"noise_sd": 0.0, "eta_theta": 0.0, "bias": 0.0}
+    relay = Population(
+        "T", channels * c.relay_group, "E", dataclasses.replace(_neuron(c), **quiet), c.target_rate
+    )
+    neuron = dataclasses.replace(
+        _neuron(c), **{**quiet, "noise_sd": c.memory_noise}, theta=c.memory_theta, tau_m=c.memory_tau_m,
+        theta_max=max(c.theta_max, c.memory_theta),
+    )  # fmt: skip
+    memory = Population("M", m, "E", neuron, c.target_rate, kwta=(c.memory_k, c.clock_channels))
+    taught = [
+        Projection(
+            "relay_memory", "T", "M", "random", c.memory_fan_in, w_lo=c.memory_w, w_hi=c.memory_w,
+            w_max=c.memory_w, synapse="slow", tau_syn=c.memory_tau, delay=c.delay,
+        ),
+        Projection(
+            "memory_output", "M", "E", "random", c.teach_fan_in, post_region="output", w_lo=0.0,
+            w_hi=c.teach_w, w_max=c.teach_w_max, delay=c.delay,
+            plasticity=STDP(c.teach_tau, c.teach_tau, c.teach_eta, 0.0, False, "delta", c.teach_target),
+        ),
+    ]  # fmt: skip
+    g_out = min(len(x) for x in patches(_regions(c)[2], c.output_channels, _e_placement(c)))
+    ports = (
+        InputPort("relay", "T", channels, c.relay_group, 0, c.input_gain),
+        InputPort("clock", "M", c.clock_channels, m // c.clock_channels, 0, c.clock_gain),
+        InputPort("teacher", "E", c.output_channels, g_out, 0, c.teacher_gain, "output"),
+    )
+    return relay, memory, taught, ports
 
 
 PRESETS: dict[str, Callable[[BrainConfig], Circuit]] = {
@@ -501,5 +613,6 @@ PRESETS: dict[str, Callable[[BrainConfig], Circuit]] = {
 # checkpoint cannot take a different value (Session.open says so).
 SHAPE_FIELDS = (
     "preset", "n_neurons", "fan_in", "sheet", "inh_fraction", "connectivity", "synapse", "delay",
-    "long_fan_in", "input_channels", "output_channels",
+    "long_fan_in", "input_channels", "output_channels", "teach", "memory_neurons", "memory_fan_in",
+    "relay_group", "clock_channels", "teach_fan_in",
 )  # fmt: skip

@@ -76,12 +76,42 @@ def gaussian_noise(key: jax.Array, step: jax.Array, n: int) -> jax.Array:
     seed mixes both key words with the step, like fold_in. One hash, a log
     and polynomials per neuron (XLA's erfinv): several times cheaper on CPUs
     than Box-Muller, whose cos is a scalar libm call there (BENCHMARKS.md notes).
-    24-bit u: |z| <= 5.4, the tail beyond has mass 7e-8.
+    24-bit u: |z| <= 5.42, the tail beyond has mass 1e-7.
     """
     seed = _mix32(key[0] ^ _mix32(step.astype(jnp.uint32) + key[1]))
     h = _mix32(jnp.arange(n, dtype=jnp.uint32) + seed)
+    return math.sqrt(2.0) * jax.lax.erf_inv(2.0 * unit_interval(h) - 1.0)
+
+
+def unit_interval(h: jax.Array) -> jax.Array:
+    """uint32 hashes -> f32 u = ((h >> 8) + 1/2) / 2**24, capped at 1 - 2**-24:
+    the top value rounds to 1.0 in f32, which would make z infinite (and a
+    noiseless neuron's 0 * inf a NaN)."""
     u = ((h >> 8).astype(jnp.float32) + 0.5) * (1.0 / 2**24)
-    return math.sqrt(2.0) * jax.lax.erf_inv(2.0 * u - 1.0)
+    return jnp.minimum(u, jnp.float32(1.0 - 2.0**-24))
+
+
+def _k_winners(circuit: Circuit, spikes: jax.Array, margin: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """(spikes, losers) (N,) bool: in each k-WTA block (`Population.kwta`)
+    only the k neurons above threshold with the largest margin v - theta
+    keep their spike (ties at the k-th margin all fire); the other spikers
+    of the block are losers."""
+    parts, lost = [], []
+    for p in circuit.populations:
+        a, b = circuit.bounds(p.name)
+        s, k = spikes[a:b], p.kwta[0]
+        if not k:
+            parts.append(s)
+            lost.append(jnp.zeros_like(s))
+            continue
+        m = jnp.where(s, margin[a:b], -jnp.inf).reshape(p.kwta[1], -1)
+        kth = jax.lax.top_k(m, k)[0][:, -1:]
+        win = (s.reshape(p.kwta[1], -1) & (m >= kth)).reshape(-1)
+        parts.append(win)
+        lost.append(s & ~win)
+    if len(parts) == 1:
+        return parts[0], lost[0]
+    return jnp.concatenate(parts), jnp.concatenate(lost)
 
 
 def neuron_update(
@@ -116,7 +146,12 @@ def neuron_update(
         mode == ADAPTED, jnp.float32(boost) if isinstance(boost, float) else boost, 0.0
     )
     spikes = jnp.logical_and(~refractory, v > theta_eff)
+    if any(p.kwta[0] for p in pops):
+        spikes, losers = _k_winners(circuit, spikes, v - theta_eff)
+        spikes = spikes | losers  # the losers are reset below, as the spikers are
     v = jnp.where(spikes, jnp.float32(v_reset) if isinstance(v_reset, float) else v_reset, v)
+    if any(p.kwta[0] for p in pops):
+        spikes = spikes & ~losers
     v, spikes = fence((v, spikes))
     adapt = adapt * decay + spikes.astype(jnp.float32)
     steps = neuron_values(circuit, "refractory", jnp.uint8)

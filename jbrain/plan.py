@@ -49,7 +49,9 @@ class Plan:
     spikes bit-packed, ceil(N/32) uint32 words (`brain.unpack_sheet`; the
     session turns it on for its --record_sheet budget, then off: one
     recompile); replay_rows: out-rows per program of the Pallas
-    deferred-STDP kernel.
+    deferred-STDP kernel; teaching: this burst runs the teacher-gated
+    delta rule (stdp form "delta"; a program of its own, so ordinary
+    bursts never touch a taught readout).
     """
 
     platform: str
@@ -62,6 +64,7 @@ class Plan:
     record_spikes: int = 0
     record_sheet: bool = False
     replay_rows: int = 16
+    teaching: bool = False
 
     def capacity(self, size: int) -> int:
         """Spike-list entries for a population of `size` neurons."""
@@ -166,7 +169,9 @@ def resolve(
         if path == "event" and not event_capable(circuit, i):
             path = "gather"
         form = None
-        if q.plasticity is not None:
+        if q.plasticity is not None and q.plasticity.rule == "delta":
+            form = "delta"  # dense, on the gather or bcoo path; only in teaching bursts
+        elif q.plasticity is not None:
             deferrable = path == "event" and not q.plasticity.scaling
             if stdp == "deferred" and not deferrable:
                 why = "synaptic scaling" if q.plasticity.scaling else f"the {path} path"

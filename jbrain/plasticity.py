@@ -156,6 +156,40 @@ def dense_step(
     return w.reshape(-1), x_pre, y_post
 
 
+def delta_step(
+    q: Projection,
+    dt: float,
+    wiring: ProjectionWiring,
+    weights: jax.Array,
+    x_pre: jax.Array,
+    s_pre: jax.Array,
+    target: jax.Array,
+    on: jax.Array,
+) -> tuple[jax.Array, jax.Array]:
+    """One step of the teacher-gated delta rule (`circuit.STDP`, rule
+    "delta"; gather and bcoo paths). weights (N_post*K,) f32 post-major;
+    x_pre (N_pre,) f32 trace; s_pre (N_pre,) spikes; target (N_post,) f32,
+    the teacher's T_i in {0, 1}; on: () bool, whether a teacher channel is
+    on this step. With d = exp(-dt/tau_pre), r = x_pre' (1 - d) and
+    rows r_i = r[pre[i, :]] (K,):
+        x_pre' = x_pre d + s_pre
+        w_i <- clip(w_i + eta r_i (T_i target - w_i . r_i), 0, w_max)
+    when `on` (LMS, Widrow-Hoff: the post's predicted drive w_i . r_i moves
+    toward its target by eta |r_i|^2 of the gap per step; with a trace
+    shorter than a step, r is about this step's spikes, so a synapse learns
+    only from the window its pre fires in). Returns (weights, x_pre')."""
+    n, k = wiring.pre.shape
+    r = q.plasticity
+    d = math.exp(-dt / r.tau_pre)
+    x_pre = x_pre * d + s_pre.astype(jnp.float32)
+    rows = (x_pre * (1.0 - d))[wiring.pre]
+    w = weights.reshape(n, k)
+    error = target * r.target - (w * rows).sum(axis=1)
+    step = jnp.where(on, r.a_plus * error, 0.0)
+    w = jnp.clip(w + rows * step[:, None], 0.0, q.w_max)
+    return w.reshape(-1), x_pre
+
+
 # ---- deferred LTP (the event path on GPUs) ----
 #
 # A pre neuron's out-row is read (W @ s) only on the steps it fires, and

@@ -199,15 +199,19 @@ class Session:
         session.warnings += warnings
         return session
 
-    def run(self, length: int, stims: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    def run(
+        self, length: int, stims: np.ndarray | None = None, *, teaching: bool = False
+    ) -> dict[str, np.ndarray]:
         """Advance `length` steps as one burst; returns host metrics (T-leading).
 
-        stims: (length, input_channels) f32 or None. Raises BrainFault on
-        non-finite state (the previous state is not kept: stop and restore).
+        stims: (length, input_channels) f32 or None. teaching: run the
+        teaching program (`Plan.teaching`: the delta rule learns from the
+        stimulus's teacher channels). Raises BrainFault on non-finite state
+        (the previous state is not kept: stop and restore).
         """
         with self.lock:
             first = self.step + 1
-            host, status, words = self._burst(length, stims)
+            host, status, words = self._burst(length, stims, teaching)
             self.step += length
             self.last_rate = float(host["rate"][-1])
             if self.log is not None:
@@ -227,7 +231,9 @@ class Session:
                     self.save()
             return host
 
-    def _burst(self, length: int, stims: np.ndarray | None) -> tuple[dict, int, jax.Array | None]:
+    def _burst(
+        self, length: int, stims: np.ndarray | None, teaching: bool
+    ) -> tuple[dict, int, jax.Array | None]:
         """One exact burst: (host metrics, status bits, the sheet's words
         (T, W) uint32 on the device when the plan records them, else None).
 
@@ -241,9 +247,8 @@ class Session:
         while True:
             listed = self.plan.uses_spike_list
             run = brain.burst_packed_keeping_input if listed else brain.burst_packed
-            state, packed, raster = run(
-                self.circuit, self.plan, self.wiring, self.state, stims, length=length
-            )
+            plan = dataclasses.replace(self.plan, teaching=True) if teaching else self.plan
+            state, packed, raster = run(self.circuit, plan, self.wiring, self.state, stims, length=length)
             words = None
             if self.plan.record_sheet:  # the words go to the recorder's thread, not through this copy
                 packed, words = brain.split_sheet(self.circuit, packed)

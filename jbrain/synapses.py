@@ -115,15 +115,16 @@ def _radius_table(circuit: Circuit, q: Projection, key: jax.Array) -> jax.Array:
     pre_pop, post_pop = circuit.population(q.pre), circuit.population(q.post)
     pre_p, post_p = pre_pop.placement, post_pop.placement
     (a_pre, b_pre), (a_post, b_post) = circuit.span(q, "pre"), circuit.span(q, "post")
-    first_post = (a_post - circuit.offset(q.post)) // post_p.width
     first_pre = (a_pre - circuit.offset(q.pre)) // pre_p.width
     rows_pre = (b_pre - a_pre) // pre_p.width
     n_post, k = b_post - a_post, q.fan_in
     i = np.arange(n_post)
-    row = jnp.asarray(post_p.sheet_row(first_post + i // post_p.width), jnp.int32)[:, None]
-    col = jnp.asarray(post_p.col + i % post_p.width, jnp.int32)[:, None]
+    if q.rule == "radius":  # around the post's own place
+        first_post = (a_post - circuit.offset(q.post)) // post_p.width
+        row = jnp.asarray(post_p.sheet_row(first_post + i // post_p.width), jnp.int32)[:, None]
+        col = jnp.asarray(post_p.col + i % post_p.width, jnp.int32)[:, None]
     k_a, k_r = jax.random.split(key)
-    if q.rule == "patchy":
+    if q.rule == "patchy":  # around `clusters` random places of the pre span (any post placement)
         key, k_c = jax.random.split(key)
         k_a, k_r = jax.random.split(key)
         centre = jax.random.randint(k_c, (n_post, q.clusters), 0, b_pre - a_pre, jnp.int32)

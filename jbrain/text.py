@@ -24,8 +24,19 @@ Encoder (text -> stims (T, input_channels) f32, values 0 or 1)
     (stimulated), in the rest 0: the gap separates repeated bytes, so "a",
     "aa" and "aaa" differ. Order matters ("dog" != "god"). A text longer than
     T_in bytes shares slots: several bytes (consecutive ones) are presented at
-    once, as a set. The output phase gets no stimulus; an empty text gives an
-    all-zero stimulus (the brain answers from its own activity).
+    once, as a set. The output phase gets no text; an empty text gives an
+    all-zero text stimulus (the brain answers from its own activity).
+
+Relay, clock and teacher (a teachable brain, `--teach`: input ports
+"relay", "clock" and "teacher" after the text's channels)
+    Relay: the text's channels again (the memory's own copy of the message).
+    Clock: in reply window r (below) clock channel r mod C is 1, every
+    reply alike, so the brain knows which character it is answering (time
+    cells); nothing in it depends on the text.
+    Teacher (`encode(text, teach=REPLY)`, teaching bursts only): in window
+    r the teacher channel of REPLY's r-th character (padded with spaces to
+    R characters) is 1, which drives that output group (teacher forcing)
+    and is the delta rule's target (jbrain/learn.py).
 
 Decoder (out_counts (T, output_channels) int32 -> R characters)
     Window r spans steps [T_in + floor(r * T_out / R), T_in + floor((r+1) * T_out / R)),
@@ -89,6 +100,9 @@ class Codec:
     reply_chars: int = 8
     input_channels: int = BYTE_CHANNELS
     output_channels: int = len(ALPHABET)
+    clock_channels: int = 0
+    teacher: bool = False
+    relay: bool = False
 
     def __post_init__(self) -> None:
         t, r = self.reply_steps, self.reply_chars
@@ -118,20 +132,72 @@ class Codec:
                 f"the {circuit.name} circuit has no text input or readout to talk through: "
                 "chat with --preset=seed or --preset=ei"
             )
+        ports = {p.name: p.channels for p in circuit.inputs}
+        names = [p.name for p in circuit.inputs]
+        if names not in (["text"], ["text", "relay", "clock", "teacher"]):
+            raise ValueError(f"the {circuit.name} circuit's input ports {names} do not fit the text codec")
         return cls(
             reply_steps=reply_steps,
             reply_chars=reply_chars,
-            input_channels=circuit.input_channels,
+            input_channels=ports["text"],
             output_channels=circuit.output_channels,
+            clock_channels=ports.get("clock", 0),
+            teacher="teacher" in ports,
+            relay="relay" in ports,
         )
+
+    @property
+    def stim_channels(self) -> int:
+        """Width of a stimulus: text, relay (the text again), clock and teacher channels."""
+        text = self.input_channels * (2 if self.relay else 1)
+        return text + self.clock_channels + (self.output_channels if self.teacher else 0)
+
+    def window_edges(self) -> np.ndarray:
+        """(R + 1,) int64: reply window r spans steps [edges[r], edges[r + 1])."""
+        t_in, t_out, r = self.input_steps, self.reply_steps - self.input_steps, self.reply_chars
+        return t_in + np.arange(r + 1) * t_out // r
+
+    def teachable(self, reply: str) -> str | None:
+        """Why `reply` cannot be taught (one line), or None: it must have 1 to
+        R characters of ALPHABET (upper case counts as lower case)."""
+        if not reply:
+            return "the reply is empty"
+        if len(reply) > self.reply_chars:
+            return f"the reply has {len(reply)} characters, more than --reply_chars={self.reply_chars}"
+        bad = sorted({ch for ch in reply.lower() if ch not in ALPHABET})
+        if bad:
+            return f"the reply has characters the brain cannot say: {''.join(bad)!r}"
+        return None
 
     @property
     def input_steps(self) -> int:
         """T_in: steps of the input phase."""
         return self.reply_steps // 2
 
-    def encode(self, text: str | bytes) -> np.ndarray:
-        """Text -> stims (reply_steps, input_channels) f32 of 0/1."""
+    def encode(self, text: str | bytes, teach: str | None = None) -> np.ndarray:
+        """Text -> stims (reply_steps, stim_channels) f32 of 0/1: the text,
+        the clock (if any) and, given `teach` (a reply `teachable` accepts),
+        the teacher."""
+        stims = np.zeros((self.reply_steps, self.stim_channels), np.float32)
+        first = self.input_channels * (2 if self.relay else 1)
+        stims[:, :first] = np.tile(self._encode_text(text), (1, first // self.input_channels))
+        edges = self.window_edges()
+        for r in range(self.reply_chars):
+            if self.clock_channels:
+                stims[edges[r] : edges[r + 1], first + r % self.clock_channels] = 1.0
+        if teach is not None:
+            if not self.teacher:
+                raise ValueError("this brain has no teacher port: teach a --teach cortex")
+            why = self.teachable(teach)
+            if why:
+                raise ValueError(why)
+            first += self.clock_channels
+            for r, ch in enumerate(teach.lower().ljust(self.reply_chars)):
+                stims[edges[r] : edges[r + 1], first + ALPHABET.index(ch)] = 1.0
+        return stims
+
+    def _encode_text(self, text: str | bytes) -> np.ndarray:
+        """(reply_steps, input_channels) f32: the text in its slots (module docstring)."""
         data = np.frombuffer(to_bytes(text), np.uint8)
         t, t_in = self.reply_steps, self.input_steps
         stims = np.zeros((t, self.input_channels), np.float32)
@@ -159,8 +225,7 @@ class Codec:
                 f"out_counts has shape {out_counts.shape}, expected "
                 f"({self.reply_steps}, {self.output_channels})"
             )
-        t_in, t_out, r = self.input_steps, self.reply_steps - self.input_steps, self.reply_chars
-        edges = t_in + np.arange(r + 1) * t_out // r
+        edges = self.window_edges()
         csum = np.concatenate([np.zeros((1, self.output_channels), np.int64), np.cumsum(out_counts, 0)])
         return csum[edges[1:]] - csum[edges[:-1]]
 

@@ -70,7 +70,7 @@ def test_plasticity_lives_only_on_the_excitatory_recurrent_projection():
         (lambda: two(fan_in=101), "fan_in=101 must be smaller than the pre population (100)"),
         (lambda: two(delay=0), "projection 'EI': delay=0 must be an integer between 1 and 33 steps"),
         (lambda: two(w_hi=0.1, w_max=0.05), "need 0 <= w_lo <= w_hi <= w_max"),
-        (lambda: two(synapse="alpha"), "synapse='alpha' must be 'delta' or 'exp'"),
+        (lambda: two(synapse="alpha"), "synapse='alpha' must be 'delta', 'exp' or 'slow'"),
         (lambda: two(synapse="exp", e_rev=-80.0), "e_rev=-80.0 does not match its E pre population"),
         (lambda: two(rule="one_to_one", fan_in=1), "one_to_one needs pre and post of the same size"),
         (lambda: two(rule="radius", radius=3.0), "rule 'radius' needs both populations placed on the sheet"),

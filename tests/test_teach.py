@@ -1,0 +1,151 @@
+"""Teaching (/teach, jbrain/learn.py): the codec's relay, clock and teacher
+channels, the one-line errors of a malformed /teach, the delta rule, the
+k-winners-take-all memory, and a tiny teachable cortex that learns a pair
+(well above chance) and forgets it when the readout is put back."""
+
+from __future__ import annotations
+
+import io
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import preset_config, small
+
+from jbrain import learn, neurons, plasticity
+from jbrain.chat import Chat
+from jbrain.circuit import STDP, Projection
+from jbrain.session import Session
+from jbrain.state import ProjectionWiring
+from jbrain.text import ALPHABET, Codec
+
+
+def tiny_teachable(**kw):
+    """A 50 x 100 teachable cortex (5,000 sheet neurons), the cortex_small preset's flags."""
+    return preset_config(
+        "cortex_small", sheet=(50, 100), n_neurons=5000, teach=True, plasticity=True,
+        memory_neurons=1024, **kw,
+    )  # fmt: skip
+
+
+def test_the_codec_copies_the_text_to_the_relay_and_clocks_the_windows():
+    codec = Codec(
+        reply_steps=40, reply_chars=4, input_channels=64, clock_channels=2, teacher=True, relay=True
+    )
+    stims = codec.encode("ab", teach="Hi")
+    assert stims.shape == (40, 64 + 64 + 2 + 64)
+    np.testing.assert_array_equal(stims[:, :64], stims[:, 64:128])
+    assert stims[:20, 128:].sum() == 0  # nothing but text in the input phase
+    edges = codec.window_edges()
+    for r in range(4):
+        window = stims[edges[r] : edges[r + 1]]
+        assert (window[:, 128 + r % 2] == 1).all() and window[:, 128 + 1 - r % 2].sum() == 0
+        taught = np.nonzero(window[0, 130:])[0]
+        assert [ALPHABET[i] for i in taught] == ["hi  "[r]]
+    plain = codec.encode("ab")
+    assert plain[:, 130:].sum() == 0 and (plain[:, :130] == stims[:, :130]).all()
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("hello hi", "no '=>' between the cue and the reply"),
+        ("  => hi", "the cue is empty"),
+        ("hello =>  ", "the reply is empty"),
+        ("hello => abcdefghi", "the reply has 9 characters, more than --reply_chars=8"),
+        ("hello => h\u00e9", "the reply has characters the brain cannot say: '\u00e9'"),
+    ],
+)
+def test_a_malformed_teach_line_is_one_line_with_the_usage(line, message):
+    codec = Codec(input_channels=64, clock_channels=8, teacher=True, relay=True)
+    with pytest.raises(ValueError) as e:
+        learn.parse_teach(line, codec)
+    text = str(e.value)
+    assert text.startswith(message) and text.endswith(learn.USAGE) and "\n" not in text
+    assert learn.parse_teach(" Hello there  =>  Hi! ", codec) == ("Hello there", "Hi!")
+
+
+def chat_of(session):
+    out = io.StringIO()
+    return Chat(session, Codec.for_circuit(session.circuit), out=out, err=io.StringIO()), out
+
+
+def test_teach_in_a_brain_that_cannot_learn_it_says_so_and_changes_nothing():
+    session = Session.new(small(), seed=0)
+    chat, out = chat_of(session)
+    assert chat.handle("/teach hello => hi")
+    assert out.getvalue().startswith("this brain cannot be taught: start a teachable one")
+    assert session.step == 0
+
+
+def test_the_delta_rule_moves_the_predicted_drive_to_the_target_only_when_on():
+    rule = STDP(0.5, 0.5, 0.5, 0.0, False, "delta", 1.0)
+    q = Projection("R", "M", "E", fan_in=2, w_lo=0.0, w_hi=0.0, w_max=2.0, plasticity=rule)
+    wiring = ProjectionWiring(pre=jnp.asarray([[0, 1], [0, 1]], jnp.int32), out_post=None)
+    w, x = jnp.zeros((4,), jnp.float32), jnp.zeros((2,), jnp.float32)
+    spikes, target = jnp.asarray([1, 0], jnp.uint8), jnp.asarray([1.0, 0.0])
+    same, _ = plasticity.delta_step(q, 1.0, wiring, w, x, spikes, target, jnp.asarray(False))
+    assert (same == 0).all()
+    for _ in range(30):
+        w, _ = plasticity.delta_step(q, 1.0, wiring, w, x, spikes, target, jnp.asarray(True))
+    r = 1.0 - np.exp(-2.0)  # the trace of one spike, as a rate
+    w = np.asarray(w).reshape(2, 2)
+    assert w[0, 0] * r == pytest.approx(1.0, rel=1e-3)  # the taught post: drive = target
+    assert w[0, 1] == 0 and (w[1] == 0).all()  # silent pre and untaught post: unchanged / zero
+
+
+def test_k_winners_take_all_lets_at_most_k_fire_per_block():
+    circuit = tiny_teachable().circuit()
+    memory = circuit.population("M")
+    k, blocks = memory.kwta
+    a, b = circuit.bounds("M")
+    margin = jnp.zeros((circuit.n,)).at[a:b].set(jnp.arange(b - a, dtype=jnp.float32))
+    spikes, losers = neurons._k_winners(circuit, jnp.ones((circuit.n,), bool), margin)
+    per_block = np.asarray(spikes[a:b]).reshape(blocks, -1)
+    assert (per_block.sum(axis=1) == k).all() and per_block[:, -k:].all()  # the largest margins win
+    assert int(losers.sum()) == (b - a) - k * blocks and not bool(losers[:a].any())
+
+
+def test_uniforms_never_reach_one():
+    top = neurons.unit_interval(jnp.asarray([0xFFFFFFFF, 0], jnp.uint32))
+    assert float(top[0]) < 1.0 and float(top[1]) > 0.0
+    assert np.isfinite(np.sqrt(2) * np.asarray(jax.lax.erf_inv(2.0 * top - 1.0))).all()
+
+
+PAIRS = [("hello", "hi"), ("cat", "meow")]
+
+
+def per_char(session, codec) -> float:
+    """Fraction of the taught replies' characters (padded to R) the brain says."""
+    hits = 0
+    for cue, answer in PAIRS:
+        said = learn.answer(session, cue, codec=codec)
+        hits += sum(a == b for a, b in zip(said, answer.ljust(codec.reply_chars), strict=True))
+    return hits / (len(PAIRS) * codec.reply_chars)
+
+
+def test_a_tiny_teachable_cortex_learns_pairs_and_the_ablation_forgets_them(tmp_path):
+    session = Session.open(tiny_teachable(), seed=0, workdir=str(tmp_path))
+    codec = Codec.for_circuit(session.circuit)
+    quiet = np.zeros((codec.reply_steps, codec.stim_channels), np.float32)
+    session.run(codec.reply_steps, quiet)
+    before = session.state.projections["memory_output"].weights
+    untrained = per_char(session, codec)
+    for _ in range(3):
+        for cue, answer in PAIRS:
+            learn.teach(session, cue, answer, codec=codec)
+            session.run(codec.reply_steps, quiet)  # the brain lives on between lessons
+    trained = per_char(session, codec)
+    taught = session.state.projections["memory_output"].weights
+    session.save(wait=True)
+    session.state = session.state.replace(
+        projections={**session.state.projections, "memory_output": session.state.projections[
+            "memory_output"].replace(weights=before)}
+    )  # fmt: skip
+    ablated = per_char(session, codec)
+    session.close(save=False)
+    assert trained >= 0.3 > 0.1 >= max(untrained, ablated), (untrained, trained, ablated)  # chance: 1/64
+    restored = Session.open(tiny_teachable(), seed=0, workdir=str(tmp_path))
+    np.testing.assert_array_equal(restored.state.projections["memory_output"].weights, taught)
+    restored.close(save=False)
