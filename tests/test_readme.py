@@ -67,7 +67,7 @@ def test_readme_tour_commands(tmp_path):
         elif " inspect --circuit" in cmd:
             assert "  region association: rows [20, 80)" in r.stdout, f"{cmd}\n{r.stdout}"
         elif " chat" in cmd:
-            assert re.fullmatch(r"(Brain: .{8}\n)+", r.stdout), f"{cmd}\n{r.stdout}"
+            assert re.fullmatch(r"(taught: .* => .*\n)*(Brain: .{8}\n)+", r.stdout), f"{cmd}\n{r.stdout}"
         elif " plot --sheet" in cmd:
             assert re.match(r"wrote .*/sheet\.png", r.stdout), f"{cmd}\n{r.stdout}"
             assert "sheet.gif" in r.stdout, f"{cmd}\n{r.stdout}"
