@@ -16,7 +16,17 @@ Tasks:
                 (`accuracy`) and on its window spike counts
                 (`counts_accuracy`); chance 1/20 (jbrain/evals/consistency.py).
 
+  associations  a teachable brain (--teach) is taught the pairs of --pairs
+                (one `CUE => REPLY` a line; default: 20 pairs shipped in
+                jbrain/evals/pairs.txt) --presentations times each in
+                shuffled order while it lives on, then tested: exact and
+                per-character scores, untrained, ablated, corrupted cues,
+                after save and restore, after --retain_steps live steps, and
+                after --interference_pairs more pairs
+                (jbrain/evals/associations.py).
+
     jbrain eval selectivity --flagfile=experiments/configs/cortex_small.flags --out=sel.json
+    jbrain eval associations --flagfile=experiments/configs/teach_small.flags --out=assoc.json
     jbrain eval consistency --flagfile=experiments/configs/small.flags --out=cons.json
 
 Writes the JSON record to --out (if given) and prints a table. Model flags
@@ -35,20 +45,53 @@ from experiments import benchkit, common
 FLAGS = flags.FLAGS
 common.define_brain_flags()
 flags.DEFINE_string("out", "", "Write the JSON record here.")
-flags.DEFINE_integer("presentations", 200, "Training presentations of each word.")
+flags.DEFINE_integer(
+    "presentations", 200, "Training presentations of each word (associations: of each pair; default 10)."
+)
+flags.DEFINE_string(
+    "pairs", "", "associations: the pairs file (CUE => REPLY a line); default the shipped 20."
+)
+flags.DEFINE_integer(
+    "interference_pairs", 20, "associations: more pairs taught before the interference test."
+)
+flags.DEFINE_integer("retain_steps", 50_000, "associations: live steps before the retention test.")
 flags.DEFINE_integer("test_reps", 10, "Test presentations of each word, before and after training.")
 flags.DEFINE_integer("eval_steps", 100, "Steps per presentation (the word over the first half).")
 flags.DEFINE_integer("sends", 10, "consistency: times each message is sent.")
-flags.DEFINE_integer("reply_steps", 200, "consistency: steps of one reply burst, as in chat.")
-flags.DEFINE_integer("reply_chars", 8, "consistency: characters per reply, as in chat.")
+flags.DEFINE_integer("reply_steps", 200, "consistency, associations: steps of one reply burst, as in chat.")
+flags.DEFINE_integer("reply_chars", 8, "consistency, associations: characters per reply, as in chat.")
 flags.DEFINE_integer("warmup", 2000, "Steps the newborn brain lives before the evaluation.")
 
-TASKS = ("selectivity", "consistency")
+TASKS = ("selectivity", "consistency", "associations")
 TASK = TASKS[0]  # the task of this launch (`launch` sets it)
 USAGE = f"usage: jbrain eval {{{','.join(TASKS)}}} [--flags]   (jbrain eval TASK --help for flags)"
 
 
 def table(record: dict) -> str:
+    if record["task"] == "associations":
+
+        def pct(x):
+            return "-" if x is None else f"{x:.3f}"
+
+        rows = [
+            ("untrained", record["untrained_exact"]), ("trained", record["exact"]),
+            ("ablated (readout put back)", record["ablated_exact"]),
+            ("corrupted cues (25%)", record["corrupted_exact"]),
+            ("after save and restore", record["restored_exact"]),
+            (f"after {record['retain_steps']:,} live steps", record["retained_exact"]),
+            (f"after {record['interference_pairs']} more pairs", record["interference_exact"]),
+        ]  # fmt: skip
+        return "\n".join([
+            f"associations on {record['preset']} ({record['n_neurons']} neurons, {record['device']}): "
+            f"{record['pairs']} pairs x {record['presentations']} presentations",
+            "| brain | exact replies |",
+            "|---|---|",
+            *[f"| {name} | {pct(x)} |" for name, x in rows],
+            f"characters right: {record['per_char']:.3f} "
+            f"(untrained {record['untrained_per_char']:.3f}, ablated "
+            f"{record['ablated_per_char']:.3f}); restored replies equal the unstopped brain's: "
+            f"{record['restored_same']}; chance of an exact reply: {record['chance_exact']:.1e}",
+        ])  # fmt: skip
     if record["task"] == "consistency":
         return "\n".join([
             f"consistency on {record['preset']} ({record['n_neurons']} neurons, {record['device']}): "
@@ -76,7 +119,7 @@ def table(record: dict) -> str:
 
 def main(argv: list[str]) -> None:
     del argv
-    from jbrain.evals import consistency, selectivity  # jax: only when running
+    from jbrain.evals import associations, consistency, selectivity  # jax: only when running
 
     if FLAGS.out:
         benchkit.check_out(FLAGS.out)
@@ -98,6 +141,13 @@ def main(argv: list[str]) -> None:
             steps=FLAGS.eval_steps,
             **shared,
         )
+    elif task == "associations":
+        presentations = FLAGS.presentations if FLAGS["presentations"].present else 10
+        record = associations.evaluate(
+            config, pairs=_pairs(config), presentations=presentations,
+            interference_pairs=FLAGS.interference_pairs, retain_steps=FLAGS.retain_steps,
+            reply_steps=FLAGS.reply_steps, reply_chars=FLAGS.reply_chars, **shared,
+        )  # fmt: skip
     else:
         record = consistency.evaluate(
             config, sends=FLAGS.sends, reply_steps=FLAGS.reply_steps, reply_chars=FLAGS.reply_chars, **shared
@@ -107,6 +157,22 @@ def main(argv: list[str]) -> None:
     if FLAGS.out:
         benchkit.write_json(FLAGS.out, record)  # atomic: never a half-written record
     print(table(record))
+
+
+def _pairs(config) -> list[tuple[str, str]] | None:
+    """--pairs read (None: the default file); a bad file is a flag error."""
+    if not FLAGS.pairs:
+        return None
+    from jbrain.evals import associations
+    from jbrain.text import Codec
+
+    codec = Codec(
+        reply_steps=FLAGS.reply_steps, reply_chars=FLAGS.reply_chars, input_channels=64, teacher=True
+    )
+    try:
+        return associations.read_pairs(FLAGS.pairs, codec)
+    except OSError as e:
+        raise ValueError(f"--pairs={FLAGS.pairs}: {e.strerror}: pass a readable file") from None
 
 
 def launch(argv: list[str]) -> None:

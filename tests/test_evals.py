@@ -66,7 +66,8 @@ def test_eval_launcher_errors_are_one_line():
     r = jbrain_cli("eval", "recall")
     assert r.returncode == 2
     assert r.stderr.decode() == (
-        "jbrain eval: error: unknown task 'recall'; usage: jbrain eval {selectivity,consistency} [--flags]   "
+        "jbrain eval: error: unknown task 'recall'; usage: jbrain eval "
+        "{selectivity,consistency,associations} [--flags]   "
         "(jbrain eval TASK --help for flags)\n"
     )
     r = jbrain_cli("eval", "selectivity", "--presentations=0", "--n_neurons=2000")
@@ -78,6 +79,18 @@ def test_eval_launcher_errors_are_one_line():
     assert r.returncode == 2
     assert r.stderr.decode().strip() == (
         "jbrain eval consistency: error: consistency needs at least 2 messages and --sends >= 2"
+    )
+    r = jbrain_cli("eval", "associations", "--pairs=/no/such/file", "--n_neurons=2000")
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == (
+        "jbrain eval associations: error: --pairs=/no/such/file: No such file or directory: "
+        "pass a readable file"
+    )
+    r = jbrain_cli("eval", "associations", "--n_neurons=2000", "--warmup=0")
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == (
+        "jbrain eval associations: error: this brain cannot be taught: pass "
+        "--flagfile=experiments/configs/teach_small.flags (or --teach)"
     )
 
 

@@ -1,0 +1,222 @@
+"""Taught associations (`jbrain eval associations`).
+
+A living teachable brain (`--teach`, plasticity on, its noise on) is taught
+pairs CUE => REPLY with `jbrain.learn.teach`: every pair once per round in
+a shuffled order, P rounds, the brain running on without input for 1-3
+reply-length bursts before every lesson and every test (as a `--live`
+chat brain does while its user types). A test sends the cue as an ordinary
+message (one reply burst, `text.reply`) and compares the reply with the
+taught one padded with spaces to R characters.
+
+Keys (fractions over the pairs): exact (replies equal to the taught
+reply), per_char (characters equal), untrained_exact (before teaching),
+curve (exact and per_char after each round), corrupted_exact (25% of each
+cue's characters, at least one, replaced at random), ablated_exact (the
+delta-rule projections' weights put back to their values before teaching,
+then restored), restored_exact and restored_same (after a checkpoint is
+saved and restored: the score, and whether every reply equals the one the
+brain that never stopped gives), retained_exact (after `retain_steps`
+further live steps with plasticity on; `rate_band`: the lowest and highest
+firing rate over 1,000-step windows of that run), interference_exact (the
+pairs again after `interference_pairs` more pairs are taught P times each).
+Chance for one reply is (1/64)^R.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from jbrain import learn
+from jbrain.config import BrainConfig
+from jbrain.session import Session
+from jbrain.text import ALPHABET, Codec
+
+DEFAULT_PAIRS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pairs.txt")
+LETTERS = "abcdefghijklmnopqrstuvwxyz"
+
+
+def read_pairs(path: str, codec: Codec) -> list[tuple[str, str]]:
+    """Pairs of a file: one `CUE => REPLY` a line, `#` starts a comment,
+    blank lines skipped. ValueError naming the file and line for a bad one."""
+    pairs = []
+    with open(path, encoding="utf-8") as f:
+        for number, raw in enumerate(f, 1):
+            line = raw.split("#", 1)[0].strip()
+            if not line:
+                continue
+            try:
+                pairs.append(learn.parse_teach(line, codec))
+            except ValueError as e:
+                raise ValueError(f"{path}:{number}: {str(e).split('; usage')[0]}") from None
+    if not pairs:
+        raise ValueError(f"{path} holds no pairs: write one `CUE => REPLY` a line")
+    return pairs
+
+
+def extra_pairs(
+    count: int, rng: np.random.Generator, avoid: set[str], reply_chars: int
+) -> list[tuple[str, str]]:
+    """`count` random pairs of letters (cues of 3-6, replies of 2-R), cues not in `avoid`."""
+    out: list[tuple[str, str]] = []
+    while len(out) < count:
+        cue = "".join(rng.choice(list(LETTERS), rng.integers(3, 7)))
+        if cue in avoid:
+            continue
+        avoid.add(cue)
+        out.append((cue, "".join(rng.choice(list(LETTERS), rng.integers(2, reply_chars + 1)))))
+    return out
+
+
+def corrupt(cue: str, rng: np.random.Generator) -> str:
+    """`cue` with round(len / 4) (at least one) characters replaced by other letters."""
+    chars = list(cue)
+    for i in rng.choice(len(chars), max(1, round(len(chars) / 4)), replace=False):
+        chars[i] = rng.choice([c for c in LETTERS if c != chars[i].lower()])
+    return "".join(chars)
+
+
+def evaluate(
+    config: BrainConfig,
+    *,
+    pairs: list[tuple[str, str]] | None = None,
+    presentations: int = 10,
+    interference_pairs: int = 20,
+    retain_steps: int = 50_000,
+    reply_steps: int = 200,
+    reply_chars: int = 8,
+    seed: int = 0,
+    warmup: int = 2000,
+    plan_options: dict | None = None,
+    progress: Callable[[str], None] = lambda msg: None,
+) -> dict[str, Any]:
+    """The record (module docstring). `config` must be teachable (--teach);
+    plasticity is switched on, as in chat."""
+    if presentations < 1 or interference_pairs < 0 or retain_steps < 0:
+        raise ValueError("--presentations must be >= 1, --interference_pairs and --retain_steps >= 0")
+    config = config.replace(plasticity=True)
+    rng = np.random.default_rng(seed)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory() as workdir:
+        session = Session.open(config, seed=seed, workdir=workdir, fresh=True, plan_options=plan_options)
+        codec = Codec.for_circuit(session.circuit, reply_steps=reply_steps, reply_chars=reply_chars)
+        if not codec.teacher:
+            raise ValueError(
+                "this brain cannot be taught: pass --flagfile=experiments/configs/teach_small.flags "
+                "(or --teach)"
+            )
+        pairs = pairs or read_pairs(DEFAULT_PAIRS, codec)
+        quiet = np.zeros((reply_steps, codec.stim_channels), np.float32)
+
+        def live(s: Session, gen: np.random.Generator) -> None:
+            for _ in range(int(gen.integers(1, 4))):
+                s.run(reply_steps, quiet)
+
+        def test(s: Session, items: list[tuple[str, str]], cues: list[str] | None = None, gen=None) -> dict:
+            said, hit = [], lambda a, b: [x == y for x, y in zip(a, b, strict=True)]
+            for cue, _ in items if cues is None else zip(cues, items, strict=True):
+                live(s, gen or rng)
+                said.append(learn.answer(s, cue, codec=codec))
+            want = [answer.lower().ljust(reply_chars) for _, answer in items]
+            return {
+                "exact": float(np.mean([a == b for a, b in zip(said, want, strict=True)])),
+                "per_char": float(np.mean([hit(a, b) for a, b in zip(said, want, strict=True)])),
+                "replies": said,
+            }
+
+        def teach_rounds(s: Session, items: list[tuple[str, str]], rounds: int, curve: list | None) -> None:
+            for p in range(rounds):
+                for i in rng.permutation(len(items)):
+                    live(s, rng)
+                    learn.teach(s, *items[i], codec=codec)
+                if curve is not None:
+                    curve.append(
+                        {
+                            "presentations": p + 1,
+                            **{k: v for k, v in test(s, items).items() if k != "replies"},
+                        }
+                    )
+                    progress(f"  after {p + 1} presentation(s) each: exact {curve[-1]['exact']:.3f}")
+
+        if warmup:
+            session.run(warmup, None)
+        taught_names = [
+            q.name for q in session.circuit.projections if q.plasticity and q.plasticity.rule == "delta"
+        ]
+        before = {n: session.state.projections[n].weights for n in taught_names}
+        untrained = test(session, pairs)
+        progress(f"untrained: exact {untrained['exact']:.3f}, per character {untrained['per_char']:.3f}")
+        curve: list[dict] = []
+        teach_rounds(session, pairs, presentations, curve)
+        trained = test(session, pairs)
+        corrupted = test(session, pairs, [corrupt(c, rng) for c, _ in pairs])
+        learned = {n: session.state.projections[n].weights for n in taught_names}
+
+        def with_weights(s: Session, weights: dict) -> None:
+            s.state = s.state.replace(
+                projections={
+                    **s.state.projections,
+                    **{n: s.state.projections[n].replace(weights=w) for n, w in weights.items()},
+                }
+            )
+
+        with_weights(session, before)
+        ablated = test(session, pairs)
+        with_weights(session, learned)
+        # a checkpoint, restored beside the brain that never stopped: both
+        # answer the same tests after the same quiet bursts
+        session.save(wait=True)
+        restored = Session.open(config, seed=seed, workdir=workdir, plan_options=plan_options)
+        gap_seed = int(rng.integers(2**31))
+        after_restore = test(restored, pairs, gen=np.random.default_rng(gap_seed))
+        kept = test(session, pairs, gen=np.random.default_rng(gap_seed))
+        session.close(save=False)
+        session = restored
+        progress(f"retaining: {retain_steps} live steps")
+        rates = []
+        for _ in range(retain_steps // reply_steps):
+            rates.append(session.run(reply_steps, quiet)["rate"])
+        rates = np.concatenate(rates) if rates else np.zeros((0,), np.float32)
+        windows = (
+            rates[: rates.size // 1000 * 1000].reshape(-1, 1000).mean(axis=1) if rates.size >= 1000 else rates
+        )
+        retained = test(session, pairs)
+        interference = None
+        if interference_pairs:
+            more = extra_pairs(interference_pairs, rng, {c for c, _ in pairs}, reply_chars)
+            teach_rounds(session, more, presentations, None)
+            interference = test(session, pairs)
+        session.close(save=False)
+    return {
+        "task": "associations",
+        "preset": config.preset,
+        "n_neurons": session.circuit.n,
+        "pairs": len(pairs),
+        "presentations": presentations,
+        "exact": trained["exact"],
+        "per_char": trained["per_char"],
+        "untrained_exact": untrained["exact"],
+        "untrained_per_char": untrained["per_char"],
+        "ablated_exact": ablated["exact"],
+        "ablated_per_char": ablated["per_char"],
+        "corrupted_exact": corrupted["exact"],
+        "restored_exact": after_restore["exact"],
+        "restored_same": after_restore["replies"] == kept["replies"],
+        "retained_exact": retained["exact"],
+        "retain_steps": retain_steps,
+        "rate_band": [float(windows.min()), float(windows.max())] if windows.size else None,
+        "interference_exact": None if interference is None else interference["exact"],
+        "interference_pairs": interference_pairs,
+        "curve": curve,
+        "chance_exact": (1 / len(ALPHABET)) ** reply_chars,
+        "taught": [
+            {"cue": c, "reply": r, "said": s} for (c, r), s in zip(pairs, trained["replies"], strict=True)
+        ],
+        "seed": seed,
+        "seconds": time.perf_counter() - t0,
+    }
