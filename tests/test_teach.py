@@ -117,7 +117,7 @@ def test_uniforms_never_reach_one():
 def test_a_tiny_teachable_cortex_learns_pairs_and_the_ablation_forgets_them():
     record = associations.evaluate(
         tiny_teachable(), pairs=[("hello", "hi"), ("cat", "meow")], presentations=3,
-        interference_pairs=1, retain_steps=1000, warmup=200,
+        interference_pairs=1, retain_steps=1000, warmup=0, plan_options={"spike_buffer": 0.3},
     )  # fmt: skip
     chance = 1 / len(ALPHABET)
     # silent windows read as spaces, and the replies are padded with them: the
@@ -129,6 +129,14 @@ def test_a_tiny_teachable_cortex_learns_pairs_and_the_ablation_forgets_them():
     for key in ("exact", "untrained_exact", "ablated_exact", "corrupted_exact", "retained_exact"):
         assert 0.0 <= record[key] <= 1.0, key
     assert record["interference_exact"] is not None
+
+
+def test_associations_need_a_teachable_brain():
+    with pytest.raises(ValueError) as e:
+        associations.evaluate(small(), warmup=0)
+    assert str(e.value) == (
+        "this brain cannot be taught: pass --flagfile=experiments/configs/teach_small.flags (or --teach)"
+    )
 
 
 def test_a_pairs_file_with_a_bad_line_names_it(tmp_path):
