@@ -154,9 +154,11 @@ def teacher_signal(circuit: Circuit, stim: jax.Array | None) -> tuple[jax.Array,
     """(T (N,) f32, on () bool) from the stimulus's "teacher" port: each
     neuron's teacher target (its channel's value) and whether any teacher
     channel is on this step; None without a teacher port or stimulus."""
+    if stim is None:
+        return None
     first = 0
     for port in circuit.inputs:
-        if port.name == "teacher" and stim is not None:
+        if port.name == "teacher":
             values = stim[first : first + port.channels]
             return port_values(circuit, port, values), values.max() > 0
         first += port.channels

@@ -22,16 +22,21 @@ def parse_teach(text: str, codec: Codec) -> tuple[str, str]:
     """'CUE => REPLY' -> (cue, reply), both stripped. ValueError with one
     line (the problem, then the usage) when the arrow is missing, a side is
     empty, or the reply is not something the brain can say."""
-    if "=>" not in text:
-        raise ValueError(f"no '=>' between the cue and the reply; {USAGE}")
-    cue, _, answer = text.partition("=>")
-    cue, answer = cue.strip(), answer.strip()
-    if not cue:
-        raise ValueError(f"the cue is empty; {USAGE}")
-    why = codec.teachable(answer)
+    why, pair = check_pair(text, codec)
     if why:
         raise ValueError(f"{why}; {USAGE}")
-    return cue, answer
+    return pair
+
+
+def check_pair(text: str, codec: Codec) -> tuple[str | None, tuple[str, str]]:
+    """(why 'CUE => REPLY' cannot be taught, or None; (cue, reply) stripped)."""
+    cue, arrow, answer = text.partition("=>")
+    cue, answer = cue.strip(), answer.strip()
+    if not arrow:
+        return "no '=>' between the cue and the reply", (cue, answer)
+    if not cue:
+        return "the cue is empty", (cue, answer)
+    return codec.teachable(answer), (cue, answer)
 
 
 def teach(session, cue: str, answer: str, *, codec: Codec | None = None) -> str:

@@ -91,27 +91,20 @@ def unit_interval(h: jax.Array) -> jax.Array:
     return jnp.minimum(u, jnp.float32(1.0 - 2.0**-24))
 
 
-def _k_winners(circuit: Circuit, spikes: jax.Array, margin: jax.Array) -> tuple[jax.Array, jax.Array]:
-    """(spikes, losers) (N,) bool: in each k-WTA block (`Population.kwta`)
-    only the k neurons above threshold with the largest margin v - theta
-    keep their spike (ties at the k-th margin all fire); the other spikers
-    of the block are losers."""
-    parts, lost = [], []
+def _k_winners(circuit: Circuit, spikes: jax.Array, margin: jax.Array) -> jax.Array:
+    """(N,) bool: the spikes that k-WTA keeps. In each block
+    (`Population.kwta`) only the k neurons above threshold with the largest
+    margin v - theta keep their spike (ties at the k-th margin all fire)."""
+    parts = []
     for p in circuit.populations:
         a, b = circuit.bounds(p.name)
         s, k = spikes[a:b], p.kwta[0]
-        if not k:
-            parts.append(s)
-            lost.append(jnp.zeros_like(s))
-            continue
-        m = jnp.where(s, margin[a:b], -jnp.inf).reshape(p.kwta[1], -1)
-        kth = jax.lax.top_k(m, k)[0][:, -1:]
-        win = (s.reshape(p.kwta[1], -1) & (m >= kth)).reshape(-1)
-        parts.append(win)
-        lost.append(s & ~win)
-    if len(parts) == 1:
-        return parts[0], lost[0]
-    return jnp.concatenate(parts), jnp.concatenate(lost)
+        if k:
+            m = jnp.where(s, margin[a:b], -jnp.inf).reshape(p.kwta[1], -1)
+            kth = jax.lax.top_k(m, k)[0][:, -1:]
+            s = (s.reshape(p.kwta[1], -1) & (m >= kth)).reshape(-1)
+        parts.append(s)
+    return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
 
 
 def neuron_update(
@@ -142,16 +135,14 @@ def neuron_update(
     refractory = refrac > 0
     v = v + (v_rest - v) * leak + current
     v = jnp.where(refractory, jnp.float32(v_reset) if isinstance(v_reset, float) else v_reset, v)
+    v_old = v
     theta_eff = theta + jnp.where(
         mode == ADAPTED, jnp.float32(boost) if isinstance(boost, float) else boost, 0.0
     )
-    spikes = jnp.logical_and(~refractory, v > theta_eff)
-    if any(p.kwta[0] for p in pops):
-        spikes, losers = _k_winners(circuit, spikes, v - theta_eff)
-        spikes = spikes | losers  # the losers are reset below, as the spikers are
-    v = jnp.where(spikes, jnp.float32(v_reset) if isinstance(v_reset, float) else v_reset, v)
-    if any(p.kwta[0] for p in pops):
-        spikes = spikes & ~losers
+    above = jnp.logical_and(~refractory, v > theta_eff)
+    # every neuron above threshold is reset: the spikers, and k-WTA's losers (inhibited)
+    v = jnp.where(above, jnp.float32(v_reset) if isinstance(v_reset, float) else v_reset, v)
+    spikes = _k_winners(circuit, above, v_old - theta_eff) if any(p.kwta[0] for p in pops) else above
     v, spikes = fence((v, spikes))
     adapt = adapt * decay + spikes.astype(jnp.float32)
     steps = neuron_values(circuit, "refractory", jnp.uint8)

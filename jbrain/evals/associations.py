@@ -50,10 +50,10 @@ def read_pairs(path: str, codec: Codec) -> list[tuple[str, str]]:
             line = raw.split("#", 1)[0].strip()
             if not line:
                 continue
-            try:
-                pairs.append(learn.parse_teach(line, codec))
-            except ValueError as e:
-                raise ValueError(f"{path}:{number}: {str(e).split('; usage')[0]}") from None
+            why, pair = learn.check_pair(line, codec)
+            if why:
+                raise ValueError(f"{path}:{number}: {why}")
+            pairs.append(pair)
     if not pairs:
         raise ValueError(f"{path} holds no pairs: write one `CUE => REPLY` a line")
     return pairs
