@@ -213,7 +213,10 @@ def chat_loop(
     try:
         # Restores WORKDIR/checkpoints unless --fresh; plasticity is the chat's flag.
         session = common.open_session("chat", config, workdir, always=("plasticity",))
-        config = session.config  # a restored brain's own
+        config = session.config  # a restored brain's own, and so its ports (a teachable one, say)
+        codec = Codec.for_circuit(
+            session.circuit, reply_steps=codec.reply_steps, reply_chars=codec.reply_chars
+        )
         start_step, start_messages = session.step, session.messages
         if live_on:
             burst = FLAGS.live_burst or codec.reply_steps

@@ -25,9 +25,21 @@ Tasks:
                 after --interference_pairs more pairs
                 (jbrain/evals/associations.py).
 
+  digits        scikit-learn's 8 x 8 handwritten digits (bundled: 901
+                training, 896 test images, a fixed stratified split), the
+                Diehl & Cook 2015 protocol: Poisson-rate input, unsupervised
+                STDP into --digits_neurons excitatory neurons with lateral
+                inhibition and adaptive thresholds, labels assigned to the
+                neurons after training; test accuracy trained, untrained and
+                ablated (input weights put back), beside logistic regression
+                and k-means with 100 prototypes computed in the same run
+                (jbrain/evals/digits.py). It runs its own network: the brain
+                flags do not apply to it, --seed does.
+
     jbrain eval selectivity --flagfile=experiments/configs/cortex_small.flags --out=sel.json
     jbrain eval associations --flagfile=experiments/configs/teach_small.flags --out=assoc.json
     jbrain eval consistency --flagfile=experiments/configs/small.flags --out=cons.json
+    jbrain eval digits --out=digits.json
 
 Writes the JSON record to --out (if given) and prints a table. Model flags
 and flagfiles work as in `jbrain run` and `jbrain chat`; selectivity
@@ -61,8 +73,11 @@ flags.DEFINE_integer("sends", 10, "consistency: times each message is sent.")
 flags.DEFINE_integer("reply_steps", 200, "consistency, associations: steps of one reply burst, as in chat.")
 flags.DEFINE_integer("reply_chars", 8, "consistency, associations: characters per reply, as in chat.")
 flags.DEFINE_integer("warmup", 2000, "Steps the newborn brain lives before the evaluation.")
+flags.DEFINE_integer("digits_neurons", 400, "digits: excitatory neurons (1..4096; the protocol: <= 400).")
+flags.DEFINE_integer("digits_epochs", 2, "digits: passes over the training images.")
+flags.DEFINE_integer("digits_train", 0, "digits: training images used (10..901; 0: all 901).")
 
-TASKS = ("selectivity", "consistency", "associations")
+TASKS = ("selectivity", "consistency", "associations", "digits")
 TASK = TASKS[0]  # the task of this launch (`launch` sets it)
 USAGE = f"usage: jbrain eval {{{','.join(TASKS)}}} [--flags]   (jbrain eval TASK --help for flags)"
 
@@ -76,6 +91,7 @@ def table(record: dict) -> str:
         rows = [
             ("untrained", record["untrained_exact"]), ("trained", record["exact"]),
             ("ablated (readout put back)", record["ablated_exact"]),
+            ("reference: jax.grad readout of untaught replies", record["readout_exact"]),
             ("corrupted cues (25%)", record["corrupted_exact"]),
             ("after save and restore", record["restored_exact"]),
             (f"after {record['retain_steps']:,} live steps", record["retained_exact"]),
@@ -91,6 +107,27 @@ def table(record: dict) -> str:
             f"(untrained {record['untrained_per_char']:.3f}, ablated "
             f"{record['ablated_per_char']:.3f}); restored replies equal the unstopped brain's: "
             f"{record['restored_same']}; chance of an exact reply: {record['chance_exact']:.1e}",
+        ])  # fmt: skip
+    if record["task"] == "digits":
+        a = record["anchors"]
+        rows = [
+            (f"trained ({record['n_neurons']} neurons, {record['epochs']} epochs)", record["test_accuracy"]),
+            ("untrained (newborn network)", record["untrained_accuracy"]),
+            ("ablated (input weights put back)", record["ablated_accuracy"]),
+            ("logistic regression (reference)", record["logistic_accuracy"]),
+            ("k-means, 100 prototypes (reference)", record["kmeans_accuracy"]),
+            ("anchor: logistic regression, 50/50 splits", a["logistic_regression_digits"]),
+            ("anchor: k-means 100, 50/50 splits", a["kmeans_100_digits"]),
+            ("anchor: Diehl & Cook, MNIST, 400 neurons", a["diehl_cook_mnist_400"]),
+            ("anchor: Diehl & Cook, MNIST, 6,400 neurons", a["diehl_cook_mnist_6400"]),
+        ]
+        return "\n".join([
+            f"digits ({record['n_train']} training, {record['n_test']} test images, {record['device']}; "
+            f"seed {record['seed']}, {record['seconds']:.0f} s): unsupervised STDP, Diehl & Cook 2015",
+            "| model | test accuracy |",
+            "|---|---|",
+            *[f"| {name} | {x:.3f} |" for name, x in rows],
+            f"target >= {record['target']:.2f}; chance {record['chance']:.2f}",
         ])  # fmt: skip
     if record["task"] == "consistency":
         return "\n".join([
@@ -125,6 +162,9 @@ def main(argv: list[str]) -> None:
         benchkit.check_out(FLAGS.out)
     task = TASK
     progress = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if task == "digits":
+        _digits(progress)
+        return
     config = common.brain_config_from_flags()
     shared = {
         "seed": FLAGS.seed,
@@ -156,6 +196,25 @@ def main(argv: list[str]) -> None:
     record["device"] = benchkit.device_name()
     if FLAGS.out:
         benchkit.write_json(FLAGS.out, record)  # atomic: never a half-written record
+    print(table(record))
+
+
+def _digits(progress) -> None:
+    """jbrain eval digits: its own network (jbrain/evals/digits.py)."""
+    from jbrain.evals import digits
+
+    n, epochs, n_train = FLAGS.digits_neurons, FLAGS.digits_epochs, FLAGS.digits_train
+    if not (1 <= n <= 4096 and epochs >= 1 and (n_train == 0 or 10 <= n_train <= 901)):
+        raise ValueError(
+            "--digits_neurons must be in 1..4096, --digits_epochs >= 1 and --digits_train in 10..901 (0: all)"
+        )
+    record = digits.evaluate(
+        seed=FLAGS.seed, params=digits.Params(n_neurons=n), epochs=epochs, n_train=n_train or None,
+        progress=progress,
+    )  # fmt: skip
+    record["device"] = benchkit.device_name()
+    if FLAGS.out:
+        benchkit.write_json(FLAGS.out, record)
     print(table(record))
 
 

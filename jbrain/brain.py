@@ -152,15 +152,16 @@ def port_values(circuit: Circuit, port: InputPort, values: jax.Array) -> jax.Arr
 
 def teacher_signal(circuit: Circuit, stim: jax.Array | None) -> tuple[jax.Array, jax.Array] | None:
     """(T (N,) f32, on () bool) from the stimulus's "teacher" port: each
-    neuron's teacher target (its channel's value) and whether any teacher
-    channel is on this step; None without a teacher port or stimulus."""
+    neuron's teacher target (its channel's value where positive, else 0)
+    and whether any teacher channel is nonzero this step (a channel of -1
+    teaches its group silence); None without a teacher port or stimulus."""
     if stim is None:
         return None
     first = 0
     for port in circuit.inputs:
         if port.name == "teacher":
             values = stim[first : first + port.channels]
-            return port_values(circuit, port, values), values.max() > 0
+            return jnp.maximum(port_values(circuit, port, values), 0.0), jnp.any(values != 0)
         first += port.channels
     return None
 

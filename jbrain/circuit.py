@@ -252,10 +252,16 @@ class STDP:
     the pre traces x_j (x <- x exp(-dt/tau_pre) + s, rescaled to rates
     r_j = x_j (1 - exp(-dt/tau_pre))):
         u_i = sum_j w_ij r_j                          (the post's predicted drive)
-        w_ij <- clip(w_ij + a_plus r_j (T_i target - u_i), 0, w_max)       (LMS)
+        w_ij <- clip(w_ij + a_plus r_j (T_i target - u_i), -w_max, w_max)  (LMS)
     on the steps a teacher channel is on: eta = a_plus per step, `target`
     the drive per step a taught post should get (a_minus, tau_post unused).
-    Outside teaching the weights never change.
+    Outside teaching the weights never change. Its weights are signed
+    (Dale's law holds for the pathway, not the synapse): w_ij < 0 stands for
+    the feedforward inhibition that pre j recruits onto post i through
+    interneurons (the molecular-layer interneurons between parallel fibres
+    and Purkinje cells), so the rule turns a wrong post down as well as a
+    right one up; with weights >= 0 a code that two cues share carries the
+    majority's character to both (EVALS.md, teaching).
 
     rule "vogels" (inhibitory plasticity, Vogels et al. 2011, for I -> E):
     post fires: w += eta x_pre; pre fires: w += eta (y_post - alpha), with

@@ -133,19 +133,23 @@ class BrainConfig:
     memory_fan_in: int = 32
     relay_group: int = 16
     memory_tau: float = 100.0
-    memory_w: float = 0.3
-    memory_noise: float = 0.02
+    memory_w: float = 1.2
+    memory_noise: float = 0.005
     memory_theta: float = 1.0
     memory_tau_m: float = 5.0
-    memory_k: int = 4
+    memory_k: int = 8
     clock_channels: int = 8
     clock_gain: float = 0.2
-    teach_fan_in: int = 256
-    teach_w: float = 0.01
-    teach_w_max: float = 1.9
-    teach_eta: float = 0.5
+    teach_fan_in: int = 1024
+    teach_w: float = 0.05
+    motor_group: int = 16
+    motor_pool: int = 64
+    motor_pool_fan_in: int = 32
+    motor_inh: float = 0.3
+    teach_w_max: float = 0.49
+    teach_eta: float = 0.05
     teach_tau: float = 0.5
-    teach_target: float = 1.5
+    teach_target: float = 0.7
     teacher_gain: float = 0.2
     # plasticity
     plasticity: bool = False
@@ -242,6 +246,13 @@ class BrainConfig:
                 f"--memory_neurons={self.memory_neurons} must be a multiple of --clock_channels="
                 f"{self.clock_channels} (a block of memory per clock channel)",
             )
+            need(
+                self.motor_group >= 1 and self.motor_pool >= 1 and self.motor_pool_fan_in >= 1
+                and self.motor_inh > 0,
+                f"--motor_group={self.motor_group}, --motor_pool={self.motor_pool} and "
+                f"--motor_pool_fan_in={self.motor_pool_fan_in} must be >= 1 and --motor_inh="
+                f"{self.motor_inh} > 0",
+            )  # fmt: skip
             need(
                 0 <= self.teach_w <= self.teach_w_max and self.teach_eta > 0 and self.teach_target > 0
                 and self.memory_w > 0,
@@ -543,15 +554,16 @@ def cortex(c: BrainConfig) -> Circuit:
     readouts = (Readout("text", "E", c.output_channels, g_out, 0, "output"),)
     populations = (e, i)
     if c.teach:
-        relay, memory, taught, ports = _teachable(c)
-        populations, projections = (e, i, relay, memory), [*projections, *taught]
+        learners, taught, ports = _teachable(c)
+        populations, projections = (e, i, *learners), [*projections, *taught]
         inputs += ports
+        readouts = (Readout("text", "O", c.output_channels, c.motor_group),)
     return Circuit(
         populations, tuple(projections), inputs, readouts, c.dt, _controller(c), c.sheet, "cortex", regions
     )
 
 
-def _teachable(c: BrainConfig) -> tuple[Population, Population, list[Projection], tuple[InputPort, ...]]:
+def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection], tuple[InputPort, ...]]:
     """What --teach adds to the cortex: a cerebellum-like learning circuit
     (Marr 1969, Albus 1971) beside the sheet.
 
@@ -563,18 +575,30 @@ def _teachable(c: BrainConfig) -> tuple[Population, Population, list[Projection]
     sparse expansion code of (message, reply window): --memory_fan_in
     random "slow" synapses from T each (decay --memory_tau ms, weight
     --memory_w each: equal totals, so a neuron wins by what it samples, not
-    by its luck at birth), so each M neuron holds a fading,
+    by its luck at birth; a relay neuron fires every 4th step of its
+    character, its refractory period, hence the large weight), so each M neuron holds a fading,
     recency-weighted sum of the characters it samples, which outlasts the
     message. The clock port (reply window r drives channel r mod
     --clock_channels) lifts block r of M by --clock_gain per step, and
     k-winners-take-all lets at most --memory_k neurons of a block fire per
     step: in window r, the block-r neurons that remember the message best.
-    The taught readout memory_output (--teach_fan_in synapses per
-    output-region E neuron, born U[0, --teach_w), bound --teach_w_max) is
-    written only by the teacher-gated delta rule (--teach_eta,
-    --teach_target, pre traces of --teach_tau ms), as climbing fibres teach
-    the parallel fibre -> Purkinje synapses. The teacher port drives the
-    output groups (the readout's patches) by --teacher_gain."""
+    The reply comes from the motor layer `O` (a group of --motor_group
+    neurons per output character, the brain's readout: quiet neurons with
+    fixed thresholds, no homeostasis, the memory's little noise), whose
+    groups compete through an inhibitory pool `P` (--motor_pool neurons,
+    each fired by any spike of the --motor_pool_fan_in random motor neurons
+    it hears, and inhibiting as many, weight --motor_inh): a window's most driven group fires and
+    holds the others down (winner-take-all). The taught readout
+    memory_output M -> O (--teach_fan_in synapses per motor neuron, born
+    U[0, --teach_w): random drive, so an untaught brain's reply already
+    depends on the message; signed, within +-teach_w_max) is written only
+    by the teacher-gated delta rule (--teach_eta, --teach_target, pre traces
+    of --teach_tau ms), as climbing fibres teach the parallel fibre ->
+    Purkinje synapses. The teacher port drives the motor groups by
+    --teacher_gain. Why a motor layer and not the sheet's output region:
+    there every group fires ~20 spikes per window of its own (the sheet's
+    activity, held by fast homeostasis), which the learned drive moved by
+    only 3-5 (EVALS.md, teaching)."""
     m, channels = c.memory_neurons, c.input_channels
     quiet = {"noise_sd": 0.0, "eta_theta": 0.0, "bias": 0.0}
     relay = Population(
@@ -585,24 +609,28 @@ def _teachable(c: BrainConfig) -> tuple[Population, Population, list[Projection]
         theta_max=max(c.theta_max, c.memory_theta),
     )  # fmt: skip
     memory = Population("M", m, "E", neuron, c.target_rate, kwta=(c.memory_k, c.clock_channels))
+    motor = Population("O", c.output_channels * c.motor_group, "E", neuron, c.target_rate)
+    pool = Population("P", c.motor_pool, "I", dataclasses.replace(neuron, noise_sd=0.0), c.target_rate)
+    fixed = lambda w: {"w_lo": w, "w_hi": w, "w_max": w, "delay": c.delay}  # noqa: E731
     taught = [
         Projection(
             "relay_memory", "T", "M", "random", c.memory_fan_in, w_lo=c.memory_w, w_hi=c.memory_w,
             w_max=c.memory_w, synapse="slow", tau_syn=c.memory_tau, delay=c.delay,
         ),
         Projection(
-            "memory_output", "M", "E", "random", c.teach_fan_in, post_region="output", w_lo=0.0,
-            w_hi=c.teach_w, w_max=c.teach_w_max, delay=c.delay,
+            "memory_output", "M", "O", "random", c.teach_fan_in, w_lo=0.0, w_hi=c.teach_w,
+            w_max=c.teach_w_max, delay=c.delay,
             plasticity=STDP(c.teach_tau, c.teach_tau, c.teach_eta, 0.0, False, "delta", c.teach_target),
         ),
+        Projection("motor_pool", "O", "P", "random", c.motor_pool_fan_in, **fixed(1.0)),
+        Projection("pool_motor", "P", "O", "random", c.motor_pool_fan_in, **fixed(c.motor_inh)),
     ]  # fmt: skip
-    g_out = min(len(x) for x in patches(_regions(c)[2], c.output_channels, _e_placement(c)))
     ports = (
         InputPort("relay", "T", channels, c.relay_group, 0, c.input_gain),
         InputPort("clock", "M", c.clock_channels, m // c.clock_channels, 0, c.clock_gain),
-        InputPort("teacher", "E", c.output_channels, g_out, 0, c.teacher_gain, "output"),
+        InputPort("teacher", "O", c.output_channels, c.motor_group, 0, c.teacher_gain),
     )
-    return relay, memory, taught, ports
+    return (relay, memory, motor, pool), taught, ports
 
 
 PRESETS: dict[str, Callable[[BrainConfig], Circuit]] = {
@@ -614,5 +642,5 @@ PRESETS: dict[str, Callable[[BrainConfig], Circuit]] = {
 SHAPE_FIELDS = (
     "preset", "n_neurons", "fan_in", "sheet", "inh_fraction", "connectivity", "synapse", "delay",
     "long_fan_in", "input_channels", "output_channels", "teach", "memory_neurons", "memory_fan_in",
-    "relay_group", "clock_channels", "teach_fan_in",
+    "relay_group", "clock_channels", "teach_fan_in", "motor_group", "motor_pool", "motor_pool_fan_in",
 )  # fmt: skip

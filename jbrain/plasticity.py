@@ -173,11 +173,13 @@ def delta_step(
     on this step. With d = exp(-dt/tau_pre), r = x_pre' (1 - d) and
     rows r_i = r[pre[i, :]] (K,):
         x_pre' = x_pre d + s_pre
-        w_i <- clip(w_i + eta r_i (T_i target - w_i . r_i), 0, w_max)
+        w_i <- clip(w_i + eta r_i (T_i target - w_i . r_i), -w_max, w_max)
     when `on` (LMS, Widrow-Hoff: the post's predicted drive w_i . r_i moves
     toward its target by eta |r_i|^2 of the gap per step; with a trace
     shorter than a step, r is about this step's spikes, so a synapse learns
-    only from the window its pre fires in). Returns (weights, x_pre')."""
+    only from the window its pre fires in). A weight may turn negative: the
+    net of the pre's excitation and the feedforward inhibition it recruits
+    (circuit.STDP, rule "delta"). Returns (weights, x_pre')."""
     n, k = wiring.pre.shape
     r = q.plasticity
     d = math.exp(-dt / r.tau_pre)
@@ -186,7 +188,7 @@ def delta_step(
     w = weights.reshape(n, k)
     error = target * r.target - (w * rows).sum(axis=1)
     step = jnp.where(on, r.a_plus * error, 0.0)
-    w = jnp.clip(w + rows * step[:, None], 0.0, q.w_max)
+    w = jnp.clip(w + rows * step[:, None], -q.w_max, q.w_max)
     return w.reshape(-1), x_pre
 
 

@@ -151,6 +151,8 @@ class Session:
                     f"restored step {restored.step} from {restored.path} (saved {saved_at})"
                     + (f"; flags applied over the checkpoint: {', '.join(applied)}" if applied else "")
                 )
+                if "migrated" in restored.meta:
+                    warnings.append(f"checkpoint {restored.path} was {restored.meta['migrated']}")
                 if "seed" in explicit and seed != restored.seed:
                     warnings.append(
                         f"--seed={seed} is ignored: the restored brain was born with seed {restored.seed} "

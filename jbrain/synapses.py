@@ -177,9 +177,10 @@ def _patch_table(circuit: Circuit, q: Projection, key: jax.Array) -> jax.Array:
     size = np.bincount(tile)[tile]
     rank = np.empty_like(order)
     rank[order] = np.arange(order.size)  # each neuron's own slot in `order`
-    u = np.asarray(jax.random.randint(key, (b - a, q.fan_in), 0, 2**30)) % (size - 1)[:, None]
-    u = u + (u >= (rank - start)[:, None])  # skip the neuron itself
-    return jnp.asarray(order[start[:, None] + u], jnp.int32)
+    # the draw stays a jax array (traceable: checkpoints take shapes by eval_shape)
+    u = jax.random.randint(key, (b - a, q.fan_in), 0, 2**30) % jnp.asarray(size - 1)[:, None]
+    u = u + (u >= jnp.asarray(rank - start)[:, None])  # skip the neuron itself
+    return jnp.asarray(order, jnp.int32)[jnp.asarray(start)[:, None] + u]
 
 
 def _local_reach(placement, radius: float) -> tuple[int, float, float]:

@@ -36,7 +36,11 @@ Relay, clock and teacher (a teachable brain, `--teach`: input ports
     Teacher (`encode(text, teach=REPLY)`, teaching bursts only): in window
     r the teacher channel of REPLY's r-th character (padded with spaces to
     R characters) is 1, which drives that output group (teacher forcing)
-    and is the delta rule's target (jbrain/learn.py).
+    and is the delta rule's target (jbrain/learn.py). A space is a silent
+    window (the decoder reads silence as a space): there every teacher
+    channel is -1, which holds every group down and teaches them all
+    silence, so the padding of short replies does not teach a "space"
+    group to outshout the letters of long ones.
 
 Decoder (out_counts (T, output_channels) int32 -> R characters)
     Window r spans steps [T_in + floor(r * T_out / R), T_in + floor((r+1) * T_out / R)),
@@ -175,9 +179,10 @@ class Codec:
         return self.reply_steps // 2
 
     def encode(self, text: str | bytes, teach: str | None = None) -> np.ndarray:
-        """Text -> stims (reply_steps, stim_channels) f32 of 0/1: the text,
-        the clock (if any) and, given `teach` (a reply `teachable` accepts),
-        the teacher."""
+        """Text -> stims (reply_steps, stim_channels) f32: the text, the
+        clock (if any) and, given `teach` (a reply `teachable` accepts), the
+        teacher; values 0 or 1, and -1 on the teacher's channels in a taught
+        silence."""
         stims = np.zeros((self.reply_steps, self.stim_channels), np.float32)
         first = self.input_channels * (2 if self.relay else 1)
         stims[:, :first] = np.tile(self._encode_text(text), (1, first // self.input_channels))
@@ -193,7 +198,10 @@ class Codec:
                 raise ValueError(why)
             first += self.clock_channels
             for r, ch in enumerate(teach.lower().ljust(self.reply_chars)):
-                stims[edges[r] : edges[r + 1], first + ALPHABET.index(ch)] = 1.0
+                if ch == ALPHABET[0]:  # a space: silence
+                    stims[edges[r] : edges[r + 1], first : first + self.output_channels] = -1.0
+                else:
+                    stims[edges[r] : edges[r + 1], first + ALPHABET.index(ch)] = 1.0
         return stims
 
     def _encode_text(self, text: str | bytes) -> np.ndarray:

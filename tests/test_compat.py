@@ -5,7 +5,8 @@ that engine wrote restores and continues exactly as it would have.
 tests/data/seed_fingerprints*.json were recorded by dev/fingerprint_d666d30.py
 at d666d30 (CPU: compiled kernels and XLA gave the same; GPU: an H200), and
 tests/data/v1_checkpoint_n2000.tgz with v1_continuation.json by
-dev/checkpoint_d666d30.py.
+dev/checkpoint_d666d30.py. tests/data/teach_pre_motor_step250.tgz: a tiny
+teachable brain that c4960a2 taught and saved (its test says how).
 """
 
 from __future__ import annotations
@@ -17,8 +18,9 @@ import tarfile
 
 import numpy as np
 import pytest
-from conftest import ON_GPU, ROOT, small
+from conftest import ON_GPU, ROOT, preset_config, small
 
+from jbrain import brain, learn
 from jbrain import plan as plans
 from jbrain.session import Session
 from jbrain.text import Codec
@@ -130,3 +132,40 @@ def test_a_v1_checkpoint_restores_and_continues_as_d666d30_did(tmp_path):
     with open(os.path.join(saved, "meta", "metadata")) as f:
         assert json.load(f)["format"] == "jbrain-checkpoint/2"
     assert os.path.isdir(os.path.join(workdir, "checkpoints", "450"))
+
+
+def test_a_teachable_brain_saved_before_the_motor_layer_migrates(tmp_path):
+    """tests/data/teach_pre_motor_step250.tgz: a tiny teachable cortex of
+    c4960a2 (populations E, I, T, M; readout M -> the output region), taught
+    hello => hi and saved at step 250. Today it restores with a motor layer:
+    the saved neurons and projections as they were, the motor layer, pool
+    and readout newborn, and one warning that says so."""
+    with tarfile.open(os.path.join(DATA, "teach_pre_motor_step250.tgz")) as t:
+        t.extractall(tmp_path, filter="data")
+    config = preset_config(
+        "cortex_small", sheet=(50, 64), n_neurons=3200, teach=True, plasticity=True,
+        memory_neurons=64, relay_group=2, teach_fan_in=16, long_fan_in=8, fan_in=16,
+    )  # fmt: skip
+    s = Session.open(config, seed=3, workdir=str(tmp_path), plan_options={"spike_buffer": 0.5})
+    assert s.step == 250 and [p.name for p in s.circuit.populations] == ["E", "I", "T", "M", "O", "P"]
+    assert s.warnings == [
+        f"checkpoint {tmp_path}/checkpoints/250 was written before teachable brains had a motor layer: the "
+        "sheet, relay and memory are restored; the taught readout now ends on the motor layer, so it starts "
+        "afresh (teach the pairs again)"
+    ]
+    old = s.circuit.bounds("O")[0]  # the saved brain's neurons come first
+    wiring, born = brain.init_brain(s.circuit, seed=3)
+    np.testing.assert_array_equal(s.state.neurons.theta[old:], born.neurons.theta[old:])
+    assert not np.array_equal(s.state.neurons.theta[:old], born.neurons.theta[:old])  # it lived 250 steps
+    np.testing.assert_array_equal(
+        s.state.projections["memory_output"].weights, born.projections["memory_output"].weights
+    )
+    np.testing.assert_array_equal(
+        s.wiring.projections["pool_motor"].pre, wiring.projections["pool_motor"].pre
+    )
+    codec = Codec.for_circuit(s.circuit)
+    learn.teach(s, "hello", "hi", codec=codec)
+    saved = s.close()
+    again = Session.open(config, seed=3, workdir=str(tmp_path))  # today's layout: no migration
+    assert again.step == s.step and again.warnings == [] and saved.endswith(str(s.step))
+    again.close(save=False)

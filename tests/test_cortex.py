@@ -279,6 +279,9 @@ def test_wta_groups_excite_their_own_patch_and_share_one_inhibitory_pool():
     patch (never itself); the pool projections stay inside the output region."""
     c = cortex(wta=True).circuit()
     wiring, _ = brain.init_brain(c, seed=4)
+    # a restore takes the shapes by tracing init_brain: the patch draw must trace
+    shapes, _ = checkpoint.abstract_brain(cortex(wta=True))
+    assert shapes.projections["output_self"].pre.shape == wiring.projections["output_self"].pre.shape
     q = next(x for x in c.projections if x.name == "output_self")
     assert (q.rule, q.group, q.pre_region) == ("patch", 8, "output")
     a, b = c.span(q, "pre")

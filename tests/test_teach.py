@@ -42,8 +42,11 @@ def test_the_codec_copies_the_text_to_the_relay_and_clocks_the_windows():
     for r in range(4):
         window = stims[edges[r] : edges[r + 1]]
         assert (window[:, 128 + r % 2] == 1).all() and window[:, 128 + 1 - r % 2].sum() == 0
-        taught = np.nonzero(window[0, 130:])[0]
-        assert [ALPHABET[i] for i in taught] == ["hi  "[r]]
+        taught = window[:, 130:]
+        if r < 2:  # a letter: its group's channel only
+            assert [ALPHABET[i] for i in np.nonzero(taught[0])[0]] == ["hi"[r]] and (taught.sum(1) == 1).all()
+        else:  # a space: taught silence, every channel -1
+            assert (taught == -1).all()
     plain = codec.encode("ab")
     assert plain[:, 130:].sum() == 0 and (plain[:, :130] == stims[:, :130]).all()
 
@@ -94,6 +97,13 @@ def test_the_delta_rule_moves_the_predicted_drive_to_the_target_only_when_on():
     w = np.asarray(w).reshape(2, 2)
     assert w[0, 0] * r == pytest.approx(1.0, rel=1e-3)  # the taught post: drive = target
     assert w[0, 1] == 0 and (w[1] == 0).all()  # silent pre and untaught post: unchanged / zero
+    # signed: taught silence while both pres fire, the post's drive goes to 0 by
+    # moving both weights down alike, so the one born at 0 turns negative
+    w = jnp.asarray([2.0, 0.0, 2.0, 0.0], jnp.float32)
+    both = jnp.asarray([1, 1], jnp.uint8)
+    for _ in range(100):
+        w, _ = plasticity.delta_step(q, 1.0, wiring, w, x, both, jnp.zeros(2), jnp.asarray(True))
+    np.testing.assert_allclose(np.asarray(w).reshape(2, 2), [[1.0, -1.0], [1.0, -1.0]], atol=1e-4)
 
 
 def test_k_winners_take_all_lets_at_most_k_fire_per_block():

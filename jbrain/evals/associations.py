@@ -20,6 +20,15 @@ further live steps with plasticity on; `rate_band`: the lowest and highest
 firing rate over 1,000-step windows of that run), interference_exact (the
 pairs again after `interference_pairs` more pairs are taught P times each).
 Chance for one reply is (1/64)^R.
+
+Reference row, apart from the brain's own learning (`readout_exact`,
+`readout_per_char`): before any teaching, each cue is sent P times as an
+ordinary message (live bursts between, as above); a linear readout of the
+reply's window spike counts (R x 64 features, scaled by their mean) ->
+each window's character is trained by gradient descent (`jax.grad`,
+evals/readout.py) on those sends and tested on one more send of each cue:
+what a trained decoder can read from the untaught brain's replies. Nothing
+of it reaches the brain or the chat.
 """
 
 from __future__ import annotations
@@ -34,6 +43,7 @@ import numpy as np
 
 from jbrain import learn
 from jbrain.config import BrainConfig
+from jbrain.evals import readout
 from jbrain.session import Session
 from jbrain.text import ALPHABET, Codec
 
@@ -151,6 +161,8 @@ def evaluate(
         before = {n: session.state.projections[n].weights for n in taught_names}
         untrained = test(session, pairs)
         progress(f"untrained: exact {untrained['exact']:.3f}, per character {untrained['per_char']:.3f}")
+        reference = trained_readout(session, pairs, presentations, codec, lambda: live(session, rng))
+        progress(f"trained readout (jax.grad) of the untaught replies: exact {reference['exact']:.3f}")
         curve: list[dict] = []
         teach_rounds(session, pairs, presentations, curve)
         trained = test(session, pairs)
@@ -202,6 +214,8 @@ def evaluate(
         "per_char": trained["per_char"],
         "untrained_exact": untrained["exact"],
         "untrained_per_char": untrained["per_char"],
+        "readout_exact": reference["exact"],
+        "readout_per_char": reference["per_char"],
         "ablated_exact": ablated["exact"],
         "ablated_per_char": ablated["per_char"],
         "corrupted_exact": corrupted["exact"],
@@ -220,3 +234,33 @@ def evaluate(
         "seed": seed,
         "seconds": time.perf_counter() - t0,
     }
+
+
+def trained_readout(
+    session: Session, pairs: list[tuple[str, str]], sends: int, codec: Codec, live: Callable[[], None]
+) -> dict[str, float]:
+    """The reference row (module docstring): `sends` training replies and one
+    test reply per cue from the untaught brain; per window, a softmax
+    regression of the reply's (R * 64) window counts -> that window's
+    character. Returns exact and per_char over the test replies."""
+    rounds = []
+    for _ in range(sends + 1):
+        counts = []
+        for cue, _ in pairs:
+            live()
+            metrics = session.run(codec.reply_steps, codec.encode(cue))
+            counts.append(codec.window_counts(metrics["out_counts"]).reshape(-1))
+        rounds.append(np.asarray(counts, np.float32))
+    x_train, x_test = np.concatenate(rounds[:-1]), rounds[-1]
+    scale = max(float(x_train.mean()), 1e-6)
+    want = np.asarray([[ALPHABET.index(c) for c in a.lower().ljust(codec.reply_chars)] for _, a in pairs])
+    said = np.stack(
+        [
+            readout.softmax_regression(
+                x_train / scale, np.tile(want[:, r], sends), x_test / scale, len(ALPHABET)
+            )
+            for r in range(codec.reply_chars)
+        ],
+        axis=1,
+    )
+    return {"exact": float((said == want).all(axis=1).mean()), "per_char": float((said == want).mean())}
