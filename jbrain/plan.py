@@ -36,6 +36,10 @@ STDP_FORMS = ("auto", "eager", "deferred")
 BACKENDS = ("auto", *backends.REGISTRY)
 
 
+# populations up to this size list all their neurons (Plan.capacity)
+SMALL_POPULATION = 256
+
+
 @dataclasses.dataclass(frozen=True)
 class Plan:
     """A resolved plan (see the module docstring).
@@ -67,8 +71,11 @@ class Plan:
     teaching: bool = False
 
     def capacity(self, size: int) -> int:
-        """Spike-list entries for a population of `size` neurons."""
-        return max(1, math.ceil(size * self.spike_buffer))
+        """Spike-list entries for a population of `size` neurons: the
+        spike_buffer fraction, and all of a population of up to
+        SMALL_POPULATION neurons (a pool that fires as one costs nothing to
+        list whole, and would overflow any fraction)."""
+        return size if size <= SMALL_POPULATION else max(1, math.ceil(size * self.spike_buffer))
 
     @property
     def uses_spike_list(self) -> bool:
@@ -76,10 +83,11 @@ class Plan:
         return any(self.listed)
 
     def grown(self, circuit: Circuit, peak: dict[str, int]) -> Plan:
-        """A plan whose lists hold `peak` spikes per population (x1.25), at
-        least twice the old capacity: what `Session` re-runs an overflowed
-        burst with."""
-        need = max(peak[p.name] / p.size for p in circuit.populations)
+        """A plan whose lists hold the `peak` spikes (x1.25) of every
+        population that overflowed, at least twice the old fraction: what
+        `Session` re-runs an overflowed burst with."""
+        over = [peak[p.name] / p.size for p in circuit.populations if peak[p.name] > self.capacity(p.size)]
+        need = max(over, default=0.0)
         return dataclasses.replace(self, spike_buffer=min(1.0, max(2.0 * self.spike_buffer, 1.25 * need)))
 
     def to_dict(self, circuit: Circuit) -> dict[str, Any]:

@@ -64,6 +64,8 @@ def test_grown_plan_holds_the_peak_and_never_touches_the_circuit():
     assert g.capacity(2000) >= 900 * 1.25 and g.spike_buffer == pytest.approx(0.5625)
     assert p.grown(c, {"brain": 10}).spike_buffer == 0.2  # at least doubles
     assert hash(g) != hash(p) and c == small().circuit()
+    # a small population (a pool that fires as one) lists all its neurons at any fraction
+    assert [p.capacity(n) for n in (1, 64, 256, 257, 2000)] == [1, 64, 256, 26, 200]
 
 
 @pytest.mark.parametrize(
