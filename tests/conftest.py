@@ -6,9 +6,12 @@ backend is a GPU (through the device tool: `pytest -m gpu`).
 
 from __future__ import annotations
 
+import atexit
 import os
+import shutil
 import subprocess
 import sys
+import tempfile
 
 import jax
 import numpy as np
@@ -62,8 +65,17 @@ def assert_trees_equal(a, b) -> None:
         assert la[k].tobytes() == lb[k].tobytes(), f"{k} differs"
 
 
+# one persistent compilation cache for every CLI subprocess of a test run: the
+# same programs (a preset's bursts) are compiled once, not once per process
+_CLI_CACHE = tempfile.mkdtemp(prefix="jbrain-test-jit-")
+atexit.register(shutil.rmtree, _CLI_CACHE, True)
+
+
 def cli_env() -> dict[str, str]:
-    env = dict(os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT)
+    env = dict(
+        os.environ, JAX_PLATFORMS="cpu", PYTHONPATH=ROOT, JAX_COMPILATION_CACHE_DIR=_CLI_CACHE,
+        JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES="0",
+    )  # fmt: skip
     env.pop("XLA_FLAGS", None)
     return env
 
