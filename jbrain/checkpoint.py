@@ -301,21 +301,16 @@ def restore(path: str, *, device: jax.Device | None = None) -> Restored:
         sharding = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])
         target["state"]["neurons"]["lesion"] = jax.ShapeDtypeStruct((n,), np.uint8, sharding=sharding)
     if config.teach and isinstance(saved, dict) and "wiring.projections.pool_motor.pre" not in saved:
-        return _from_pre_motor(path, config, step, seed, saved, meta, device or jax.devices()[0])
-    for name, t in _flat(target).items():
-        info = saved.get(name) if isinstance(saved, dict) else None
-        if not info or list(info.get("shape", ())) != list(t.shape) or info.get("dtype") != str(t.dtype):
-            raise DamagedCheckpoint(f"array {name} does not match its config")
-    try:
-        with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
-            tree = ckptr.restore(os.path.join(path, "arrays"), args=ocp.args.StandardRestore(target))
-    except Exception as e:  # tensorstore and orbax raise many types
-        raise DamagedCheckpoint(f"its arrays do not load ({one_line(e)})") from None
-    for name, x in _flat(tree).items():
-        if _crc32(np.asarray(x)) != saved[name]["crc32"]:
-            raise DamagedCheckpoint(f"checksum mismatch in {name}")
-    if v1:
-        tree = _from_v1(tree)
+        tree = _from_pre_motor(path, config, seed, saved, device or jax.devices()[0])
+        meta = {**meta, "migrated": MIGRATED_PRE_MOTOR}
+    else:
+        for name, t in _flat(target).items():
+            info = saved.get(name) if isinstance(saved, dict) else None
+            if not info or list(info.get("shape", ())) != list(t.shape) or info.get("dtype") != str(t.dtype):
+                raise DamagedCheckpoint(f"array {name} does not match its config")
+        tree = _load(path, target, saved)
+        if v1:
+            tree = _from_v1(tree)
     state = _untree(like_state, tree["state"])
     if int(state.step) != step:
         raise DamagedCheckpoint(f"its state is at step {int(state.step)}, not {step}")
@@ -336,59 +331,59 @@ MIGRATED_PRE_MOTOR = (
 )
 
 
-def _from_pre_motor(
-    path: str, config: BrainConfig, step: int, seed: int, saved: dict, meta: dict, device: jax.Device
-) -> Restored:
-    """A teachable brain saved before the motor layer (populations E, I, T, M;
-    the readout M -> the sheet's output region) in today's circuit (E, I, T,
-    M, O, P; readout M -> O). Populations are laid out in order, so every
-    per-neuron array saved is today's first N_old entries; the motor layer
-    and pool take their newborn values, as do the readout and the arrays it
-    shapes (its post changed) and the pool's projections. Everything else
-    is the saved brain, bit for bit. meta["migrated"] says so."""
-    sharding = jax.sharding.SingleDeviceSharding(device)
-    raw: dict[str, Any] = {}
-    for name, info in saved.items():  # the saved layout, as it was written
-        node = raw
-        *parents, leaf = name.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = jax.ShapeDtypeStruct(tuple(info["shape"]), np.dtype(info["dtype"]), sharding=sharding)
+def _load(path: str, target: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
+    """The arrays of checkpoint `path` as `target` lays them out, each
+    checked against its saved crc32 (DamagedCheckpoint if not)."""
     try:
         with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
-            old = _flat(ckptr.restore(os.path.join(path, "arrays"), args=ocp.args.StandardRestore(raw)))
+            tree = ckptr.restore(os.path.join(path, "arrays"), args=ocp.args.StandardRestore(target))
     except Exception as e:  # tensorstore and orbax raise many types
         raise DamagedCheckpoint(f"its arrays do not load ({one_line(e)})") from None
-    for name, x in old.items():
+    for name, x in _flat(tree).items():
         if _crc32(np.asarray(x)) != saved[name]["crc32"]:
             raise DamagedCheckpoint(f"checksum mismatch in {name}")
+    return tree
+
+
+def _unflat(flat: dict[str, Any]) -> dict[str, Any]:
+    """The inverse of `_flat`: nested dicts from {"state.neurons.v": leaf, ...}."""
+    tree: dict[str, Any] = {}
+    for name, leaf in flat.items():
+        node = tree
+        *parents, last = name.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[last] = leaf
+    return tree
+
+
+def _from_pre_motor(path: str, config: BrainConfig, seed: int, saved: dict, device: jax.Device) -> dict:
+    """The tree (state and wiring, on `device`) of a teachable brain saved
+    before the motor layer (populations E, I, T, M; the readout M -> the
+    sheet's output region) in today's circuit (E, I, T, M, O, P; readout
+    M -> O). Populations are laid out in order, so every per-neuron array
+    saved is today's first N_old entries; the motor layer and pool take
+    their newborn values, as do the readout (its post changed) and the
+    pool's projections. Everything else is the saved brain, bit for bit."""
+    sharding = jax.sharding.SingleDeviceSharding(device)
+    layout = {  # the saved arrays, as they were written
+        name: jax.ShapeDtypeStruct(tuple(info["shape"]), np.dtype(info["dtype"]), sharding=sharding)
+        for name, info in saved.items()
+    }
+    old = _flat(_load(path, _unflat(layout), saved))
     wiring, state = brain.init_brain(config.circuit(), seed=seed)
-    born = _flat({"state": _tree(state), "wiring": _tree(wiring)})
     merged = {}
-    for name, new in born.items():
+    for name, new in _flat({"state": _tree(state), "wiring": _tree(wiring)}).items():
         was = old.get(name)
         if "memory_output" in name or was is None:
             merged[name] = new
         elif was.shape == new.shape:
             merged[name] = was
-        elif name.startswith("state.neurons.") and was.shape[0] < new.shape[0] == len(new):
+        elif name.startswith("state.neurons.") and was.shape[1:] == new.shape[1:] and was.shape[0] < len(new):
             merged[name] = np.concatenate([np.asarray(was), np.asarray(new)[was.shape[0] :]])
         else:
             raise DamagedCheckpoint(f"array {name} does not match its config")
-    tree: dict[str, Any] = {}
-    for name, x in merged.items():
-        node = tree
-        *parents, leaf = name.split(".")
-        for part in parents:
-            node = node.setdefault(part, {})
-        node[leaf] = jax.device_put(x, device)
-    state = _untree(state, tree["state"])
-    if int(state.step) != step:
-        raise DamagedCheckpoint(f"its state is at step {int(state.step)}, not {step}")
-    return Restored(
-        path=path, step=step, config=config, seed=seed, wiring=_untree(wiring, tree["wiring"]),
-        state=state, meta={**meta, "migrated": MIGRATED_PRE_MOTOR},
-    )  # fmt: skip
+    return _unflat({name: jax.device_put(x, device) for name, x in merged.items()})
 
 
 def _check_dir(directory: str) -> None:

@@ -29,7 +29,7 @@ from typing import Any
 import jax
 
 from jbrain import backends
-from jbrain.circuit import Circuit
+from jbrain.circuit import Circuit, Population
 
 PROPAGATIONS = ("auto", "event", "gather", "bcoo")
 STDP_FORMS = ("auto", "eager", "deferred")
@@ -82,12 +82,15 @@ class Plan:
         """Whether a burst can report STATUS_SPIKE_OVERFLOW."""
         return any(self.listed)
 
+    def overflowed(self, circuit: Circuit, peak: dict[str, int]) -> list[Population]:
+        """The populations whose `peak` spikes in one step outgrew their list."""
+        return [p for p in circuit.populations if peak[p.name] > self.capacity(p.size)]
+
     def grown(self, circuit: Circuit, peak: dict[str, int]) -> Plan:
         """A plan whose lists hold the `peak` spikes (x1.25) of every
         population that overflowed, at least twice the old fraction: what
         `Session` re-runs an overflowed burst with."""
-        over = [peak[p.name] / p.size for p in circuit.populations if peak[p.name] > self.capacity(p.size)]
-        need = max(over, default=0.0)
+        need = max((peak[p.name] / p.size for p in self.overflowed(circuit, peak)), default=0.0)
         return dataclasses.replace(self, spike_buffer=min(1.0, max(2.0 * self.spike_buffer, 1.25 * need)))
 
     def to_dict(self, circuit: Circuit) -> dict[str, Any]:

@@ -264,8 +264,7 @@ class Session:
                 self.state = state
                 if first is not None:
                     old, peak = first
-                    over = [p for p in self.circuit.populations if peak[p.name] > old.capacity(p.size)]
-                    worst = max(over, key=lambda p: peak[p.name] / p.size)
+                    worst = max(old.overflowed(self.circuit, peak), key=lambda p: peak[p.name] / p.size)
                     self.warnings.append(
                         f"{peak[worst.name]} neurons of {worst.name} fired in one step, more than the spike "
                         f"list holds ({old.capacity(worst.size)}): the burst was re-run exactly with "
