@@ -610,10 +610,12 @@ class Circuit:
                 f"the {per_place} partners drawn around each place: raise the radius",
             )
         _need(proj.synapse in SYNAPSES, f"{where}: synapse={proj.synapse!r} must be 'delta', 'exp' or 'slow'")
+        signed = proj.plasticity is not None and proj.plasticity.rule == "delta"
         _need(
-            0.0 <= proj.w_lo <= proj.w_hi <= proj.w_max and proj.w_max > 0,
+            (-proj.w_max if signed else 0.0) <= proj.w_lo <= proj.w_hi <= proj.w_max and proj.w_max > 0,
             f"{where}: need 0 <= w_lo <= w_hi <= w_max and w_max > 0 (weights are magnitudes; "
-            f"the sign comes from the pre population), got {proj.w_lo}, {proj.w_hi}, {proj.w_max}",
+            f"the sign comes from the pre population; a delta-rule readout's are signed, "
+            f"-w_max <= w_lo), got {proj.w_lo}, {proj.w_hi}, {proj.w_max}",
         )
         _need(
             proj.w_max * proj.fan_in < 2**31 / 2**WEIGHT_FRAC_BITS / 4,

@@ -130,18 +130,18 @@ class BrainConfig:
     # teaching (cortex): cue memory, clock, teacher and the taught readout
     teach: bool = False
     memory_neurons: int = 2048
-    memory_fan_in: int = 32
+    memory_fan_in: int = 8
     relay_group: int = 16
     memory_tau: float = 100.0
-    memory_w: float = 1.2
-    memory_noise: float = 0.005
-    memory_theta: float = 1.0
+    memory_w: float = 4.8
+    memory_noise: float = 0.0
+    memory_theta: float = 3.0
     memory_tau_m: float = 5.0
     memory_k: int = 8
     clock_channels: int = 8
-    clock_gain: float = 0.2
+    clock_gain: float = 0.6
     teach_fan_in: int = 1024
-    teach_w: float = 0.05
+    teach_w: float = 0.25
     motor_group: int = 16
     motor_pool: int = 64
     motor_pool_fan_in: int = 32
@@ -571,26 +571,31 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     channel, like a thalamic relay) hears the message as the input region
     does (port "relay", the text's channels). Population `M` (memory,
     --memory_neurons neurons with a fixed threshold --memory_theta, a fast
-    membrane, --memory_tau_m ms, and little noise, --memory_noise) is a
-    sparse expansion code of (message, reply window): --memory_fan_in
-    random "slow" synapses from T each (decay --memory_tau ms, weight
-    --memory_w each: equal totals, so a neuron wins by what it samples, not
-    by its luck at birth; a relay neuron fires every 4th step of its
-    character, its refractory period, hence the large weight), so each M neuron holds a fading,
-    recency-weighted sum of the characters it samples, which outlasts the
-    message. The clock port (reply window r drives channel r mod
-    --clock_channels) lifts block r of M by --clock_gain per step, and
-    k-winners-take-all lets at most --memory_k neurons of a block fire per
-    step: in window r, the block-r neurons that remember the message best.
+    membrane, --memory_tau_m ms, noise --memory_noise, none by default) is a
+    sparse expansion code of (message, reply window), as the mushroom body's
+    Kenyon cells code odours (Dasgupta et al. 2017): --memory_fan_in random
+    "slow" synapses from T each (decay --memory_tau ms), few, so that each M
+    neuron samples a handful of characters and responds to their
+    conjunction; weights born U[0.5, 1.5) x --memory_w, so neurons that
+    sample the same characters differ, and the winners among them are the
+    same at every send of a message (equal weights tie, and noise would pick
+    among the tied). Each M neuron holds a fading, recency-weighted sum of the
+    characters it samples, which outlasts the message. The clock port (reply
+    window r drives channel r mod --clock_channels) lifts block r of M by
+    --clock_gain per step, to --clock_gain * --memory_tau_m = --memory_theta
+    at rest, so only the clocked block fires, and k-winners-take-all lets at
+    most --memory_k of its neurons fire per step: in window r, the block-r
+    neurons that remember the message best (the clock leads the reply
+    windows by text.CLOCK_LEAD steps).
     The reply comes from the motor layer `O` (a group of --motor_group
     neurons per output character, the brain's readout: quiet neurons with
-    fixed thresholds, no homeostasis, the memory's little noise), whose
-    groups compete through an inhibitory pool `P` (--motor_pool neurons,
-    each fired by any spike of the --motor_pool_fan_in random motor neurons
-    it hears, and inhibiting as many, weight --motor_inh): a window's most driven group fires and
-    holds the others down (winner-take-all). The taught readout
-    memory_output M -> O (--teach_fan_in synapses per motor neuron, born
-    U[0, --teach_w): random drive, so an untaught brain's reply already
+    fixed thresholds 1, no homeostasis), whose groups compete through an
+    inhibitory pool `P` (--motor_pool neurons, each fired by any spike of
+    the --motor_pool_fan_in random motor neurons it hears, and inhibiting as
+    many, weight --motor_inh): a window's most driven group fires and holds
+    the others down (winner-take-all). The taught readout memory_output
+    M -> O (--teach_fan_in synapses per motor neuron, born
+    U[-teach_w, teach_w): random drive, so an untaught brain's reply already
     depends on the message; signed, within +-teach_w_max) is written only
     by the teacher-gated delta rule (--teach_eta, --teach_target, pre traces
     of --teach_tau ms), as climbing fibres teach the parallel fibre ->
@@ -609,16 +614,17 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
         theta_max=max(c.theta_max, c.memory_theta),
     )  # fmt: skip
     memory = Population("M", m, "E", neuron, c.target_rate, kwta=(c.memory_k, c.clock_channels))
-    motor = Population("O", c.output_channels * c.motor_group, "E", neuron, c.target_rate)
-    pool = Population("P", c.motor_pool, "I", dataclasses.replace(neuron, noise_sd=0.0), c.target_rate)
+    reader = dataclasses.replace(neuron, theta=c.theta_init)  # fired by its drive, not gated by a clock
+    motor = Population("O", c.output_channels * c.motor_group, "E", reader, c.target_rate)
+    pool = Population("P", c.motor_pool, "I", dataclasses.replace(reader, noise_sd=0.0), c.target_rate)
     fixed = lambda w: {"w_lo": w, "w_hi": w, "w_max": w, "delay": c.delay}  # noqa: E731
     taught = [
         Projection(
-            "relay_memory", "T", "M", "random", c.memory_fan_in, w_lo=c.memory_w, w_hi=c.memory_w,
-            w_max=c.memory_w, synapse="slow", tau_syn=c.memory_tau, delay=c.delay,
+            "relay_memory", "T", "M", "random", c.memory_fan_in, w_lo=0.5 * c.memory_w,
+            w_hi=1.5 * c.memory_w, w_max=1.5 * c.memory_w, synapse="slow", tau_syn=c.memory_tau, delay=c.delay,
         ),
         Projection(
-            "memory_output", "M", "O", "random", c.teach_fan_in, w_lo=0.0, w_hi=c.teach_w,
+            "memory_output", "M", "O", "random", c.teach_fan_in, w_lo=-c.teach_w, w_hi=c.teach_w,
             w_max=c.teach_w_max, delay=c.delay,
             plasticity=STDP(c.teach_tau, c.teach_tau, c.teach_eta, 0.0, False, "delta", c.teach_target),
         ),

@@ -30,9 +30,12 @@ Encoder (text -> stims (T, input_channels) f32, values 0 or 1)
 Relay, clock and teacher (a teachable brain, `--teach`: input ports
 "relay", "clock" and "teacher" after the text's channels)
     Relay: the text's channels again (the memory's own copy of the message).
-    Clock: in reply window r (below) clock channel r mod C is 1, every
-    reply alike, so the brain knows which character it is answering (time
-    cells); nothing in it depends on the text.
+    Clock: in reply window r (below), shifted CLOCK_LEAD steps earlier,
+    clock channel r mod C is 1, every reply alike, so the brain knows which
+    character it is answering (time cells); nothing in it depends on the
+    text. The lead is the motor layer's latency (a synaptic delay and a
+    step of integration), so the answer to window r's clock falls in
+    window r; the teacher keeps the clock's time.
     Teacher (`encode(text, teach=REPLY)`, teaching bursts only): in window
     r the teacher channel of REPLY's r-th character (padded with spaces to
     R characters) is 1, which drives that output group (teacher forcing)
@@ -63,6 +66,10 @@ import numpy as np
 # Space first: a silent window decodes to a space.
 ALPHABET = " abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-:;()/&+=*#@%$<>_~^[]"
 BYTE_CHANNELS = 256
+# Steps by which a teachable brain's clock and teacher lead the reply windows:
+# the motor layer answers the memory one synaptic delay plus about one step of
+# integration late, so its spikes for window r fall in window r.
+CLOCK_LEAD = 2
 
 
 def _alphabet_channels() -> np.ndarray:
@@ -186,7 +193,7 @@ class Codec:
         stims = np.zeros((self.reply_steps, self.stim_channels), np.float32)
         first = self.input_channels * (2 if self.relay else 1)
         stims[:, :first] = np.tile(self._encode_text(text), (1, first // self.input_channels))
-        edges = self.window_edges()
+        edges = self.window_edges() - (CLOCK_LEAD if self.clock_channels else 0)
         for r in range(self.reply_chars):
             if self.clock_channels:
                 stims[edges[r] : edges[r + 1], first + r % self.clock_channels] = 1.0

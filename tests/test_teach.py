@@ -19,7 +19,7 @@ from jbrain.circuit import STDP, Projection
 from jbrain.evals import associations
 from jbrain.session import Session
 from jbrain.state import ProjectionWiring
-from jbrain.text import ALPHABET, Codec
+from jbrain.text import ALPHABET, CLOCK_LEAD, Codec
 
 
 def tiny_teachable(**kw):
@@ -37,8 +37,10 @@ def test_the_codec_copies_the_text_to_the_relay_and_clocks_the_windows():
     stims = codec.encode("ab", teach="Hi")
     assert stims.shape == (40, 64 + 64 + 2 + 64)
     np.testing.assert_array_equal(stims[:, :64], stims[:, 64:128])
-    assert stims[:20, 128:].sum() == 0  # nothing but text in the input phase
-    edges = codec.window_edges()
+    # nothing but text in the input phase, until the clock and the teacher
+    # start CLOCK_LEAD steps ahead of the first reply window
+    assert stims[: 20 - CLOCK_LEAD, 128:].sum() == 0 and stims[20 - CLOCK_LEAD, 128] == 1
+    edges = codec.window_edges() - CLOCK_LEAD
     for r in range(4):
         window = stims[edges[r] : edges[r + 1]]
         assert (window[:, 128 + r % 2] == 1).all() and window[:, 128 + 1 - r % 2].sum() == 0
