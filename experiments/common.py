@@ -81,7 +81,10 @@ _HELP = {
     "relay_group": "cortex --teach: relay neurons (T) per text channel.",
     "memory_tau": "cortex --teach: decay (ms) of the slow relay -> memory synapses (the message's trace).",
     "memory_w": "cortex --teach: mean weight of the relay -> memory synapses (born U[0.5, 1.5) x memory_w).",
-    "memory_noise": "cortex --teach: membrane noise per step of the memory, motor and pool neurons (0: a reply depends only on the message).",
+    "memory_noise": (
+        "cortex --teach: membrane noise per step of the memory, motor and pool neurons "
+        "(0: a reply depends only on the message)."
+    ),
     "memory_theta": "cortex --teach: firing threshold of the memory neurons (fixed).",
     "memory_tau_m": "cortex --teach: membrane time constant of the memory neurons (ms).",
     "memory_k": "cortex --teach: k-winners-take-all, spikes per step at most in each memory block.",

@@ -621,7 +621,8 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     taught = [
         Projection(
             "relay_memory", "T", "M", "random", c.memory_fan_in, w_lo=0.5 * c.memory_w,
-            w_hi=1.5 * c.memory_w, w_max=1.5 * c.memory_w, synapse="slow", tau_syn=c.memory_tau, delay=c.delay,
+            w_hi=1.5 * c.memory_w, w_max=1.5 * c.memory_w, synapse="slow", tau_syn=c.memory_tau,
+            delay=c.delay,
         ),
         Projection(
             "memory_output", "M", "O", "random", c.teach_fan_in, w_lo=-c.teach_w, w_hi=c.teach_w,

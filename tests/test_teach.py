@@ -132,10 +132,12 @@ def test_a_tiny_teachable_cortex_learns_pairs_and_the_ablation_forgets_them():
         interference_pairs=1, retain_steps=1000, warmup=0, plan_options={"spike_buffer": 0.3},
     )  # fmt: skip
     chance = 1 / len(ALPHABET)
-    # silent windows read as spaces, and the replies are padded with them: the
-    # untrained brain gets some of those right; the taught characters it does not
-    assert record["per_char"] >= 0.3 > 0.2 >= max(record["untrained_per_char"], record["ablated_per_char"])
-    assert record["per_char"] > 10 * chance and len(record["curve"]) == 3
+    # the newborn readout's random drive makes an untaught reply audible
+    # gibberish, so the untrained and ablated brains get almost no character
+    # right (not even the padding's spaces); three lessons get most of them
+    assert record["per_char"] >= 0.75 > 0.2 >= max(record["untrained_per_char"], record["ablated_per_char"])
+    assert record["ablated_exact"] == 0.0 and record["untrained_exact"] == 0.0
+    assert record["per_char"] > 40 * chance and len(record["curve"]) == 3
     assert record["restored_same"]  # a restored brain answers as the one that never stopped
     assert 0.0 < record["rate_band"][0] <= record["rate_band"][1] < 0.3
     for key in ("exact", "untrained_exact", "ablated_exact", "corrupted_exact", "retained_exact"):
