@@ -152,16 +152,17 @@ def port_values(circuit: Circuit, port: InputPort, values: jax.Array) -> jax.Arr
 
 def teacher_signal(circuit: Circuit, stim: jax.Array | None) -> tuple[jax.Array, jax.Array] | None:
     """(T (N,) f32, on () bool) from the stimulus's "teacher" port: each
-    neuron's teacher target (its channel's value where positive, else 0)
-    and whether any teacher channel is nonzero this step (a channel of -1
-    teaches its group silence); None without a teacher port or stimulus."""
+    neuron's teacher target (its channel's value: 1 speak, 0 stay quiet, -1
+    a taught silence, in which every group's drive is taught to turn
+    negative so that no group answers) and whether any teacher channel is
+    nonzero this step; None without a teacher port or stimulus."""
     if stim is None:
         return None
     first = 0
     for port in circuit.inputs:
         if port.name == "teacher":
             values = stim[first : first + port.channels]
-            return jnp.maximum(port_values(circuit, port, values), 0.0), jnp.any(values != 0)
+            return port_values(circuit, port, values), jnp.any(values != 0)
         first += port.channels
     return None
 

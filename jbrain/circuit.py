@@ -617,10 +617,14 @@ class Circuit:
             f"the sign comes from the pre population; a delta-rule readout's are signed, "
             f"-w_max <= w_lo), got {proj.w_lo}, {proj.w_hi}, {proj.w_max}",
         )
+        # the most a post's fixed-point sum can hold in one step: w_max times
+        # the synapses that can carry a spike at once (all, unless the pre's
+        # k-winners-take-all lets at most k per block fire), a quarter of int32
+        active = min(proj.fan_in, pre.kwta[0] * pre.kwta[1]) if pre.kwta[0] else proj.fan_in
         _need(
-            proj.w_max * proj.fan_in < 2**31 / 2**WEIGHT_FRAC_BITS / 4,
-            f"{where}: w_max * fan_in = {proj.w_max * proj.fan_in} is too large for the fixed-point "
-            "synaptic sum: lower --w_max",
+            proj.w_max * active < 2**31 / 2**WEIGHT_FRAC_BITS / 4,
+            f"{where}: w_max * {active} synapses that can fire at once = {proj.w_max * active:g} "
+            "is too large for the fixed-point synaptic sum: lower --w_max",
         )
         _need(
             isinstance(proj.delay, int) and 1 <= proj.delay <= MAX_DELAY,

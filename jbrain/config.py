@@ -135,20 +135,20 @@ class BrainConfig:
     memory_tau: float = 100.0
     memory_w: float = 4.8
     memory_noise: float = 0.0
-    memory_theta: float = 3.0
+    memory_theta: float = 12.0
     memory_tau_m: float = 5.0
     memory_k: int = 8
     clock_channels: int = 8
-    clock_gain: float = 0.6
+    clock_gain: float = 2.4
     teach_fan_in: int = 1024
     teach_w: float = 0.25
     motor_group: int = 16
     motor_pool: int = 64
     motor_pool_fan_in: int = 32
     motor_inh: float = 0.3
-    teach_w_max: float = 0.49
-    teach_eta: float = 0.05
-    teach_tau: float = 0.5
+    teach_w_max: float = 1.0
+    teach_eta: float = 0.3
+    teach_tau: float = 2.0
     teach_target: float = 0.7
     teacher_gain: float = 0.2
     # plasticity
@@ -583,7 +583,11 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     characters it samples, which outlasts the message. The clock port (reply
     window r drives channel r mod --clock_channels) lifts block r of M by
     --clock_gain per step, to --clock_gain * --memory_tau_m = --memory_theta
-    at rest, so only the clocked block fires, and k-winners-take-all lets at
+    at rest, so only the clocked block fires (the threshold is high enough
+    that the relay alone, even a one-character cue held through the whole
+    input phase, lifts no unclocked neuron over it: a block that fired
+    unclocked in the window before its own would learn that window's
+    character too, and answer it a window late), and k-winners-take-all lets at
     most --memory_k of its neurons fire per step: in window r, the block-r
     neurons that remember the message best (the clock leads the reply
     windows by text.CLOCK_LEAD steps).

@@ -94,15 +94,18 @@ def unit_interval(h: jax.Array) -> jax.Array:
 def _k_winners(circuit: Circuit, spikes: jax.Array, margin: jax.Array) -> jax.Array:
     """(N,) bool: the spikes that k-WTA keeps. In each block
     (`Population.kwta`) only the k neurons above threshold with the largest
-    margin v - theta keep their spike (ties at the k-th margin all fire)."""
+    margin v - theta keep their spike: at most k, ties at the k-th margin
+    going to the lower index (`lax.top_k`), so a block never fires more than
+    k (the fixed-point bound of its out-projections counts on it)."""
     parts = []
     for p in circuit.populations:
         a, b = circuit.bounds(p.name)
-        s, k = spikes[a:b], p.kwta[0]
+        s, (k, blocks) = spikes[a:b], p.kwta
         if k:
-            m = jnp.where(s, margin[a:b], -jnp.inf).reshape(p.kwta[1], -1)
-            kth = jax.lax.top_k(m, k)[0][:, -1:]
-            s = (s.reshape(p.kwta[1], -1) & (m >= kth)).reshape(-1)
+            m = jnp.where(s, margin[a:b], -jnp.inf).reshape(blocks, -1)
+            top, idx = jax.lax.top_k(m, k)
+            rows = jnp.arange(blocks)[:, None]
+            s = jnp.zeros(m.shape, bool).at[rows, idx].set(top > -jnp.inf).reshape(-1)
         parts.append(s)
     return parts[0] if len(parts) == 1 else jnp.concatenate(parts)
 

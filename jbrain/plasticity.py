@@ -169,15 +169,20 @@ def delta_step(
     """One step of the teacher-gated delta rule (`circuit.STDP`, rule
     "delta"; gather and bcoo paths). weights (N_post*K,) f32 post-major;
     x_pre (N_pre,) f32 trace; s_pre (N_pre,) spikes; target (N_post,) f32,
-    the teacher's T_i in {0, 1}; on: () bool, whether a teacher channel is
+    the teacher's T_i in {-1, 0, 1}; on: () bool, whether a teacher channel is
     on this step. With d = exp(-dt/tau_pre), r = x_pre' (1 - d) and
     rows r_i = r[pre[i, :]] (K,):
         x_pre' = x_pre d + s_pre
         w_i <- clip(w_i + eta r_i (T_i target - w_i . r_i), -w_max, w_max)
     when `on` (LMS, Widrow-Hoff: the post's predicted drive w_i . r_i moves
-    toward its target by eta |r_i|^2 of the gap per step; with a trace
-    shorter than a step, r is about this step's spikes, so a synapse learns
-    only from the window its pre fires in). A weight may turn negative: the
+    toward its target by eta |r_i|^2 of the gap per step). r is the pres'
+    rate over the last tau_pre / dt steps or so: long enough that a post's
+    error is that of the whole code it hears (the synapses of a code share
+    the error, and learning stops when the code's drive reaches the target,
+    so codes that overlap do not overwrite each other's synapses), short
+    enough that a reply window's code fades a few steps into the next
+    window. The target must be reachable: w_max |r_i|_1 > target for the
+    codes a post hears. A weight may turn negative: the
     net of the pre's excitation and the feedforward inhibition it recruits
     (circuit.STDP, rule "delta"). Returns (weights, x_pre')."""
     n, k = wiring.pre.shape

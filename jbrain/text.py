@@ -35,10 +35,12 @@ Relay, clock and teacher (a teachable brain, `--teach`: input ports
     character it is answering (time cells); nothing in it depends on the
     text. The lead is the motor layer's latency (a synaptic delay and a
     step of integration), so the answer to window r's clock falls in
-    window r; the teacher keeps the clock's time.
+    window r.
     Teacher (`encode(text, teach=REPLY)`, teaching bursts only): in window
-    r the teacher channel of REPLY's r-th character (padded with spaces to
-    R characters) is 1, which drives that output group (teacher forcing)
+    r (its steps shifted TEACH_DELAY after the clock's, when block r's code
+    reaches the motor layer; the last runs to the burst's end) the teacher
+    channel of REPLY's r-th character (padded with spaces to R characters)
+    is 1, which drives that output group (teacher forcing)
     and is the delta rule's target (jbrain/learn.py). A space is a silent
     window (the decoder reads silence as a space): there every teacher
     channel is -1, which holds every group down and teaches them all
@@ -70,6 +72,12 @@ BYTE_CHANNELS = 256
 # the motor layer answers the memory one synaptic delay plus about one step of
 # integration late, so its spikes for window r fall in window r.
 CLOCK_LEAD = 2
+# Steps from a clock block's onset to its code reaching the motor layer
+# (about two for the block's membranes to cross threshold, one synaptic
+# delay): the teacher's window r starts that late, so the delta rule pairs
+# window r's character with block r's code and not with the fading trace of
+# block r - 1, which would teach it to answer a window early.
+TEACH_DELAY = 3
 
 
 def _alphabet_channels() -> np.ndarray:
@@ -204,6 +212,7 @@ class Codec:
             if why:
                 raise ValueError(why)
             first += self.clock_channels
+            edges = np.minimum(edges + (TEACH_DELAY if self.clock_channels else 0), self.reply_steps)
             for r, ch in enumerate(teach.lower().ljust(self.reply_chars)):
                 if ch == ALPHABET[0]:  # a space: silence
                     stims[edges[r] : edges[r + 1], first : first + self.output_channels] = -1.0

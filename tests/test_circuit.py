@@ -133,6 +133,27 @@ def test_bad_config_fields_are_one_line_errors_naming_the_flag(fields, message):
     assert message in str(e.value)
 
 
+def test_the_fixed_point_bound_counts_the_spikes_a_step_can_carry():
+    """w_max times the synapses that can fire at once must fit a quarter of
+    the int32 sum (512 in weight units): all fan_in of them, or, from a
+    k-winners-take-all population, at most k per block."""
+
+    def wide(kwta, w_max):
+        pops = (Population("M", 4096, kwta=kwta), Population("O", 64))
+        q = Projection("MO", "M", "O", fan_in=2048, w_lo=0.0, w_hi=0.0, w_max=w_max)
+        return Circuit(pops, (q,))
+
+    with pytest.raises(ValueError) as e:
+        wide((0, 1), 0.25)
+    assert str(e.value).endswith(
+        "projection 'MO': w_max * 2048 synapses that can fire at once = 512 is too large for the "
+        "fixed-point synaptic sum: lower --w_max"
+    )
+    assert wide((8, 8), 1.0).projections[0].w_max == 1.0  # 64 spikes a step: 64 < 512
+    with pytest.raises(ValueError, match="w_max \\* 64 synapses that can fire at once = 512 is too large"):
+        wide((8, 8), 8.0)
+
+
 def test_populations_share_one_axis_in_order():
     c = small(preset="ei").circuit()
     assert c.n == 2000 and c.bounds("E") == (0, 1600) and c.bounds("I") == (1600, 2000)

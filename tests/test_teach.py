@@ -13,13 +13,13 @@ import numpy as np
 import pytest
 from conftest import preset_config, small
 
-from jbrain import learn, neurons, plasticity
+from jbrain import brain, learn, neurons, plasticity
 from jbrain.chat import Chat
 from jbrain.circuit import STDP, Projection
 from jbrain.evals import associations
 from jbrain.session import Session
 from jbrain.state import ProjectionWiring
-from jbrain.text import ALPHABET, CLOCK_LEAD, Codec
+from jbrain.text import ALPHABET, CLOCK_LEAD, TEACH_DELAY, Codec
 
 
 def tiny_teachable(**kw):
@@ -37,14 +37,18 @@ def test_the_codec_copies_the_text_to_the_relay_and_clocks_the_windows():
     stims = codec.encode("ab", teach="Hi")
     assert stims.shape == (40, 64 + 64 + 2 + 64)
     np.testing.assert_array_equal(stims[:, :64], stims[:, 64:128])
-    # nothing but text in the input phase, until the clock and the teacher
-    # start CLOCK_LEAD steps ahead of the first reply window
+    # nothing but text in the input phase, until the clock starts CLOCK_LEAD
+    # steps ahead of the first reply window, and the teacher TEACH_DELAY
+    # steps after the clock (when the clocked block's code reaches the motor layer)
     assert stims[: 20 - CLOCK_LEAD, 128:].sum() == 0 and stims[20 - CLOCK_LEAD, 128] == 1
+    assert stims[: 20 - CLOCK_LEAD + TEACH_DELAY, 130:].sum() == 0
     edges = codec.window_edges() - CLOCK_LEAD
+    taught_edges = np.minimum(edges + TEACH_DELAY, 40)
+    assert taught_edges[-1] == 40  # the last window's lesson runs to the burst's end
     for r in range(4):
         window = stims[edges[r] : edges[r + 1]]
         assert (window[:, 128 + r % 2] == 1).all() and window[:, 128 + 1 - r % 2].sum() == 0
-        taught = window[:, 130:]
+        taught = stims[taught_edges[r] : taught_edges[r + 1], 130:]
         if r < 2:  # a letter: its group's channel only
             assert [ALPHABET[i] for i in np.nonzero(taught[0])[0]] == ["hi"[r]] and (taught.sum(1) == 1).all()
         else:  # a space: taught silence, every channel -1
@@ -118,6 +122,28 @@ def test_k_winners_take_all_lets_at_most_k_fire_per_block():
     per_block = np.asarray(spikes[a:b]).reshape(blocks, -1)
     assert (per_block.sum(axis=1) == k).all() and per_block[:, -k:].all()  # the largest margins win
     assert bool(spikes[:a].all())  # other populations keep every spike
+    # ties at the k-th margin go to the lower index: never more than k a block
+    tied = neurons._k_winners(circuit, jnp.ones((circuit.n,), bool), jnp.zeros((circuit.n,)))
+    per_block = np.asarray(tied[a:b]).reshape(blocks, -1)
+    assert (per_block.sum(axis=1) == k).all() and per_block[:, :k].all()
+    # fewer than k above threshold: those fire, no others
+    above = jnp.zeros((circuit.n,), bool).at[a + 3].set(True)
+    assert np.asarray(neurons._k_winners(circuit, above, margin)[a:b]).nonzero()[0].tolist() == [3]
+
+
+def test_the_teacher_signal_is_signed_and_on_while_any_channel_is():
+    circuit = tiny_teachable().circuit()
+    codec = Codec.for_circuit(circuit)
+    a, _ = circuit.bounds("O")
+    group = circuit.population("O").size // codec.output_channels
+    stims = codec.encode("cat", teach="a")
+    edges = codec.window_edges() - CLOCK_LEAD + TEACH_DELAY
+    for step, want in ((edges[0], 1.0), (edges[1], -1.0)):  # 'a', then a taught silence
+        target, on = brain.teacher_signal(circuit, jnp.asarray(stims[step]))
+        o = np.asarray(target[a:])[: codec.output_channels * group].reshape(-1, group)
+        assert bool(on) and (o[ALPHABET.index("a")] == want).all()
+        assert (o[ALPHABET.index("b")] == (0.0 if want > 0 else -1.0)).all()
+    assert not bool(brain.teacher_signal(circuit, jnp.asarray(stims[0]))[1])  # the input phase: off
 
 
 def test_uniforms_never_reach_one():
