@@ -68,8 +68,8 @@ import numpy as np
 # Space first: a silent window decodes to a space.
 ALPHABET = " abcdefghijklmnopqrstuvwxyz0123456789.,!?'\"-:;()/&+=*#@%$<>_~^[]"
 BYTE_CHANNELS = 256
-# Steps by which a teachable brain's clock and teacher lead the reply windows:
-# the motor layer answers the memory one synaptic delay plus about one step of
+# Steps by which a teachable brain's clock leads the reply windows: the motor
+# layer answers the memory one synaptic delay plus about one step of
 # integration late, so its spikes for window r fall in window r.
 CLOCK_LEAD = 2
 # Steps from a clock block's onset to its code reaching the motor layer
