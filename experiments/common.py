@@ -170,6 +170,12 @@ def define_plan_flags() -> None:
         "re-run with a larger one (exact; a warning says the size).",
     )  # fmt: skip
     flags.DEFINE_integer("unroll", 0, "lax.scan unroll; 0 picks by device.")
+    flags.DEFINE_integer(
+        "devices", 0,
+        "Devices the brain is sharded over (its neuron axis; a mesh of the first N devices of every "
+        "process): 0 = all of them, 1 = the single-device program. A sharded brain runs the xla backend, "
+        "the gather path and eager STDP (BUILD.md).",
+    )  # fmt: skip
     flags.DEFINE_integer("record_spikes", 0, "Record neurons [0, R) to WORKDIR/spikes.u8 (jbrain/raster.py).")
     flags.DEFINE_integer(
         "record_sheet", 0,
@@ -190,7 +196,9 @@ def brain_config_from_flags(**overrides) -> BrainConfig:
 
 def plan_options() -> dict:
     """The plan flags as `plan.resolve` keyword arguments."""
-    names = ("propagation", "stdp", "backend", "spike_buffer", "unroll", "record_spikes", "record_sheet")
+    names = (
+        "propagation", "stdp", "backend", "spike_buffer", "unroll", "record_spikes", "record_sheet", "devices"
+    )  # fmt: skip
     return {name: FLAGS[name].value for name in names}
 
 
@@ -199,6 +207,52 @@ def define_checkpoint_flags() -> None:
     flags.DEFINE_integer("save_every", 50_000, "Autosave every N steps; 0: save only on exit and /save.")
     flags.DEFINE_integer("keep", 3, "Checkpoints kept in WORKDIR/checkpoints (the newest).")
     flags.DEFINE_boolean("fresh", False, "Start a new brain; earlier checkpoints move to checkpoints.old-*.")
+
+
+def define_distributed_flags() -> None:
+    """Multi-host flags (run): one process per host, joined by `jax.distributed`."""
+    flags.DEFINE_string(
+        "coordinator", "",
+        "HOST:PORT of process 0's coordination service (a multi-host run, BUILD.md); every process "
+        "passes the same one. Empty: a single process.",
+    )  # fmt: skip
+    flags.DEFINE_integer("num_processes", None, "Processes of a multi-host run (with --coordinator).")
+    flags.DEFINE_integer(
+        "process_id",
+        None,
+        "This process's index in a multi-host run, 0 .. num_processes-1 (with --coordinator).",
+    )
+
+
+def start_distributed() -> None:
+    """`jax.distributed.initialize` from --coordinator, --num_processes and
+    --process_id, before anything touches a device (ValueError, one line,
+    for a combination that cannot work). No --coordinator: nothing."""
+    address, count, index = FLAGS.coordinator, FLAGS.num_processes, FLAGS.process_id
+    if not address:
+        if count is not None or index is not None:
+            raise ValueError(
+                "--num_processes and --process_id need --coordinator=HOST:PORT (process 0's address, "
+                "the same on every host)"
+            )
+        return
+    host, _, port = address.rpartition(":")
+    if not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--coordinator={address!r} must be HOST:PORT, e.g. --coordinator=10.0.0.1:1234")
+    if count is None or index is None:
+        raise ValueError(f"--coordinator={address} needs --num_processes=P and --process_id=I (0 .. P-1)")
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(
+            f"--process_id={index} must be in 0 .. --num_processes-1 = {count - 1} (and --num_processes >= 1)"
+        )
+    import jax  # only a multi-host launcher pays for it here
+
+    try:
+        jax.distributed.initialize(coordinator_address=address, num_processes=count, process_id=index)
+    except RuntimeError as e:  # e.g. jax's backend was started already
+        raise ValueError(
+            f"--coordinator={address}: jax.distributed.initialize failed ({' '.join(str(e).split())})"
+        ) from None
 
 
 # flag -> the BrainConfig fields it sets (flags not listed set the field of their name)

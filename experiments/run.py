@@ -23,6 +23,7 @@ from jbrain.session import BrainFault, Session
 FLAGS = flags.FLAGS
 common.define_brain_flags()
 common.define_checkpoint_flags()
+common.define_distributed_flags()
 flags.DEFINE_integer("steps", 1000, "Steps to run; 0 runs until Ctrl-C.")
 flags.DEFINE_integer("burst", 200, "Steps per burst (one lax.scan, one compiled program).")
 
@@ -46,6 +47,7 @@ class _Interrupt:
 
 def main(argv: list[str]) -> None:
     del argv
+    common.start_distributed()  # --coordinator: join the other hosts before anything touches a device
     if FLAGS.steps < 0:
         raise ValueError(f"--steps={FLAGS.steps} must be >= 0 (0 runs until Ctrl-C)")
     if FLAGS.burst <= 0:

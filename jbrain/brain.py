@@ -37,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jbrain import backends, homeostasis, neurons, plasticity, synapses
+from jbrain import backends, homeostasis, neurons, plasticity, shard, synapses
 from jbrain.circuit import Circuit, InputPort, Projection
 from jbrain.plan import Plan
 from jbrain.state import (
@@ -194,12 +194,28 @@ def _span(circuit: Circuit, x: jax.Array, q: Projection, end: str) -> jax.Array:
     return x if (a, b) == (0, circuit.n) else x[a:b]
 
 
-def _delayed(circuit: Circuit, neurons_state: NeuronState, delay: int) -> jax.Array:
-    """(N,) uint8 spikes of step t - delay (delay 1: the last step's)."""
+def _delayed(plan: Plan, neurons_state: NeuronState, delay: int) -> jax.Array:
+    """(N,) uint8 spikes of step t - delay (delay 1: the last step's; on
+    several devices, every shard's: `_step` exchanged them, and this
+    exchanges the older ones)."""
     if delay == 1:
         return neurons_state.spikes
     bit = jnp.uint32(delay - 2)
-    return ((neurons_state.history >> bit) & 1).astype(jnp.uint8)
+    return exchange_spikes(plan, ((neurons_state.history >> bit) & 1).astype(jnp.uint8))
+
+
+def exchange_spikes(plan: Plan, spikes: jax.Array) -> jax.Array:
+    """(N,) uint8 spikes split over the plan's devices -> the whole vector
+    on every device: each shard packs its spikes into uint32 words
+    (`sheet_words`: 32 neurons a word), the words are all-gathered, and
+    unpacked (neuron i is bit i % 32 of word i // 32). One device: `spikes`."""
+    if plan.devices == 1:
+        return spikes
+    n = spikes.shape[0]
+    words = shard.split(plan.devices, jax.lax.bitcast_convert_type(sheet_words(spikes), jnp.uint32))
+    words = shard.replicated(plan.devices, words)  # the all-gather: N/32 words
+    bits = (words[:, None] >> jnp.arange(32, dtype=jnp.uint32)) & jnp.uint32(1)
+    return bits.reshape(-1)[:n].astype(jnp.uint8)
 
 
 def step(
@@ -281,7 +297,7 @@ def projection_step(
     q, path, form = circuit.projections[index], plan.paths[index], plan.stdp[index]
     backend = backends.get(plan.backend)
     pw, ps = wiring.projections[q.name], state.projections[q.name]
-    s_pre = _span(circuit, _delayed(circuit, state.neurons, q.delay), q, "pre")
+    s_pre = _span(circuit, _delayed(plan, state.neurons, q.delay), q, "pre")
     s_post = _span(circuit, state.neurons.spikes, q, "post")
     w, x_pre, y_post, dt = ps.weights, ps.x_pre, ps.y_post, circuit.dt
     if path == "event":
@@ -391,13 +407,19 @@ def _step(
     ns = state.neurons
     fence = lambda t: materialize(plan, t, state.step)  # see `materialize`; identity on GPUs
     teacher = teacher_signal(circuit, stim) if plan.teaching else None
-    i_syn, status, projections, lags = synaptic_input(circuit, plan, wiring, state, lags, fence, teacher)
+    # several devices: every shard reads the whole last spike vector (exchanged once)
+    heard = (
+        state
+        if plan.devices == 1
+        else state.replace(neurons=ns.replace(spikes=exchange_spikes(plan, ns.spikes)))
+    )
+    i_syn, status, projections, lags = synaptic_input(circuit, plan, wiring, heard, lags, fence, teacher)
     # Fusion fences (kept by XLA:GPU). Without them XLA fuses the 32-wide
     # gather and the noise hash into every reduction that reads them (metrics,
     # isfinite), recomputing them inside poorly parallel reduction kernels.
     zero = jnp.zeros((n,), jnp.float32)
     i_syn = jax.lax.optimization_barrier(zero if i_syn is None else i_syn)
-    i_nbr = neighbour_input(circuit, ns.spikes)
+    i_nbr = neighbour_input(circuit, heard.neurons.spikes)
     i_in = i_syn if i_nbr is None else i_syn + i_nbr
     bias = neurons.neuron_values(circuit, "bias")
     ctrl = state.homeostasis.ctrl
@@ -448,6 +470,7 @@ def _step(
         step=state.step + 1,
         status=status,
     )
+    new_state = shard.constrain(plan.devices, new_state)  # each leaf keeps its layout (several devices)
     if len(circuit.populations) == 1:
         pop_counts = count[None]
     else:
@@ -556,6 +579,8 @@ def _burst_packed(circuit, plan, wiring, state, stims, length):
 
     unroll = max(1, min(plan.unroll, length))
     (state, lags), (packed, raster) = jax.lax.scan(body, (state, lags), stims, length=length, unroll=unroll)
+    # several devices: the host reads one replicated array (and the raster) per burst
+    packed, raster = shard.replicated(plan.devices, packed), shard.replicated(plan.devices, raster)
     return release(state, lags), packed, raster
 
 

@@ -66,7 +66,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 
 import jbrain
-from jbrain import brain
+from jbrain import brain, shard
 from jbrain.circuit import Circuit
 from jbrain.config import BrainConfig
 from jbrain.state import BrainState, Wiring
@@ -198,12 +198,13 @@ def _describe(tree: dict[str, dict[str, np.ndarray]]) -> dict[str, dict[str, Any
 
 
 def _host_copy(tree: dict[str, Any]) -> dict[str, Any]:
-    """Owned host copies (a view of a CPU buffer could be donated under us)."""
+    """Owned host copies of whole arrays (a view of a CPU buffer could be
+    donated under us; a sharded array is gathered, `shard.to_host`)."""
     return jax.tree.map(
         lambda v: (
             v if isinstance(v, np.ndarray) and v.flags.owndata and v.flags.c_contiguous else np.array(v)
         ),
-        jax.device_get(tree),
+        shard.to_host(tree),
     )
 
 
@@ -214,17 +215,22 @@ def abstract_brain(config: BrainConfig) -> tuple[Wiring, BrainState]:
     return jax.eval_shape(lambda: brain.init_brain(circuit, seed=0))
 
 
-def _target(config: BrainConfig, device: jax.Device) -> dict[str, Any]:
-    """The restore target: nested dicts of placed ShapeDtypeStructs."""
+def _target(config: BrainConfig, device: jax.Device, devices: int = 1) -> dict[str, Any]:
+    """The restore target: nested dicts of placed ShapeDtypeStructs, on
+    `device`, or (devices > 1) laid out over the first `devices` devices as
+    a sharded brain is (`shard.shardings`: the neuron axis split)."""
     wiring, state = abstract_brain(config)
+    tree = {"state": _tree(state), "wiring": _tree(wiring)}
+    if devices > 1:
+        place = lambda x, s: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=s)
+        return jax.tree.map(place, tree, shard.shardings(devices, tree))
     sharding = jax.sharding.SingleDeviceSharding(device)
-    place = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding)
-    return jax.tree.map(place, {"state": _tree(state), "wiring": _tree(wiring)})
+    return jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=sharding), tree)
 
 
-def _v1_target(config: BrainConfig, device: jax.Device) -> dict[str, Any]:
+def _v1_target(config: BrainConfig, device: jax.Device, devices: int = 1) -> dict[str, Any]:
     """A format-1 checkpoint's layout: flat state and wiring of the one population."""
-    t = _target(config, device)
+    t = _target(config, device, devices)
     s, w = t["state"], t["wiring"]["projections"]["W"]
     return {
         "state": {
@@ -270,11 +276,14 @@ def read_meta(path: str) -> dict[str, Any]:
     return meta
 
 
-def restore(path: str, *, device: jax.Device | None = None) -> Restored:
+def restore(path: str, *, device: jax.Device | None = None, devices: int = 1) -> Restored:
     """Restore and verify the checkpoint folder `path` onto `device`.
 
-    device: where the arrays go (default: the default device, jax.devices()[0]).
-    Raises DamagedCheckpoint naming the first problem found.
+    device: where the arrays go (default: the default device, jax.devices()[0]);
+    devices > 1: sharded over the first `devices` devices instead (orbax
+    reads each shard into place: explicit target shardings), whatever the
+    number of devices that saved it. Raises DamagedCheckpoint naming the
+    first problem found.
     """
     meta = read_meta(path)
     try:
@@ -290,7 +299,7 @@ def restore(path: str, *, device: jax.Device | None = None) -> Restored:
     v1 = meta["format"] == FORMAT_V1
     if v1 and config.preset != "seed":
         raise DamagedCheckpoint(f"a {FORMAT_V1} record of a non-seed preset")
-    target = (_v1_target if v1 else _target)(config, device or jax.devices()[0])
+    target = (_v1_target if v1 else _target)(config, device or jax.devices()[0], devices)
     like_wiring, like_state = abstract_brain(config)
     lesioned = isinstance(saved, dict) and "state.neurons.lesion" in saved
     if lesioned:  # a brain with silenced neurons (`brain.lesion`) keeps them
@@ -298,7 +307,7 @@ def restore(path: str, *, device: jax.Device | None = None) -> Restored:
         like_state = like_state.replace(
             neurons=like_state.neurons.replace(lesion=jax.ShapeDtypeStruct((n,), np.uint8))
         )
-        sharding = jax.sharding.SingleDeviceSharding(device or jax.devices()[0])
+        sharding = target["state"]["neurons"]["v"].sharding  # laid out as the voltages
         target["state"]["neurons"]["lesion"] = jax.ShapeDtypeStruct((n,), np.uint8, sharding=sharding)
     if config.teach and isinstance(saved, dict) and "wiring.projections.pool_motor.pre" not in saved:
         tree = _from_pre_motor(path, config, seed, saved, device or jax.devices()[0])
@@ -340,7 +349,7 @@ def _load(path: str, target: dict[str, Any], saved: dict[str, Any]) -> dict[str,
     except Exception as e:  # tensorstore and orbax raise many types
         raise DamagedCheckpoint(f"its arrays do not load ({one_line(e)})") from None
     for name, x in _flat(tree).items():
-        if _crc32(np.asarray(x)) != saved[name]["crc32"]:
+        if _crc32(shard.host_array(x)) != saved[name]["crc32"]:
             raise DamagedCheckpoint(f"checksum mismatch in {name}")
     return tree
 
@@ -408,9 +417,10 @@ def complete_steps(directory: str) -> list[int]:
 
 
 def find_latest(
-    directory: str, *, device: jax.Device | None = None
+    directory: str, *, device: jax.Device | None = None, devices: int = 1
 ) -> tuple[Restored | None, list[tuple[str, str]]]:
-    """The newest checkpoint that restores, and the newer ones that did not.
+    """The newest checkpoint that restores (onto `device`, or sharded over
+    `devices`: `restore`), and the newer ones that did not.
 
     Returns (restored or None, [(path, reason), ...]). Changes nothing on disk.
     """
@@ -418,7 +428,7 @@ def find_latest(
     for step in reversed(complete_steps(directory)):
         path = os.path.join(directory, str(step))
         try:
-            return restore(path, device=device), bad
+            return restore(path, device=device, devices=devices), bad
         except DamagedCheckpoint as e:
             bad.append((path, str(e)))
     return None, bad
@@ -605,7 +615,7 @@ class Checkpointer:
         first. Raises CheckpointError (one line)."""
         self._finish()
         try:
-            step = int(jax.device_get(state.step))
+            step = int(shard.host_array(state.step))
             if step in self._manager.all_steps() and os.path.isdir(self.path(step)):
                 return self.path(step)
             wiring_host, wiring_info = self._wiring_host(wiring)

@@ -28,7 +28,7 @@ from typing import Any
 
 import jax
 
-from jbrain import backends
+from jbrain import backends, shard
 from jbrain.circuit import Circuit, Population
 
 PROPAGATIONS = ("auto", "event", "gather", "bcoo")
@@ -55,7 +55,9 @@ class Plan:
     recompile); replay_rows: out-rows per program of the Pallas
     deferred-STDP kernel; teaching: this burst runs the teacher-gated
     delta rule (stdp form "delta"; a program of its own, so ordinary
-    bursts never touch a taught readout).
+    bursts never touch a taught readout); devices: the neuron axis is
+    split over the first `devices` devices of `jax.devices()` (jbrain/shard.py;
+    1: the single-device program).
     """
 
     platform: str
@@ -69,6 +71,7 @@ class Plan:
     record_sheet: bool = False
     replay_rows: int = 16
     teaching: bool = False
+    devices: int = 1
 
     def capacity(self, size: int) -> int:
         """Spike-list entries for a population of `size` neurons: the
@@ -133,6 +136,7 @@ def resolve(
     record_sheet: int = 0,
     backend: str = "auto",
     platform: str | None = None,
+    devices: int = 1,
 ) -> Plan:
     """The plan for `circuit` on this process's default device (or
     `platform`). ValueError (one line, naming the flag) for a request the
@@ -145,6 +149,9 @@ def resolve(
     gather; deferred STDP on GPUs and on CPUs without the compiled kernels;
     the Pallas backend on GPUs, the compiled one on CPUs. A projection
     without a fixed fan-out takes the gather path when event is asked for.
+    devices (0: all; `shard.check_devices`) > 1 shards the brain: the XLA
+    backend, the gather path and eager STDP (jbrain/shard.py); asking for
+    another is a ValueError.
     """
     platform = platform or jax.default_backend()
     platform = "cpu" if platform == "cpu" else "gpu"
@@ -167,6 +174,23 @@ def resolve(
             f"--record_sheet={record_sheet} must be >= 0: the steps whose spikes go to WORKDIR/sheet.bits "
             "(0: none)"
         )
+    devices = shard.check_devices(devices)
+    if devices > 1:  # the sharded step (shard.py): XLA, gather, eager STDP
+        asked = [
+            f"--{flag}={value}"
+            for flag, value, ok in (
+                ("backend", backend, ("auto", "xla")),
+                ("propagation", propagation, ("auto", "gather")),
+                ("stdp", stdp, ("auto", "eager")),
+            )
+            if value not in ok
+        ]
+        if asked:
+            raise ValueError(
+                f"{', '.join(asked)} cannot run on --devices={devices}: a sharded brain runs the xla "
+                "backend, the gather path and eager STDP; drop the flag or pass --devices=1"
+            )
+        backend, propagation, stdp = "xla", "gather", "eager"
     name = backends.pick(platform) if backend == "auto" else backend
     if not backends.REGISTRY[name].supports(platform):
         raise ValueError(f"--backend={name} does not run on this {platform}: use --backend=xla or auto")
@@ -213,4 +237,5 @@ def resolve(
         unroll=unroll or (1 if platform == "cpu" else 8),
         record_spikes=record_spikes,
         record_sheet=record_sheet > 0,
+        devices=devices,
     )

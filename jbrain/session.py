@@ -21,7 +21,7 @@ from collections.abc import Collection
 import jax
 import numpy as np
 
-from jbrain import brain, checkpoint
+from jbrain import brain, checkpoint, shard
 from jbrain import plan as plans
 from jbrain.config import SHAPE_FIELDS, BrainConfig
 from jbrain.logs import LOG_NAME, DebugLog
@@ -58,8 +58,9 @@ class Session:
         self.config = config
         self.circuit = config.circuit()
         self.plan = plan or plans.resolve(self.circuit)
-        self.wiring = wiring
-        self.state = state
+        # several devices: the arrays laid out over the plan's mesh (jbrain/shard.py)
+        self.wiring = shard.put(self.plan.devices, wiring)
+        self.state = shard.put(self.plan.devices, state)
         self.seed = seed
         self.workdir = workdir
         self.lock = threading.RLock()
@@ -129,10 +130,13 @@ class Session:
         keep: checkpoints kept; device: where a restored brain goes (default
         device if None); plan_options: keyword arguments of `plan.resolve`
         (propagation, stdp, backend, spike_buffer, unroll, record_spikes,
-        record_sheet: also the session's budget of recorded sheet steps).
+        record_sheet: also the session's budget of recorded sheet steps;
+        devices: the devices the brain is sharded over, 0 all; a checkpoint
+        saved on any number of devices restores onto these).
         What happened is in `notes` and `warnings`.
         """
         checkpoint.Autosave(save_every, 0)  # validates --save_every before anything changes
+        devices = shard.check_devices((plan_options or {}).get("devices", 1))  # ... and --devices
         if isinstance(keep, bool) or not isinstance(keep, int) or keep < 1:
             raise ValueError(f"--keep={keep} must be >= 1 (checkpoints kept in WORKDIR/checkpoints)")
         ckdir = checkpoint.checkpoint_dir(workdir)
@@ -143,7 +147,7 @@ class Session:
             if moved:
                 notes.append(f"--fresh: a new brain; the previous checkpoints were moved to {moved}")
         else:
-            restored, bad = checkpoint.find_latest(ckdir, device=device)
+            restored, bad = checkpoint.find_latest(ckdir, device=device, devices=devices)
             if restored is not None:
                 config, applied = _merge_config(restored, config, explicit)
                 saved_at = restored.meta.get("saved_at")

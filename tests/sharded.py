@@ -1,0 +1,130 @@
+"""The sharded brain's checks, run by tests/test_sharding.py in subprocesses
+(the device count is fixed when jax starts: XLA_FLAGS sets 4 CPU devices,
+or `jax.distributed` joins processes). Prints one JSON line: what differs
+(empty lists when everything is bit-identical).
+
+    python tests/sharded.py presets STEPS       2 and 4 devices against 1
+    python tests/sharded.py checkpoints WORKDIR  saved on D, restored on D'
+    python tests/sharded.py process I PORT OUT   one process of a 2-process run
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+BURST = 250
+
+
+def configs(plastic: bool = True) -> dict:
+    from conftest import preset_config
+
+    return {
+        "seed": preset_config("small", n_neurons=2048, plasticity=plastic),
+        # the cortex with its long-range projections, STDP and inhibitory plasticity, on a tiny sheet
+        "cortex": preset_config("cortex_small", sheet=(25, 48), n_neurons=1200, radius=4, plasticity=plastic),
+        "coba": preset_config("coba", n_neurons=2000),
+    }
+
+
+def session(config, devices: int, **kw):
+    from jbrain import plan as plans
+    from jbrain.session import Session
+
+    plan = plans.resolve(config.circuit(), devices=devices)
+    return Session.new(config, seed=5, plan=plan, **kw)
+
+
+def snapshot(s, metrics: list[dict]) -> dict[str, np.ndarray]:
+    """Every state leaf (whole, on the host) and the integer metrics."""
+    from conftest import leaves
+
+    from jbrain import shard
+
+    out = leaves(shard.to_host(s.state))
+    for name in ("spikes", "out_counts", "pop_counts"):
+        out[f"metrics.{name}"] = np.concatenate([m[name] for m in metrics])
+    return out
+
+
+def differ(a: dict, b: dict) -> list[str]:
+    return sorted(k for k in a if k not in b or a[k].tobytes() != b[k].tobytes())
+
+
+def run(config, devices: int, steps: int) -> tuple[dict, object]:
+    s = session(config, devices)
+    metrics = [s.run(BURST) for _ in range(steps // BURST)]
+    return snapshot(s, metrics), s.plan
+
+
+def presets(steps: int) -> dict:
+    out = {}
+    for name, config in configs().items():
+        ref, plan = run(config, 1, steps)
+        out[name] = {"plan_1": [plan.backend, list(plan.paths)], "spikes": int(ref["metrics.spikes"].sum())}
+        for d in (2, 4):
+            got, plan = run(config, d, steps)
+            assert plan.devices == d and plan.paths == ("gather",) * len(plan.paths)
+            out[name][str(d)] = differ(ref, got)
+    return out
+
+
+def checkpoints(workdir: str) -> dict:
+    """A seed brain (plasticity on) saved after 250 steps on D devices and
+    restored on D' devices runs 250 more steps as the uninterrupted
+    one-device run does."""
+    from jbrain.session import Session
+
+    config = configs()["seed"]
+    ref, _ = run(config, 1, 2 * BURST)
+    out = {}
+    for saved_on, restored_on in ((4, 1), (4, 2), (1, 4)):
+        workdir_d = os.path.join(workdir, f"{saved_on}to{restored_on}")
+        opened = lambda d: Session.open(  # noqa: E731
+            config, seed=5, workdir=workdir_d, plan_options={"devices": d}
+        )
+        first = opened(saved_on)
+        m1 = first.run(BURST)
+        first.close()
+        second = opened(restored_on)
+        assert second.step == BURST and second.plan.devices == restored_on, second.notes
+        m2 = second.run(BURST)
+        got = snapshot(second, [m1, m2])
+        second.close()
+        out[f"{saved_on}->{restored_on}"] = differ(ref, got)
+    return out
+
+
+def process(index: int, port: int, path: str) -> None:
+    """One of two processes (2 CPU devices each): the seed brain sharded
+    over all 4 devices; process 0 writes the state and metrics to `path`."""
+    import jax
+
+    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=index)
+    assert jax.device_count() == 4 and jax.local_device_count() == 2
+    got, plan = run(configs()["seed"], 0, 2 * BURST)
+    assert plan.devices == 4
+    if index == 0:
+        np.savez(path, **got)
+
+
+def main(argv: list[str]) -> None:
+    what = argv[1]
+    if what == "presets":
+        print(json.dumps(presets(int(argv[2]))))
+    elif what == "checkpoints":
+        print(json.dumps(checkpoints(argv[2])))
+    elif what == "process":
+        process(int(argv[2]), int(argv[3]), argv[4])
+    elif what == "single":  # the 2-process run's reference, on one device
+        got, _ = run(configs()["seed"], 1, 2 * BURST)
+        np.savez(argv[2], **got)
+
+
+if __name__ == "__main__":
+    main(sys.argv)
