@@ -215,7 +215,8 @@ def exchange_spikes(plan: Plan, spikes: jax.Array) -> jax.Array:
     words = shard.split(plan.devices, jax.lax.bitcast_convert_type(sheet_words(spikes), jnp.uint32))
     words = shard.replicated(plan.devices, words)  # the all-gather: N/32 words
     bits = (words[:, None] >> jnp.arange(32, dtype=jnp.uint32)) & jnp.uint32(1)
-    return bits.reshape(-1)[:n].astype(jnp.uint8)
+    # held whole on every device: its readers slice locally instead of gathering it again
+    return shard.replicated(plan.devices, bits.reshape(-1)[:n].astype(jnp.uint8))
 
 
 def step(
@@ -420,6 +421,8 @@ def _step(
     zero = jnp.zeros((n,), jnp.float32)
     i_syn = jax.lax.optimization_barrier(zero if i_syn is None else i_syn)
     i_nbr = neighbour_input(circuit, heard.neurons.spikes)
+    if i_nbr is not None:  # several devices: from the whole spike vector, on every device (no exchange)
+        i_nbr = shard.replicated(plan.devices, i_nbr)
     i_in = i_syn if i_nbr is None else i_syn + i_nbr
     bias = neurons.neuron_values(circuit, "bias")
     ctrl = state.homeostasis.ctrl

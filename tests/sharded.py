@@ -3,9 +3,11 @@
 or `jax.distributed` joins processes). Prints one JSON line: what differs
 (empty lists when everything is bit-identical).
 
-    python tests/sharded.py presets STEPS       2 and 4 devices against 1
-    python tests/sharded.py checkpoints WORKDIR  saved on D, restored on D'
+    python tests/sharded.py presets STEPS WORKDIR  2 and 4 devices against 1;
+                                                 saved on D, restored on D';
+                                                 a sharded plan's bad options
     python tests/sharded.py process I PORT OUT   one process of a 2-process run
+    python tests/sharded.py single OUT           the same brain in one process, one device
 """
 
 from __future__ import annotations
@@ -32,12 +34,24 @@ def configs(plastic: bool = True) -> dict:
     }
 
 
-def session(config, devices: int, **kw):
+def born(config, *, jit: bool = True) -> tuple:
+    """(wiring, state) of a newborn brain as host arrays, so that every run
+    starts from the same values (`init_brain` under jit: the cortex's wiring
+    is built several times faster than op by op)."""
+    import jax
+
+    from jbrain import brain
+
+    init = jax.jit(brain.init_brain, static_argnames=("circuit", "seed")) if jit else brain.init_brain
+    return jax.tree.map(np.asarray, init(config.circuit(), seed=5))
+
+
+def session(config, devices: int, newborn: tuple):
     from jbrain import plan as plans
     from jbrain.session import Session
 
     plan = plans.resolve(config.circuit(), devices=devices)
-    return Session.new(config, seed=5, plan=plan, **kw)
+    return Session(config, *newborn, plan=plan, seed=5)
 
 
 def snapshot(s, metrics: list[dict]) -> dict[str, np.ndarray]:
@@ -56,19 +70,20 @@ def differ(a: dict, b: dict) -> list[str]:
     return sorted(k for k in a if k not in b or a[k].tobytes() != b[k].tobytes())
 
 
-def run(config, devices: int, steps: int) -> tuple[dict, object]:
-    s = session(config, devices)
-    metrics = [s.run(BURST) for _ in range(steps // BURST)]
+def run(config, devices: int, steps: int, newborn: tuple) -> tuple[dict, object]:
+    s = session(config, devices, newborn)
+    metrics = [s.run(min(BURST, steps)) for _ in range(max(1, steps // BURST))]
     return snapshot(s, metrics), s.plan
 
 
 def presets(steps: int) -> dict:
     out = {}
     for name, config in configs().items():
-        ref, plan = run(config, 1, steps)
+        newborn = born(config)
+        ref, plan = run(config, 1, steps, newborn)
         out[name] = {"plan_1": [plan.backend, list(plan.paths)], "spikes": int(ref["metrics.spikes"].sum())}
         for d in (2, 4):
-            got, plan = run(config, d, steps)
+            got, plan = run(config, d, steps, newborn)
             assert plan.devices == d and plan.paths == ("gather",) * len(plan.paths)
             out[name][str(d)] = differ(ref, got)
     return out
@@ -81,23 +96,36 @@ def checkpoints(workdir: str) -> dict:
     from jbrain.session import Session
 
     config = configs()["seed"]
-    ref, _ = run(config, 1, 2 * BURST)
+    ref, _ = run(config, 1, 2 * BURST, born(config, jit=False))  # as Session.open gives it birth
     out = {}
     for saved_on, restored_on in ((4, 1), (4, 2), (1, 4)):
-        workdir_d = os.path.join(workdir, f"{saved_on}to{restored_on}")
-        opened = lambda d: Session.open(  # noqa: E731
-            config, seed=5, workdir=workdir_d, plan_options={"devices": d}
-        )
-        first = opened(saved_on)
+        folder = os.path.join(workdir, f"{saved_on}to{restored_on}")
+        first = Session.open(config, seed=5, workdir=folder, plan_options={"devices": saved_on})
         m1 = first.run(BURST)
         first.close()
-        second = opened(restored_on)
+        second = Session.open(config, seed=5, workdir=folder, plan_options={"devices": restored_on})
         assert second.step == BURST and second.plan.devices == restored_on, second.notes
         m2 = second.run(BURST)
         got = snapshot(second, [m1, m2])
         second.close()
         out[f"{saved_on}->{restored_on}"] = differ(ref, got)
     return out
+
+
+def errors() -> list[str]:
+    """The one-line errors of options a sharded plan cannot run."""
+    from jbrain import plan as plans
+
+    circuit, out = configs()["seed"].circuit(), []
+    for options in ({"devices": 5}, {"devices": 2, "backend": "cpu_native", "propagation": "event"}):
+        try:
+            plans.resolve(circuit, **options)
+        except ValueError as e:
+            out.append(str(e))
+    return out
+
+
+PROCESS_STEPS = 200  # the 2-process run: gloo's collectives over localhost TCP cost ~1 ms a step
 
 
 def process(index: int, port: int, path: str) -> None:
@@ -107,7 +135,8 @@ def process(index: int, port: int, path: str) -> None:
 
     jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=index)
     assert jax.device_count() == 4 and jax.local_device_count() == 2
-    got, plan = run(configs()["seed"], 0, 2 * BURST)
+    config = configs()["seed"]
+    got, plan = run(config, 0, PROCESS_STEPS, born(config))
     assert plan.devices == 4
     if index == 0:
         np.savez(path, **got)
@@ -115,14 +144,14 @@ def process(index: int, port: int, path: str) -> None:
 
 def main(argv: list[str]) -> None:
     what = argv[1]
-    if what == "presets":
-        print(json.dumps(presets(int(argv[2]))))
-    elif what == "checkpoints":
-        print(json.dumps(checkpoints(argv[2])))
+    if what == "presets":  # one process: jax starts once, the seed's programs compile once
+        out = {"presets": presets(int(argv[2])), "checkpoints": checkpoints(argv[3]), "errors": errors()}
+        print(json.dumps(out))
     elif what == "process":
         process(int(argv[2]), int(argv[3]), argv[4])
     elif what == "single":  # the 2-process run's reference, on one device
-        got, _ = run(configs()["seed"], 1, 2 * BURST)
+        config = configs()["seed"]
+        got, _ = run(config, 1, PROCESS_STEPS, born(config))
         np.savez(argv[2], **got)
 
 

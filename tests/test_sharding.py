@@ -1,0 +1,112 @@
+"""The brain sharded over several devices (jbrain/shard.py): bit for bit
+the single-device run (2 and 4 CPU devices against 1, for the seed, cortex
+and coba presets with plasticity on), checkpoints across device counts, a
+two-process `jax.distributed` run, and the flags' one-line errors.
+
+The device count is fixed when jax starts, so the sharded runs happen in
+subprocesses (tests/sharded.py) with XLA_FLAGS=--xla_force_host_platform_device_count;
+this process keeps its one device."""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import ROOT, cli_env, jbrain_cli
+
+SCRIPT = os.path.join(ROOT, "tests", "sharded.py")
+
+
+def _python(*args: str, devices: int) -> subprocess.Popen:
+    env = {**cli_env(), "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}"}
+    return subprocess.Popen(
+        [sys.executable, SCRIPT, *args], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+
+
+def _finish(p: subprocess.Popen, timeout: float = 300) -> str:
+    out, err = p.communicate(timeout=timeout)
+    assert p.returncode == 0, err.decode()[-4000:]
+    return out.decode()
+
+
+@pytest.fixture(scope="module")
+def four_devices(tmp_path_factory):
+    """tests/sharded.py's results on 4 CPU devices (one subprocess)."""
+    workdir = tmp_path_factory.mktemp("sharded")
+    return json.loads(_finish(_python("presets", "1000", str(workdir), devices=4)).splitlines()[-1])
+
+
+@pytest.mark.parametrize("preset", ["seed", "cortex", "coba"])
+def test_2_and_4_devices_equal_1_bit_for_bit_after_1000_steps(four_devices, preset):
+    got = four_devices["presets"][preset]
+    # every state leaf (spikes, voltages, thresholds, weights, traces, ...) and the integer metrics
+    assert got["2"] == [] and got["4"] == [], got
+    assert got["spikes"] > 0
+
+
+def test_the_one_device_reference_ran_its_own_plan(four_devices):
+    # the sharded plan (xla, gather, eager STDP) matched today's plan: the event path where it applies
+    assert four_devices["presets"]["seed"]["plan_1"][1] == ["event"]
+    assert "event" in four_devices["presets"]["cortex"]["plan_1"][1]
+
+
+@pytest.mark.parametrize("shapes", ["4->1", "4->2", "1->4"])
+def test_a_checkpoint_restores_on_another_device_count_and_continues(four_devices, shapes):
+    assert four_devices["checkpoints"][shapes] == []
+
+
+def test_options_a_sharded_plan_cannot_run(four_devices):
+    assert four_devices["errors"] == [
+        "--devices=5 is more than the 4 devices in this run: pass --devices=4 or fewer (0: all of them)",
+        "--backend=cpu_native, --propagation=event cannot run on --devices=2: a sharded brain runs the xla "
+        "backend, the gather path and eager STDP; drop the flag or pass --devices=1",
+    ]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("localhost", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_of_two_devices_equal_one_process(tmp_path):
+    import sharded
+
+    port, out = str(_free_port()), str(tmp_path / "state.npz")
+    procs = [_python("process", str(i), port, out, devices=2) for i in range(2)]
+    config = sharded.configs()["seed"]
+    want, _ = sharded.run(config, 1, sharded.PROCESS_STEPS, sharded.born(config))  # meanwhile, here
+    for p in procs:
+        _finish(p)
+    got = dict(np.load(out))
+    assert sharded.differ(want, got) == [] and want.keys() == got.keys()
+
+
+@pytest.mark.parametrize(
+    "flags, message",
+    [
+        (["--devices=3"], "--devices=3 is more than the 1 device in this run: pass --devices=1 or fewer"),
+        (
+            ["--process_id=1"],
+            "--num_processes and --process_id need --coordinator=HOST:PORT (process 0's address, the "
+            "same on every host)",
+        ),
+        (
+            ["--coordinator=localhost:1234", "--num_processes=2", "--process_id=2"],
+            "--process_id=2 must be in 0 .. --num_processes-1 = 1 (and --num_processes >= 1)",
+        ),
+    ],
+    ids=["devices", "no-coordinator", "process-id"],
+)
+def test_bad_devices_and_distributed_flags_are_one_line_exit_2(flags, message, tmp_path):
+    p = jbrain_cli("run", "--n_neurons=2000", f"--workdir={tmp_path}", *flags)
+    err = p.stderr.decode()
+    assert p.returncode == 2 and len(err.splitlines()) == 1, err
+    assert err.startswith(f"jbrain run: error: {message}"), err
+    assert os.listdir(tmp_path) == []
