@@ -300,7 +300,7 @@ def prepare_workdir(path: str) -> str:
         raise ValueError("--workdir is empty: pass a folder, e.g. --workdir=runs/mybrain")
     try:
         os.makedirs(path, exist_ok=True)
-        probe = os.path.join(path, ".write_test")
+        probe = os.path.join(path, f".write_test-{os.getpid()}")  # one per process: hosts may share WORKDIR
         with open(probe, "w") as f:
             f.write("ok")
         os.remove(probe)

@@ -97,7 +97,8 @@ def run_loop(session: Session, steps: int, burst: int) -> str:
     return (
         f"jbrain run {how}: {done} steps (now at step {session.step}) in {wall:.1f} s, "
         f"{done / max(wall, 1e-9):.0f} steps/s, mean rate {mean_rate:.4f}, "
-        f"log {session.log.path}" + (f", checkpoint {saved}" if saved else ", no checkpoint saved")
+        + (f"log {session.log.path}" if session.log is not None else "log written by process 0")
+        + (f", checkpoint {saved}" if saved else ", no checkpoint saved")
     )
 
 

@@ -75,14 +75,22 @@ class Session:
         self.autosave = checkpoint.Autosave(save_every, self.step)
         self.saved_step: int | None = None
         pops = [(p.name, p.size) for p in self.circuit.populations]
+        # a multi-process run (jax.distributed): every process steps the brain, process 0 writes
+        # the log and the recordings into the shared WORKDIR (checkpoints: orbax's primary host)
+        writer = workdir if jax.process_index() == 0 else None
+        if record_sheet and jax.process_count() > 1:
+            raise ValueError(
+                f"--record_sheet={record_sheet} does not run over {jax.process_count()} processes: "
+                "record the sheet on one host (drop --coordinator)"
+            )
         self.log = (
-            DebugLog(os.path.join(workdir, LOG_NAME), start_step=self.step, populations=pops)
-            if workdir
+            DebugLog(os.path.join(writer, LOG_NAME), start_step=self.step, populations=pops)
+            if writer
             else None
         )
         # --record_spikes=R: WORKDIR/spikes.u8 + spikes.json (format in raster.py)
         self.spikes = (
-            SpikeRecorder.open(workdir, self.plan.record_spikes, start_step=self.step) if workdir else None
+            SpikeRecorder.open(writer, self.plan.record_spikes, start_step=self.step) if writer else None
         )
         # --record_sheet=STEPS: WORKDIR/sheet.bits + sheet.json (format in sheet.py)
         self.sheet = (
@@ -141,11 +149,13 @@ class Session:
             raise ValueError(f"--keep={keep} must be >= 1 (checkpoints kept in WORKDIR/checkpoints)")
         ckdir = checkpoint.checkpoint_dir(workdir)
         notes, warnings, restored = [], [], None
+        first = jax.process_index() == 0  # the process that changes WORKDIR (multi-process runs)
         if fresh:  # a plan the flags cannot have fails here, before the old brain is moved aside
             plans.resolve(config.circuit(), **(plan_options or {}))
-            moved = checkpoint.archive(ckdir)
+            moved = checkpoint.archive(ckdir) if first else None
             if moved:
                 notes.append(f"--fresh: a new brain; the previous checkpoints were moved to {moved}")
+            _barrier("jbrain-fresh")  # the others wait until the old brain is moved aside
         else:
             restored, bad = checkpoint.find_latest(ckdir, device=device, devices=devices)
             if restored is not None:
@@ -164,7 +174,7 @@ class Session:
                     )
             for path, reason in bad:
                 try:
-                    moved = f"moved to {checkpoint.set_aside(path)}"
+                    moved = f"moved to {checkpoint.set_aside(path)}" if first else "left to process 0"
                 except OSError as e:
                     moved = f"could not move it aside ({checkpoint.one_line(e)})"
                 warnings.append(f"checkpoint {path} is damaged ({reason}): skipped and {moved}")
@@ -233,7 +243,8 @@ class Session:
             self._check(int(status))
             if self.store is not None:
                 self._report(self.store.poll())
-                if self.autosave.due(self.step, busy=self.store.busy):
+                # every process of a multi-process run saves at the same steps (orbax syncs them)
+                if self.autosave.due(self.step, busy=self.store.busy and jax.process_count() == 1):
                     self.save()
             return host
 
@@ -391,6 +402,14 @@ class Session:
             if self.sheet.error is not None:
                 self._sheet_lost()
         return path
+
+
+def _barrier(name: str) -> None:
+    """Every process of a multi-process run waits here for the others."""
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 def _host_bound(words: jax.Array) -> jax.Array:

@@ -1,13 +1,10 @@
 """The sharded brain's checks, run by tests/test_sharding.py in subprocesses
-(the device count is fixed when jax starts: XLA_FLAGS sets 4 CPU devices,
-or `jax.distributed` joins processes). Prints one JSON line: what differs
+(the device count is fixed when jax starts: XLA_FLAGS sets 4 CPU devices). Prints one JSON line: what differs
 (empty lists when everything is bit-identical).
 
     python tests/sharded.py presets STEPS WORKDIR  2 and 4 devices against 1;
                                                  saved on D, restored on D';
                                                  a sharded plan's bad options
-    python tests/sharded.py process I PORT OUT   one process of a 2-process run
-    python tests/sharded.py single OUT           the same brain in one process, one device
 """
 
 from __future__ import annotations
@@ -125,34 +122,11 @@ def errors() -> list[str]:
     return out
 
 
-PROCESS_STEPS = 200  # the 2-process run: gloo's collectives over localhost TCP cost ~1 ms a step
-
-
-def process(index: int, port: int, path: str) -> None:
-    """One of two processes (2 CPU devices each): the seed brain sharded
-    over all 4 devices; process 0 writes the state and metrics to `path`."""
-    import jax
-
-    jax.distributed.initialize(f"localhost:{port}", num_processes=2, process_id=index)
-    assert jax.device_count() == 4 and jax.local_device_count() == 2
-    config = configs()["seed"]
-    got, plan = run(config, 0, PROCESS_STEPS, born(config))
-    assert plan.devices == 4
-    if index == 0:
-        np.savez(path, **got)
-
-
 def main(argv: list[str]) -> None:
     what = argv[1]
     if what == "presets":  # one process: jax starts once, the seed's programs compile once
         out = {"presets": presets(int(argv[2])), "checkpoints": checkpoints(argv[3]), "errors": errors()}
         print(json.dumps(out))
-    elif what == "process":
-        process(int(argv[2]), int(argv[3]), argv[4])
-    elif what == "single":  # the 2-process run's reference, on one device
-        config = configs()["seed"]
-        got, _ = run(config, 1, PROCESS_STEPS, born(config))
-        np.savez(argv[2], **got)
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The brain sharded over several devices (jbrain/shard.py): bit for bit
 the single-device run (2 and 4 CPU devices against 1, for the seed, cortex
 and coba presets with plasticity on), checkpoints across device counts, a
-two-process `jax.distributed` run, and the flags' one-line errors.
+two-process `jbrain run --coordinator`, and the flags' one-line errors.
 
 The device count is fixed when jax starts, so the sharded runs happen in
 subprocesses (tests/sharded.py) with XLA_FLAGS=--xla_force_host_platform_device_count;
@@ -17,7 +17,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, cli_env, jbrain_cli
+from conftest import ROOT, assert_trees_equal, cli_env, jbrain_cli
 
 SCRIPT = os.path.join(ROOT, "tests", "sharded.py")
 
@@ -75,17 +75,47 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_two_processes_of_two_devices_equal_one_process(tmp_path):
-    import sharded
+def test_jbrain_run_over_two_processes_equals_one_process(tmp_path):
+    """`jbrain run --coordinator` in 2 processes of 2 CPU devices each (the
+    brain sharded over all 4) on one WORKDIR, as two hosts sharing a
+    folder: the checkpoint equals a one-device run bit for bit, and
+    process 0 alone writes the log."""
+    from jbrain import checkpoint
+    from jbrain.config import BrainConfig
+    from jbrain.logs import read_log
+    from jbrain.session import Session
 
-    port, out = str(_free_port()), str(tmp_path / "state.npz")
-    procs = [_python("process", str(i), port, out, devices=2) for i in range(2)]
-    config = sharded.configs()["seed"]
-    want, _ = sharded.run(config, 1, sharded.PROCESS_STEPS, sharded.born(config))  # meanwhile, here
-    for p in procs:
-        _finish(p)
-    got = dict(np.load(out))
-    assert sharded.differ(want, got) == [] and want.keys() == got.keys()
+    address, workdir = f"localhost:{_free_port()}", str(tmp_path / "brain")
+    flags = ["--n_neurons=2048", "--plasticity", "--steps=200", "--burst=100", f"--workdir={workdir}"]
+    env = {**cli_env(), "XLA_FLAGS": "--xla_force_host_platform_device_count=2"}
+    procs = [
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "experiments.cli",
+                "run",
+                *flags,
+                f"--coordinator={address}",
+                "--num_processes=2",
+                f"--process_id={i}",
+            ],
+            cwd=ROOT,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    want = Session.new(BrainConfig(n_neurons=2048, plasticity=True), seed=0)  # meanwhile, here
+    metrics = [want.run(100) for _ in range(2)]
+    outs = [_finish(p) for p in procs]
+    assert "log written by process 0" in outs[1] and f"checkpoint {workdir}/checkpoints/200" in outs[0]
+    got = checkpoint.restore(os.path.join(workdir, "checkpoints", "200")).state
+    assert_trees_equal(got, want.state)
+    log = read_log(os.path.join(workdir, "brain_debug.log"))
+    assert np.array_equal(log["spikes"], np.concatenate([m["spikes"] for m in metrics]))
+    assert np.array_equal(log["step"], np.arange(1, 201))
 
 
 @pytest.mark.parametrize(
