@@ -109,6 +109,53 @@ def checkpoints(workdir: str) -> dict:
     return out
 
 
+def chats() -> dict:
+    """The chat on a sharded brain: the seed brain's replies and /stats,
+    and the teachable cortex (k-WTA memory blocks, the delta rule in
+    teaching bursts, the relay, clock and teacher ports) taught a pair and
+    asked it back, on 1 and 2 devices: the transcripts and every state
+    leaf after them."""
+    import io
+
+    from conftest import preset_config
+
+    from jbrain.chat import Chat
+    from jbrain.text import Codec
+
+    teach = preset_config(
+        "cortex_small", teach=True, sheet=(25, 48), n_neurons=1200, radius=4, memory_neurons=256,
+        teach_fan_in=128, motor_group=4,
+    )  # fmt: skip
+    script = {
+        "seed": (configs()["seed"], ["hello", "/stats", "again"]),
+        "teach": (teach, ["/teach hi => ok", "hi", "/stats"]),
+    }
+    out = {}
+    for name, (config, lines) in script.items():
+        newborn = born(config)
+        runs = {}
+        for d in (1, 2):
+            text = io.StringIO()
+            s = session(config, d, newborn)
+            chat = Chat(s, Codec.for_circuit(s.circuit), out=text, err=text)
+            for line in lines:
+                chat.handle(line)
+            runs[d] = (text.getvalue(), _state(s))
+        out[name] = {
+            "transcript": runs[1][0],
+            "2": [runs[2][0] == runs[1][0], differ(runs[1][1], runs[2][1])],
+        }
+    return out
+
+
+def _state(s) -> dict[str, np.ndarray]:
+    from conftest import leaves
+
+    from jbrain import shard
+
+    return leaves(shard.to_host(s.state))
+
+
 def errors() -> list[str]:
     """The one-line errors of options a sharded plan cannot run."""
     from jbrain import plan as plans
@@ -126,6 +173,7 @@ def main(argv: list[str]) -> None:
     what = argv[1]
     if what == "presets":  # one process: jax starts once, the seed's programs compile once
         out = {"presets": presets(int(argv[2])), "checkpoints": checkpoints(argv[3]), "errors": errors()}
+        out["chats"] = chats()
         print(json.dumps(out))
 
 

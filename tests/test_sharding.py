@@ -69,6 +69,28 @@ def test_options_a_sharded_plan_cannot_run(four_devices):
     ]
 
 
+@pytest.mark.parametrize("brain", ["seed", "teach"])
+def test_chat_on_a_sharded_brain_says_what_one_device_says(four_devices, brain):
+    # replies, /stats and /teach on 2 devices, character for character
+    same, _ = four_devices["chats"][brain]["2"]
+    assert same, four_devices["chats"][brain]["transcript"]
+
+
+def test_a_taught_cortex_chat_is_bit_identical_on_2_devices(four_devices):
+    # k-WTA memory blocks, the delta rule in teaching bursts, the relay, clock and teacher ports
+    assert four_devices["chats"]["teach"]["2"][1] == []
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: with a stimulus (the chat's text port) XLA:CPU fuses the sharded step differently "
+    "and the voltages of some neurons differ from the one-device run in their last bit (spikes, "
+    "weights, thresholds and replies equal over this test); not understood yet",
+)
+def test_a_seed_chat_is_bit_identical_on_2_devices(four_devices):
+    assert four_devices["chats"]["seed"]["2"][1] == []
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("localhost", 0))
