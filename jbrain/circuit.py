@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 SIGNS = ("E", "I")
-RULES = ("random", "bernoulli", "radius", "patchy", "patch", "local", "one_to_one", "groups")
+RULES = ("random", "distinct", "bernoulli", "radius", "patchy", "patch", "local", "one_to_one", "groups")
 SYNAPSES = ("delta", "exp", "slow")
 V_INITS = ("uniform", "normal")
 MAX_DELAY = 33  # steps: the spike history holds 32 steps behind the last one
@@ -291,7 +291,11 @@ class Projection:
     event path applies, like "random" between equal sizes.
     rule: "random" (fan_in partners drawn from the whole pre population; when
     pre and post have the same size, K random cyclic permutations, so the
-    fan-out is fixed too and the event-driven path applies), "radius"
+    fan-out is fixed too and the event-driven path applies; otherwise drawn
+    with replacement, so a post may hear a pre twice), "distinct" (fan_in
+    different partners drawn without replacement from the whole pre
+    population, each post on its own: a sample of distinct inputs, as a
+    Kenyon cell samples distinct glomeruli), "radius"
     (fan_in partners within `radius` cells on the sheet, uniform, pre and
     post both 'rect'), "patchy" (fan_in partners in `clusters` patches of
     the pre span: each post draws `clusters` centres at random pre neurons and
@@ -528,6 +532,13 @@ class Circuit:
                 proj.fan_in < pre.size or (not self_loop and proj.fan_in <= pre.size),
                 f"{where}: fan_in={proj.fan_in} must be smaller than the pre population ({pre.size}): "
                 "lower --fan_in or raise --n_neurons",
+            )
+        elif proj.rule == "distinct":
+            _need(
+                proj.fan_in <= pre.size and pre.size * post.size <= 2**28,
+                f"{where}: a distinct projection draws fan_in={proj.fan_in} different partners of "
+                f"{pre.size} by ranking every pair ({pre.size} x {post.size}): fan_in must be at most "
+                "the pre population and the product at most 2**28; use the 'random' rule",
             )
         elif proj.rule == "bernoulli":
             _need(0.0 < proj.p < 1.0, f"{where}: a bernoulli projection needs 0 < p < 1 (got p={proj.p})")

@@ -131,7 +131,7 @@ class BrainConfig:
     teach: bool = False
     memory_neurons: int = 2048
     memory_fan_in: int = 8
-    relay_group: int = 16
+    relay_group: int = 1
     memory_tau: float = 100.0
     memory_w: float = 4.8
     memory_noise: float = 0.0
@@ -573,10 +573,15 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     --memory_neurons neurons with a fixed threshold --memory_theta, a fast
     membrane, --memory_tau_m ms, noise --memory_noise, none by default) is a
     sparse expansion code of (message, reply window), as the mushroom body's
-    Kenyon cells code odours (Dasgupta et al. 2017): --memory_fan_in random
-    "slow" synapses from T each (decay --memory_tau ms), few, so that each M
-    neuron samples a handful of characters and responds to their
-    conjunction; weights born U[0.5, 1.5) x --memory_w, so neurons that
+    Kenyon cells code odours (Dasgupta et al. 2017): --memory_fan_in "slow"
+    synapses each (decay --memory_tau ms) from as many different relay
+    neurons (rule "distinct"; with one relay neuron per channel, the default,
+    different characters), few, so that each M neuron samples a handful of
+    characters and responds to their conjunction. Different ones: a neuron
+    that heard one character twice would rank near the top for every
+    message that ends with it, and such neurons, the first of a block to
+    fire, made cues that share their last character answer alike (EVALS.md,
+    teaching). Weights born U[0.5, 1.5) x --memory_w, so neurons that
     sample the same characters differ, and the winners among them are the
     same at every send of a message (equal weights tie, and noise would pick
     among the tied). Each M neuron holds a fading, recency-weighted sum of the
@@ -624,7 +629,7 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     fixed = lambda w: {"w_lo": w, "w_hi": w, "w_max": w, "delay": c.delay}  # noqa: E731
     taught = [
         Projection(
-            "relay_memory", "T", "M", "random", c.memory_fan_in, w_lo=0.5 * c.memory_w,
+            "relay_memory", "T", "M", "distinct", c.memory_fan_in, w_lo=0.5 * c.memory_w,
             w_hi=1.5 * c.memory_w, w_max=1.5 * c.memory_w, synapse="slow", tau_syn=c.memory_tau,
             delay=c.delay,
         ),

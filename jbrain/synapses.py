@@ -57,6 +57,8 @@ def init_projection(circuit: Circuit, index: int, key: jax.Array) -> tuple[Proje
         pre, out_post = _cyclic_tables(k_perm, n_post, k)
     elif q.rule == "random":
         pre = jax.random.randint(k_perm, (n_post, k), 0, n_pre, jnp.int32)
+    elif q.rule == "distinct":
+        pre = _distinct_table(k_perm, n_pre, n_post, k)
     elif q.rule == "bernoulli":
         pre, valid = _bernoulli_table(k_perm, n_pre, n_post, q.p, k)
     elif q.rule == "one_to_one":
@@ -95,6 +97,15 @@ def _bernoulli_table(
     pre = pre.astype(jnp.int32)
     valid = jnp.arange(k, dtype=jnp.int32)[None, :] < counts[:, None]
     return jnp.where(valid, pre, 0), valid
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _distinct_table(key: jax.Array, n_pre: int, n_post: int, k: int) -> jax.Array:
+    """(N_post, K) int32: each post's K different pres, drawn without
+    replacement (the K largest of N_pre uniform keys per post, sorted by
+    key, not by index)."""
+    _, pre = jax.lax.top_k(jax.random.uniform(key, (n_post, n_pre)), k)
+    return pre.astype(jnp.int32)
 
 
 def span_size(circuit: Circuit, q: Projection, end: str) -> int:

@@ -65,9 +65,13 @@ def test_plasticity_lives_only_on_the_excitatory_recurrent_projection():
     "make, message",
     [
         (lambda: two(pre="X"), "projection 'EI': no population named 'X'"),
-        (lambda: two(rule="ring"), "projection 'EI': rule='ring' must be one of random, bernoulli"),
+        (lambda: two(rule="ring"), "projection 'EI': rule='ring' must be one of random, distinct, bernoulli"),
         (lambda: two(fan_in=0), "projection 'EI': fan_in=0 must be a positive integer"),
         (lambda: two(fan_in=101), "fan_in=101 must be smaller than the pre population (100)"),
+        (
+            lambda: two(rule="distinct", fan_in=101),
+            "projection 'EI': a distinct projection draws fan_in=101 different partners of 100",
+        ),
         (lambda: two(delay=0), "projection 'EI': delay=0 must be an integer between 1 and 33 steps"),
         (lambda: two(w_hi=0.1, w_max=0.05), "need 0 <= w_lo <= w_hi <= w_max"),
         (lambda: two(synapse="alpha"), "synapse='alpha' must be 'delta', 'exp' or 'slow'"),

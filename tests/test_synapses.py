@@ -62,7 +62,8 @@ def test_random_wiring_between_populations_has_fixed_fan_in_from_the_pre():
 def _rules_circuit() -> Circuit:
     """A hand-made circuit with one projection per rule: a 10 x 15 rectangle
     at (5, 7) of a 20 x 30 sheet with radius wiring on itself, one-to-one,
-    all-to-all groups of 6, and bernoulli p = 0.05 from 400 to 300 neurons."""
+    all-to-all groups of 6, bernoulli p = 0.05 from 400 to 300 neurons and
+    40 distinct partners of 400 for each of 150."""
     sheet = Population("S", 150, placement=Placement("rect", 5, 7, 10, 15))
     a, b = Population("A", 150), Population("B", 300)
     c = Population("C", 400, "I")
@@ -73,6 +74,7 @@ def _rules_circuit() -> Circuit:
             Projection("one", "S", "A", "one_to_one", fan_in=1),
             Projection("groups", "A", "A", "groups", fan_in=6, group=6),
             Projection("bern", "C", "B", "bernoulli", fan_in=48, p=0.05, w_lo=0.02, w_hi=0.04, w_max=0.04),
+            Projection("dist", "C", "A", "distinct", fan_in=40),
         ),
         sheet=(20, 30),
         controller=Controller(False),
@@ -115,6 +117,18 @@ def test_one_to_one_and_groups_wiring(rules):
     block = np.kron(np.eye(25), np.ones((6, 6)))  # all-to-all inside each group, self included
     np.testing.assert_array_equal(dense, block)
     assert groups.out_post is None
+
+
+def test_distinct_rows_draw_different_partners_uniformly(rules):
+    """Rule "distinct": every post hears 40 different pres of the 400, and
+    every pre is drawn about 150 * 40 / 400 = 15 times (binomial spread)."""
+    _, wiring, _ = rules
+    pre = np.asarray(wiring["dist"].pre)
+    assert pre.shape == (150, 40) and pre.min() >= 0 and pre.max() < 400
+    assert all(len(set(row)) == 40 for row in pre.tolist())
+    drawn = np.bincount(pre.reshape(-1), minlength=400)
+    assert drawn.mean() == 15 and drawn.std() == pytest.approx(np.sqrt(15 * 0.9), rel=0.25)
+    assert wiring["dist"].out_post is None
 
 
 def test_bernoulli_rows_are_distinct_draws_padded_with_zero_weights(rules):
