@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from absl import app, flags, logging
 
 from jbrain.config import PRESETS, BrainConfig, parse_sheet
-from jbrain.plan import BACKENDS, PROPAGATIONS, STDP_FORMS
+from jbrain.plan import BACKENDS, EXCHANGES, PROPAGATIONS, STDP_FORMS
 
 if TYPE_CHECKING:
     from jbrain.session import Session
@@ -176,6 +176,12 @@ def define_plan_flags() -> None:
         "process): 0 = all of them, 1 = the single-device program. A sharded brain runs the xla backend, "
         "the gather path and eager STDP (BUILD.md).",
     )  # fmt: skip
+    flags.DEFINE_enum(
+        "exchange", "auto", list(EXCHANGES),
+        "How the shards of a sharded brain (--devices > 1) swap each step's spikes: words (bit-packed, "
+        "N/8 bytes), list (each shard's spiking ids, 4 x capacity x devices bytes; capacity from "
+        "--spike_buffer, overflow re-runs the burst); auto = the one that moves fewer bytes.",
+    )  # fmt: skip
     flags.DEFINE_integer("record_spikes", 0, "Record neurons [0, R) to WORKDIR/spikes.u8 (jbrain/raster.py).")
     flags.DEFINE_integer(
         "record_sheet", 0,
@@ -197,7 +203,8 @@ def brain_config_from_flags(**overrides) -> BrainConfig:
 def plan_options() -> dict:
     """The plan flags as `plan.resolve` keyword arguments."""
     names = (
-        "propagation", "stdp", "backend", "spike_buffer", "unroll", "record_spikes", "record_sheet", "devices"
+        "propagation", "stdp", "backend", "spike_buffer", "unroll", "record_spikes", "record_sheet",
+        "devices", "exchange",
     )  # fmt: skip
     return {name: FLAGS[name].value for name in names}
 

@@ -206,17 +206,50 @@ def _delayed(plan: Plan, neurons_state: NeuronState, delay: int) -> jax.Array:
 
 def exchange_spikes(plan: Plan, spikes: jax.Array) -> jax.Array:
     """(N,) uint8 spikes split over the plan's devices -> the whole vector
-    on every device: each shard packs its spikes into uint32 words
-    (`sheet_words`: 32 neurons a word), the words are all-gathered, and
-    unpacked (neuron i is bit i % 32 of word i // 32). One device: `spikes`."""
+    on every device (one device: `spikes`). plan.exchange "words": each
+    shard packs its spikes into uint32 words (`sheet_words`: 32 neurons a
+    word), the words are all-gathered, and unpacked (neuron i is bit i % 32
+    of word i // 32). "list": `exchange_list`. The same vector either way."""
     if plan.devices == 1:
         return spikes
+    if plan.exchange == "list":
+        return exchange_list(plan, spikes)[0]
     n = spikes.shape[0]
     words = shard.split(plan.devices, jax.lax.bitcast_convert_type(sheet_words(spikes), jnp.uint32))
     words = shard.replicated(plan.devices, words)  # the all-gather: N/32 words
     bits = (words[:, None] >> jnp.arange(32, dtype=jnp.uint32)) & jnp.uint32(1)
     # held whole on every device: its readers slice locally instead of gathering it again
     return shard.replicated(plan.devices, bits.reshape(-1)[:n].astype(jnp.uint8))
+
+
+def exchange_list(plan: Plan, spikes: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """The spike-list exchange: ((N,) uint8 spikes whole on every device,
+    status bits). Each shard compacts its spiking neurons into C =
+    `plan.exchange_capacity(N)` ascending global ids (`synapses.spike_list`,
+    padded with N), the (D, C) lists are all-gathered, and every device
+    scatters them into a zero vector: 4 C D bytes a step instead of N/8. A
+    shard with more than C spikes sets STATUS_SPIKE_OVERFLOW (its extra
+    spikes are lost: the session re-runs the burst with a grown plan)."""
+    d, n = plan.devices, spikes.shape[0]
+    m, cap = -(-n // d), plan.exchange_capacity(n)
+    padded = spikes if m * d == n else jnp.pad(spikes, (0, m * d - n))
+
+    def local(s: jax.Array) -> tuple[jax.Array, jax.Array]:
+        ids, count = synapses.spike_list(s, cap)  # local ids, padded with m
+        first = jax.lax.axis_index(shard.AXIS) * m
+        ids = jnp.where(ids < m, ids + first, n)
+        over = jax.lax.pmax(synapses.overflow_status(count, cap), shard.AXIS)
+        return jax.lax.all_gather(ids, shard.AXIS, tiled=True), over
+
+    ids, status = jax.shard_map(
+        local,
+        mesh=shard.mesh(d),
+        in_specs=shard.P(shard.AXIS),
+        out_specs=(shard.P(), shard.P()),
+        check_vma=False,
+    )(padded)
+    whole = jnp.zeros((n,), jnp.uint8).at[ids].set(jnp.uint8(1), mode="drop", unique_indices=False)
+    return shard.replicated(d, whole), status
 
 
 def step(
@@ -409,12 +442,18 @@ def _step(
     fence = lambda t: materialize(plan, t, state.step)  # see `materialize`; identity on GPUs
     teacher = teacher_signal(circuit, stim) if plan.teaching else None
     # several devices: every shard reads the whole last spike vector (exchanged once)
-    heard = (
-        state
-        if plan.devices == 1
-        else state.replace(neurons=ns.replace(spikes=exchange_spikes(plan, ns.spikes)))
-    )
+    heard, exchanged = state, jnp.uint32(0)
+    if plan.devices > 1:
+        if plan.exchange == "list":  # a shard's list can overflow: now, or for a delayed vector
+            whole, exchanged = exchange_list(plan, ns.spikes)
+            for delay in sorted({q.delay for q in circuit.projections if q.delay > 1}):
+                bits = ((ns.history >> jnp.uint32(delay - 2)) & 1).astype(jnp.uint8)
+                exchanged = exchanged | exchange_list(plan, bits)[1]
+        else:
+            whole = exchange_spikes(plan, ns.spikes)
+        heard = state.replace(neurons=ns.replace(spikes=whole))
     i_syn, status, projections, lags = synaptic_input(circuit, plan, wiring, heard, lags, fence, teacher)
+    status = status | exchanged
     # Fusion fences (kept by XLA:GPU). Without them XLA fuses the 32-wide
     # gather and the noise hash into every reduction that reads them (metrics,
     # isfinite), recomputing them inside poorly parallel reduction kernels.
@@ -435,7 +474,14 @@ def _step(
         noise_sd = neurons.neuron_values(circuit, "noise_sd")
         current = current + noise_sd * neurons.gaussian_noise(state.key, state.step, n)
     if stim is not None and circuit.inputs:
-        current = current + external_input(circuit, stim)
+        # The stimulus current in its own kernel (CPU; `materialize`). Fused
+        # into the neuron update, its pad and gather made XLA:CPU emit that
+        # loop (noise, leak, input sum) as scalar code on one device but as
+        # 8-wide vector code on several (SPMD slices the pad), and the two
+        # round differently (FMA contraction, it seems): voltages differed in
+        # their last bit. Read from memory, the loop is the same vector code
+        # on any number of devices.
+        current = current + fence(external_input(circuit, stim))
     v, spikes, adapt, refrac, mode = neurons.neuron_update(
         circuit, ns.v, ns.theta, ns.adapt, ns.refrac, ns.mode, current, fence=fence
     )

@@ -32,6 +32,7 @@ from jbrain import backends, shard
 from jbrain.circuit import Circuit, Population
 
 PROPAGATIONS = ("auto", "event", "gather", "bcoo")
+EXCHANGES = ("auto", "words", "list")
 STDP_FORMS = ("auto", "eager", "deferred")
 BACKENDS = ("auto", *backends.REGISTRY)
 
@@ -57,7 +58,11 @@ class Plan:
     delta rule (stdp form "delta"; a program of its own, so ordinary
     bursts never touch a taught readout); devices: the neuron axis is
     split over the first `devices` devices of `jax.devices()` (jbrain/shard.py;
-    1: the single-device program).
+    1: the single-device program); exchange: how the shards swap each
+    step's spikes (devices > 1; "none" on one device): "words", every
+    shard's spikes bit-packed (N/8 bytes a step), or "list", each shard's
+    spiking neurons as a list of `exchange_capacity` int32 ids (4 x capacity
+    x devices bytes; overflow re-runs the burst as the event path's lists).
     """
 
     platform: str
@@ -72,6 +77,7 @@ class Plan:
     replay_rows: int = 16
     teaching: bool = False
     devices: int = 1
+    exchange: str = "none"
 
     def capacity(self, size: int) -> int:
         """Spike-list entries for a population of `size` neurons: the
@@ -80,10 +86,15 @@ class Plan:
         list whole, and would overflow any fraction)."""
         return size if size <= SMALL_POPULATION else max(1, math.ceil(size * self.spike_buffer))
 
+    def exchange_capacity(self, n: int) -> int:
+        """Ids per shard in the spike-list exchange of a brain of `n` neurons
+        (`capacity` of one shard's ceil(n / devices) neurons)."""
+        return self.capacity(-(-n // self.devices))
+
     @property
     def uses_spike_list(self) -> bool:
         """Whether a burst can report STATUS_SPIKE_OVERFLOW."""
-        return any(self.listed)
+        return any(self.listed) or self.exchange == "list"
 
     def overflowed(self, circuit: Circuit, peak: dict[str, int]) -> list[Population]:
         """The populations whose `peak` spikes in one step outgrew their list."""
@@ -94,6 +105,8 @@ class Plan:
         population that overflowed, at least twice the old fraction: what
         `Session` re-runs an overflowed burst with."""
         need = max((peak[p.name] / p.size for p in self.overflowed(circuit, peak)), default=0.0)
+        if self.exchange == "list":  # the host sees no shard's count: the busiest population's rate
+            need = max([need] + [peak[p.name] / p.size for p in circuit.populations])
         return dataclasses.replace(self, spike_buffer=min(1.0, max(2.0 * self.spike_buffer, 1.25 * need)))
 
     def to_dict(self, circuit: Circuit) -> dict[str, Any]:
@@ -106,12 +119,22 @@ class Plan:
             p.name: self.capacity(p.size) if on else 0
             for p, on in zip(circuit.populations, self.listed, strict=True)
         }
+        if self.devices > 1:
+            d["exchange_bytes"] = exchange_bytes(circuit.n, self.devices, self.exchange_capacity(circuit.n))
+            d["exchange_capacity"] = self.exchange_capacity(circuit.n) if self.exchange == "list" else 0
         for k in ("paths", "stdp", "listed"):
             del d[k]
         return d
 
     def to_json(self, circuit: Circuit) -> str:
         return json.dumps(self.to_dict(circuit), indent=1)
+
+
+def exchange_bytes(n: int, devices: int, capacity: int) -> dict[str, int]:
+    """Bytes all-gathered per step to swap a step's spikes of `n` neurons
+    over `devices` shards: "words", uint32 words of 32 neurons (about
+    n / 8); "list", `capacity` int32 ids from each shard."""
+    return {"words": 4 * -(-n // 32), "list": 4 * capacity * devices}
 
 
 def event_capable(circuit: Circuit, index: int) -> bool:
@@ -137,6 +160,7 @@ def resolve(
     backend: str = "auto",
     platform: str | None = None,
     devices: int = 1,
+    exchange: str = "auto",
 ) -> Plan:
     """The plan for `circuit` on this process's default device (or
     `platform`). ValueError (one line, naming the flag) for a request the
@@ -151,7 +175,9 @@ def resolve(
     without a fixed fan-out takes the gather path when event is asked for.
     devices (0: all; `shard.check_devices`) > 1 shards the brain: the XLA
     backend, the gather path and eager STDP (jbrain/shard.py); asking for
-    another is a ValueError.
+    another is a ValueError. exchange (devices > 1): "words", "list", or
+    auto, the one that moves fewer bytes a step (`exchange_bytes`: lists
+    win when spike_buffer < 1/32).
     """
     platform = platform or jax.default_backend()
     platform = "cpu" if platform == "cpu" else "gpu"
@@ -191,6 +217,15 @@ def resolve(
                 "backend, the gather path and eager STDP; drop the flag or pass --devices=1"
             )
         backend, propagation, stdp = "xla", "gather", "eager"
+    if exchange not in EXCHANGES:
+        raise ValueError(f"--exchange={exchange} must be one of {', '.join(EXCHANGES)}")
+    if devices == 1:
+        exchange = "none"
+    elif exchange == "auto":
+        shard_cap = -(-circuit.n // devices)
+        cap = shard_cap if shard_cap <= SMALL_POPULATION else max(1, math.ceil(shard_cap * spike_buffer))
+        moved = exchange_bytes(circuit.n, devices, cap)
+        exchange = "list" if moved["list"] < moved["words"] else "words"
     name = backends.pick(platform) if backend == "auto" else backend
     if not backends.REGISTRY[name].supports(platform):
         raise ValueError(f"--backend={name} does not run on this {platform}: use --backend=xla or auto")
@@ -238,4 +273,5 @@ def resolve(
         record_spikes=record_spikes,
         record_sheet=record_sheet > 0,
         devices=devices,
+        exchange=exchange,
     )

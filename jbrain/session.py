@@ -279,10 +279,20 @@ class Session:
                 self.state = state
                 if first is not None:
                     old, peak = first
-                    worst = max(old.overflowed(self.circuit, peak), key=lambda p: peak[p.name] / p.size)
+                    over = old.overflowed(self.circuit, peak) if any(old.listed) else []
+                    if over:
+                        worst = max(over, key=lambda p: peak[p.name] / p.size)
+                        what = (
+                            f"{peak[worst.name]} neurons of {worst.name} fired in one step, more than the "
+                            f"spike list holds ({old.capacity(worst.size)})"
+                        )
+                    else:  # the sharded brain's spike-list exchange (brain.exchange_list)
+                        what = (
+                            f"a shard's spikes in one step outgrew the spike-list exchange "
+                            f"({old.exchange_capacity(self.circuit.n)} ids a shard)"
+                        )
                     self.warnings.append(
-                        f"{peak[worst.name]} neurons of {worst.name} fired in one step, more than the spike "
-                        f"list holds ({old.capacity(worst.size)}): the burst was re-run exactly with "
+                        f"{what}: the burst was re-run exactly with "
                         f"--spike_buffer={self.plan.spike_buffer:.3g} (set it that high to avoid the re-run)"
                     )
                 return host, int(status), words
