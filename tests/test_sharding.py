@@ -39,11 +39,11 @@ def _finish(p: subprocess.Popen, timeout: float = 300) -> str:
 def four_devices(tmp_path_factory):
     """tests/sharded.py's results on 4 CPU devices (one subprocess)."""
     workdir = tmp_path_factory.mktemp("sharded")
-    return json.loads(_finish(_python("presets", "500", str(workdir), devices=4)).splitlines()[-1])
+    return json.loads(_finish(_python("presets", "1000", str(workdir), devices=4)).splitlines()[-1])
 
 
 @pytest.mark.parametrize("preset", ["seed", "cortex", "coba"])
-def test_2_and_4_devices_equal_1_bit_for_bit_after_500_steps(four_devices, preset):
+def test_2_and_4_devices_equal_1_bit_for_bit_after_1000_steps(four_devices, preset):
     got = four_devices["presets"][preset]
     # every state leaf (spikes, voltages, thresholds, weights, traces, ...) and the integer metrics
     assert got["2"] == [] and got["4"] == [], got
