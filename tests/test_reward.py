@@ -1,0 +1,131 @@
+"""Reward-modulated STDP (rule "reward", plasticity.reward_step): the
+eligibility of a pre-then-post pair, its decay, weights that move only
+while dopamine is nonzero and in the reward's sign, and the feedback burst
+that reads the held tag instead of the live trace."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jbrain import brain
+from jbrain import plan as plans
+from jbrain.circuit import STDP, Circuit, Controller, InputPort, Neuron, Population, Projection
+
+QUIET = Neuron(noise_sd=0.0, bias=0.0, eta_theta=0.0, v_init=("uniform", 0.0, 0.0), refractory=1)
+RULE = STDP(tau_pre=20.0, tau_post=20.0, a_plus=1.0, a_minus=1.5, rule="reward", target=0.01)
+ETA = RULE.target
+
+
+def pair_circuit(rule: STDP = RULE, w: float = 0.1) -> Circuit:
+    """A (4) -> B (4) one-to-one, weight w (too weak to fire B), the reward
+    rule; ports drive A and B (gain 2: a spike the same step) and deliver
+    the reward."""
+    a, b = Population("A", 4, neuron=QUIET), Population("B", 4, neuron=QUIET)
+    q = Projection("AB", "A", "B", "one_to_one", 1, w_lo=w, w_hi=w, w_max=1.0, plasticity=rule)
+    ports = (
+        InputPort("a", "A", 4, 1, 0, 2.0),
+        InputPort("b", "B", 4, 1, 0, 2.0),
+        InputPort("reward", "A", 1, 1, 0, 0.0),
+    )
+    return Circuit((a, b), (q,), ports, controller=Controller(enabled=False), name="pair")
+
+
+def run(circuit, state, events, length, *, feedback=False):
+    """Run `length` steps with events {step: [(channel, value), ...]}; the
+    stimulus channels are a[0:4], b[4:8], reward[8]."""
+    stims = np.zeros((length, 9), np.float32)
+    for t, hits in events.items():
+        for ch, v in hits:
+            stims[t, ch] = v
+    plan = dataclasses.replace(plans.resolve(circuit, platform="cpu", backend="xla"), feedback=feedback)
+    wiring = run.wiring
+    state, metrics = brain.burst(circuit, plan, wiring, state, jnp.asarray(stims), length=length)
+    return state, metrics
+
+
+def newborn(circuit):
+    wiring, state = brain.init_brain(circuit, seed=0)
+    run.wiring = wiring
+    return state
+
+
+def arrays(state):
+    ps = state.projections["AB"]
+    return np.asarray(ps.weights), np.asarray(ps.elig), float(ps.dopamine), np.asarray(ps.tag)
+
+
+def test_reward_plan_runs_eagerly_on_the_gather_path_and_refuses_deferred():
+    c = pair_circuit()
+    plan = plans.resolve(c, platform="cpu", backend="xla", propagation="event")
+    assert plan.paths == ("gather",) and plan.stdp == ("reward",)
+    with pytest.raises(ValueError) as e:
+        plans.resolve(c, platform="cpu", backend="xla", stdp="deferred")
+    assert str(e.value) == (
+        "--stdp=deferred cannot run projection 'AB': its reward rule keeps an eligibility trace per "
+        "synapse and runs eagerly on the gather path; use --stdp=eager or auto"
+    )
+
+
+def test_the_reward_rule_needs_a_reward_port():
+    c = pair_circuit()
+    with pytest.raises(ValueError) as e:
+        dataclasses.replace(c, inputs=c.inputs[:2])
+    assert str(e.value) == (
+        "projection 'AB': the reward rule needs one 'reward' input port with 1 channel "
+        "(the reward delivered each step)"
+    )
+
+
+def test_pre_then_post_makes_eligibility_that_decays_and_moves_weights_only_with_dopamine():
+    c = pair_circuit()
+    state = newborn(c)
+    # pre 0 fires at step 0, post 0 at step 3 (driven); pre 1 after post 1 (LTD)
+    state, m = run(c, state, {0: [(0, 1.0)], 3: [(4, 1.0)], 10: [(5, 1.0)], 13: [(1, 1.0)]}, 20)
+    w, e, d, tag = arrays(state)
+    # step 4 pairs step 3's post spike with the pre trace bumped in step 1 and
+    # decayed in steps 2 and 3; c then decays in steps 5..19
+    assert d == 0.0 and np.all(w == np.float32(0.1)) and np.all(tag == 0.0)
+    assert e[0] > 0 and e[1] < 0 and e[2] == 0 and e[3] == 0
+    x_seen = math.exp(-2 / 20)
+    assert e[0] == pytest.approx(RULE.a_plus * x_seen * math.exp(-15 / RULE.tau_elig), rel=1e-5)
+    assert e[1] == pytest.approx(-RULE.a_minus * x_seen * math.exp(-5 / RULE.tau_elig), rel=1e-5)
+    # 500 quiet steps: eligibility decays with tau_elig, weights stay put
+    state, _ = run(c, state, {}, 500)
+    w2, e2, _, _ = arrays(state)
+    assert np.all(w2 == w) and e2[0] == pytest.approx(e[0] * math.exp(-500 / RULE.tau_elig), rel=1e-4)
+    # a reward of +1: d jumps and decays; w moves by eta * sum_t d_t e_t, up for
+    # the pre-then-post synapse, down for the post-then-pre one
+    state, _ = run(c, state, {0: [(8, 1.0)]}, 1000)
+    w3, e3, d3, _ = arrays(state)
+    expect = sum(
+        ETA * math.exp(-t / RULE.tau_dopamine) * e2[0] * math.exp(-(t + 1) / RULE.tau_elig)
+        for t in range(1000)
+    )
+    assert w3[0] - w2[0] == pytest.approx(expect, rel=1e-3) and w3[0] > w2[0]
+    assert w3[1] < w2[1] and w3[2] == w2[2] and w3[3] == w2[3]
+    assert d3 == pytest.approx(math.exp(-999 / RULE.tau_dopamine), rel=1e-4)
+    # a reward of -1 (punishment) on the same eligibility: the opposite sign
+    c_state = newborn(c)
+    c_state, _ = run(c, c_state, {0: [(0, 1.0)], 3: [(4, 1.0)]}, 10)
+    c_state, _ = run(c, c_state, {0: [(8, -1.0)]}, 500)
+    wp, _, _, _ = arrays(c_state)
+    assert wp[0] < np.float32(0.1) and np.all(wp[1:] == np.float32(0.1))
+
+
+def test_a_feedback_burst_reads_the_tag_not_the_live_trace():
+    c = pair_circuit()
+    state = newborn(c)
+    state, _ = run(c, state, {0: [(0, 1.0)], 3: [(4, 1.0)]}, 10)  # pair 0
+    ps = state.projections["AB"]
+    state = state.replace(projections={"AB": ps.replace(tag=jnp.array(ps.elig))})  # held at the reply's end
+    state, _ = run(c, state, {0: [(1, 1.0)], 3: [(5, 1.0)]}, 10)  # pair 1 afterwards: live trace only
+    w0, e0, _, tag = arrays(state)
+    assert tag[0] > 0 and tag[1] == 0 and e0[1] > 0
+    state, _ = run(c, state, {0: [(8, 1.0)]}, 100, feedback=True)
+    w1, _, _, _ = arrays(state)
+    assert w1[0] > w0[0] and w1[1] == w0[1]  # only the tagged synapse is credited
