@@ -733,6 +733,39 @@ def _burst(circuit, plan, wiring, state, stims, length):
     return state, unpack_metrics(circuit, packed, raster)
 
 
+def _reward_projections(circuit: Circuit, state: BrainState, fields: Callable[[ProjectionState], dict]):
+    out = dict(state.projections)
+    for q in circuit.projections:
+        if _is_reward(q):
+            out[q.name] = out[q.name].replace(**fields(out[q.name]))
+    return state.replace(projections=out)
+
+
+def _hold(circuit: Circuit, state: BrainState) -> BrainState:
+    return _reward_projections(circuit, state, lambda ps: {"tag": ps.elig + 0.0})
+
+
+def _spend(circuit: Circuit, state: BrainState) -> BrainState:
+    return _reward_projections(
+        circuit, state, lambda ps: {"tag": jnp.zeros_like(ps.tag), "dopamine": jnp.zeros_like(ps.dopamine)}
+    )
+
+
+hold_eligibility = jax.jit(_hold, static_argnames=("circuit",), donate_argnames=("state",))
+hold_eligibility.__doc__ = """The state with every reward projection's tag set to
+its eligibility (tag <- c): a reply's eligibility held, without decay, for
+its delayed feedback (`learn.reward`). `state` is donated."""
+spend_feedback = jax.jit(_spend, static_argnames=("circuit",), donate_argnames=("state",))
+spend_feedback.__doc__ = """The state after a feedback burst: every reward
+projection's tag and dopamine back to 0 (the feedback spent on the reply it
+credited; later live steps credit nothing). `state` is donated."""
+
+
+def reward_projections(circuit: Circuit) -> list[str]:
+    """Names of the projections with the reward rule (what /good and /bad change)."""
+    return [q.name for q in circuit.projections if _is_reward(q)]
+
+
 _STATIC = ("circuit", "plan", "length")
 burst = jax.jit(_burst, static_argnames=_STATIC, donate_argnames=("state",))
 burst.__doc__ = """Run `length` steps as one `lax.scan` (one compiled program per

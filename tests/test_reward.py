@@ -6,15 +6,20 @@ that reads the held tag instead of the live trace."""
 from __future__ import annotations
 
 import dataclasses
+import io
 import math
 
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import preset_config, small
 
-from jbrain import brain
+from jbrain import brain, learn
 from jbrain import plan as plans
+from jbrain.chat import Chat
 from jbrain.circuit import STDP, Circuit, Controller, InputPort, Neuron, Population, Projection
+from jbrain.session import Session
+from jbrain.text import Codec
 
 QUIET = Neuron(noise_sd=0.0, bias=0.0, eta_theta=0.0, v_init=("uniform", 0.0, 0.0), refractory=1)
 RULE = STDP(tau_pre=20.0, tau_post=20.0, a_plus=1.0, a_minus=1.5, rule="reward", target=0.01)
@@ -129,3 +134,87 @@ def test_a_feedback_burst_reads_the_tag_not_the_live_trace():
     state, _ = run(c, state, {0: [(8, 1.0)]}, 100, feedback=True)
     w1, _, _, _ = arrays(state)
     assert w1[0] > w0[0] and w1[1] == w0[1]  # only the tagged synapse is credited
+
+
+# ---- /good, /bad and learn.reward on a chat brain ----
+
+
+def rewardable(**kw):
+    """A tiny teachable cortex (1,000 sheet neurons) with the reward readout,
+    its weights strong enough that the motor layer answers without teaching;
+    no other plasticity, so only the reward readout can learn."""
+    return preset_config(
+        "cortex_small", teach=True, sheet=(25, 40), n_neurons=1000, radius=4, memory_neurons=256,
+        teach_fan_in=64, reward=True, reward_w=0.6, reward_w_max=1.0, plasticity=False,
+        inh_plasticity=False, **kw,
+    )  # fmt: skip
+
+
+def weights(session):
+    return {name: np.asarray(ps.weights) for name, ps in session.state.projections.items()}
+
+
+def test_good_and_bad_credit_the_last_reply_after_many_live_steps_and_nothing_else():
+    session = Session.new(rewardable(), seed=0)
+    out = io.StringIO()
+    chat = Chat(session, Codec.for_circuit(session.circuit), out=out, err=io.StringIO())
+    assert "/good, /bad" in chat.help_text()
+    before = weights(session)
+    chat.handle("/good")  # no reply yet: one line, nothing runs
+    assert (
+        out.getvalue()
+        == learn.NO_REPLY + "\n"
+        == ("no reply to credit: send a message, then /good or /bad (one per reply)\n")
+    )
+    assert session.step == 0 and all(np.array_equal(before[k], w) for k, w in weights(session).items())
+    for r, command in ((1.0, "/good"), (-1.0, "/bad")):
+        chat.handle("hello")
+        tag = np.asarray(session.state.projections["memory_reward"].tag)
+        assert np.count_nonzero(tag > 0) > 100 and np.count_nonzero(tag < 0) > 10
+        session.run(3000)  # the user types for 3 s of a --live brain: c moves on, the tag does not
+        live = np.asarray(session.state.projections["memory_reward"].elig)
+        assert not np.array_equal(live, tag)
+        np.testing.assert_array_equal(np.asarray(session.state.projections["memory_reward"].tag), tag)
+        before = weights(session)
+        out.truncate(0), out.seek(0)
+        chat.handle(command)
+        after = weights(session)
+        moved = after["memory_reward"] - before["memory_reward"]
+        changed = moved != 0
+        word = "rewarded" if r > 0 else "punished"
+        assert out.getvalue() == f"{word} the last reply: {np.count_nonzero(changed):,} synapses changed\n"
+        # the synapses that paired in the reply move (unless a bound holds them), each
+        # in the sign of r * tag; no other synapse moves
+        w0, up = before["memory_reward"], r * tag > 0
+        free = (tag != 0) & ~(up & (w0 == 1.0)) & ~(~up & (w0 == 0.0))
+        assert np.array_equal(changed, free), (np.count_nonzero(changed), np.count_nonzero(free))
+        assert np.array_equal(np.sign(moved[changed]), np.sign(r * tag[changed]))
+        assert all(np.array_equal(before[k], after[k]) for k in before if k != "memory_reward")
+        ps = session.state.projections["memory_reward"]
+        assert not np.any(np.asarray(ps.tag)) and float(ps.dopamine) == 0.0
+        out.truncate(0), out.seek(0)
+        chat.handle(command)  # one feedback per reply
+        assert out.getvalue() == learn.NO_REPLY + "\n"
+
+
+def test_reward_refuses_bad_input_and_brains_without_reward_synapses():
+    session = Session.new(small(), seed=0)
+    with pytest.raises(ValueError) as e:
+        learn.reward(session, 1.0)
+    assert str(e.value) == (
+        "this brain has no reward-modulated synapses: start one with --reward, e.g. "
+        "--flagfile=experiments/configs/teach_small.flags --reward --fresh"
+    )
+    for r in (2.0, "good", float("nan"), True):
+        with pytest.raises(ValueError) as e:
+            learn.reward(session, r)
+        assert str(e.value) == f"reward r={r!r} must be a number in [-1, 1] (1: good, -1: bad)"
+    out = io.StringIO()
+    Chat(session, Codec.for_circuit(session.circuit), out=out, err=io.StringIO()).handle("/bad")
+    assert out.getvalue() == learn.NOT_REWARDABLE + "\n" and session.step == 0
+    with pytest.raises(ValueError) as e:
+        small(reward=True)
+    assert str(e.value) == (
+        "--reward needs --teach (its readout M -> O ends on the teachable brain's motor layer): "
+        "use --flagfile=experiments/configs/teach_small.flags --reward"
+    )
