@@ -218,3 +218,29 @@ def test_reward_refuses_bad_input_and_brains_without_reward_synapses():
         "--reward needs --teach (its readout M -> O ends on the teachable brain's motor layer): "
         "use --flagfile=experiments/configs/teach_small.flags --reward"
     )
+
+
+def test_a_checkpoint_without_the_reward_arrays_restores_with_them_at_zero(tmp_path):
+    """A brain saved before it had eligibility, tag and dopamine (here: the
+    arrays stripped before the save) restores: weights and everything else
+    as saved, the three at zero, and one warning that says so."""
+    config = rewardable()
+    s = Session.open(config, seed=1, workdir=str(tmp_path))
+    s.run(30)
+    ps = s.state.projections["memory_reward"]
+    s.state = s.state.replace(
+        projections={**s.state.projections, "memory_reward": ps.replace(elig=None, tag=None, dopamine=None)}
+    )
+    saved_w = np.asarray(ps.weights)
+    where = s.close()
+    again = Session.open(config, seed=1, workdir=str(tmp_path))
+    assert again.step == 30 and again.warnings == [
+        f"checkpoint {where} was written without the reward rule's eligibility, tag and dopamine: they start "
+        "at zero (the weights and everything else are restored)"
+    ]
+    ps = again.state.projections["memory_reward"]
+    np.testing.assert_array_equal(ps.weights, saved_w)
+    assert ps.elig.shape == ps.weights.shape and not np.any(ps.elig) and not np.any(ps.tag)
+    assert float(ps.dopamine) == 0.0
+    again.run(10)  # and it lives on
+    again.close(save=False)
