@@ -244,3 +244,66 @@ def test_a_checkpoint_without_the_reward_arrays_restores_with_them_at_zero(tmp_p
     assert float(ps.dopamine) == 0.0
     again.run(10)  # and it lives on
     again.close(save=False)
+
+
+# ---- distal reward: credit 1-3 s late; jbrain eval distal-reward's plumbing ----
+
+
+@pytest.mark.parametrize("delay", [1000, 3000])
+def test_a_reward_seconds_after_a_pairing_credits_that_synapse_alone(delay):
+    """The distal reward problem in miniature: synapse 0 pairs (pre then
+    post), synapse 1 pairs the other way round, synapses 2-3 stay silent;
+    a reward `delay` ms later still potentiates synapse 0 (its eligibility
+    has decayed by exp(-delay/tau_elig), not vanished), depresses synapse 1,
+    leaves 2-3 alone; the same reward 10 s after the pairing credits it
+    e^-10 as much (negligibly)."""
+    c = pair_circuit()
+    gains = []
+    for wait in (delay, 10_000):
+        state = newborn(c)
+        state, _ = run(c, state, {0: [(0, 1.0)], 3: [(4, 1.0)], 10: [(5, 1.0)], 13: [(1, 1.0)]}, 20)
+        state, _ = run(c, state, {}, wait)
+        w0, e0, _, _ = arrays(state)
+        state, _ = run(c, state, {0: [(8, 1.0)]}, 1000)
+        w1, _, _, _ = arrays(state)
+        gains.append(w1[0] - w0[0])
+        pulse = sum(math.exp(-t / RULE.tau_dopamine - (t + 1) / RULE.tau_elig) for t in range(1000))
+        assert gains[-1] == pytest.approx(ETA * e0[0] * pulse, rel=1e-2) and gains[-1] > 0
+        assert w1[1] < w0[1] and w1[2] == w0[2] and w1[3] == w0[3]
+    assert gains[0] > 0.05 and gains[1] < 1e-3 * gains[0]  # 10 s late: ~e^-10 of a fresh pairing's credit
+
+
+def test_jbrain_eval_distal_reward_runs_its_protocol_and_control(tmp_path):
+    """A 12 s run of a small, busy version of the network: every pairing of
+    the chosen synapse is rewarded once, 1-3 s after it (or after the run);
+    the control gets as many rewards at random times; the record, table and
+    plot. (Whether the chosen synapse is singled out takes ~15 min of model
+    time: EVALS.md, distal reward.)"""
+    from experiments import eval as eval_main
+    from jbrain.evals import distal_reward
+
+    params = distal_reward.Params(
+        n_e=100, n_i=25, k_e=8, k_i=2, w0=0.2, w_max=0.8, w_inh=1.5, w_ei=0.5, noise_sd=0.2, eta=0.0005
+    )
+    record = distal_reward.evaluate(seed=0, params=params, model_seconds=12)
+    pairs, rewards = record["pairing_seconds"], record["reward_seconds"]
+    assert record["pairings"] == len(pairs) >= 5 and len(rewards) == record["rewards"]
+    assert len(rewards) == len(record["control_reward_seconds"])
+    # each reward is its pairing's, 1-3 s later (pairings within 3 s of the end get none yet)
+    assert len([t for t in pairs if t + 3.0 <= 12.0]) <= len(rewards) <= len(pairs)
+    for r in rewards:
+        assert any(1.0 <= r - t <= 3.0 + 1e-9 for t in pairs)
+    for key in ("chosen_weight", "others_mean", "others_p99", "w_max", "reached_cap", "control_chosen_weight",
+                "control_reached_cap", "model_seconds", "rewards"):  # fmt: skip
+        assert key in record
+    assert record["w_max"] == 0.8 and record["model_seconds"] == 12
+    assert len(record["trajectory"]["chosen"]) == len(record["trajectory"]["control_chosen"]) == 12
+    record["device"] = "test CPU"
+    text = eval_main.table(record)
+    assert text.splitlines()[0].startswith("distal reward (Izhikevich 2007) on 125 neurons, test CPU: 12 s")
+    assert "| control: rewards at random times |" in text
+    distal_reward.plot(record, str(tmp_path / "distal.png"))
+    assert (tmp_path / "distal.png").stat().st_size > 10_000
+    with pytest.raises(ValueError) as e:
+        distal_reward.evaluate(model_seconds=5)
+    assert str(e.value) == "--distal_seconds=5 must be >= 10 s of model time"
