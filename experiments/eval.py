@@ -36,10 +36,20 @@ Tasks:
                 (jbrain/evals/digits.py). It runs its own network: the brain
                 flags do not apply to it, --seed does.
 
+  distal-reward the distal reward problem, Izhikevich 2007: 800 E / 200 I
+                neurons, 100 synapses onto each, reward-modulated STDP on
+                E -> E; a reward 1-3 s after each pre-then-post pairing of one
+                chosen synapse, for --distal_seconds of model time; the
+                control: as many rewards at random times (Fremaux et al.
+                2010). The chosen weight against the others' mean and 99th
+                percentile; --plot=PATH draws them (jbrain/evals/distal_reward.py).
+                Its own network: the brain flags do not apply, --seed does.
+
     jbrain eval selectivity --flagfile=experiments/configs/cortex_small.flags --out=sel.json
     jbrain eval associations --flagfile=experiments/configs/teach_small.flags --out=assoc.json
     jbrain eval consistency --flagfile=experiments/configs/small.flags --out=cons.json
     jbrain eval digits --out=digits.json
+    jbrain eval distal-reward --distal_seconds=1200 --out=distal.json --plot=distal.png
 
 Writes the JSON record to --out (if given) and prints a table. Model flags
 and flagfiles work as in `jbrain run` and `jbrain chat`; selectivity
@@ -48,6 +58,7 @@ switches plasticity on, consistency keeps the flags' choice.
 
 from __future__ import annotations
 
+import os
 import sys
 
 from absl import flags
@@ -76,13 +87,36 @@ flags.DEFINE_integer("warmup", 2000, "Steps the newborn brain lives before the e
 flags.DEFINE_integer("digits_neurons", 400, "digits: excitatory neurons (1..4096; the protocol: <= 400).")
 flags.DEFINE_integer("digits_epochs", 2, "digits: passes over the training images.")
 flags.DEFINE_integer("digits_train", 0, "digits: training images used (10..901; 0: all 901).")
+flags.DEFINE_integer("distal_seconds", 1200, "distal-reward: seconds of model time of each run (>= 10).")
+flags.DEFINE_string("plot", "", "distal-reward: write the weights' plot (PNG) here.")
 
-TASKS = ("selectivity", "consistency", "associations", "digits")
+TASKS = ("selectivity", "consistency", "associations", "digits", "distal-reward")
 TASK = TASKS[0]  # the task of this launch (`launch` sets it)
 USAGE = f"usage: jbrain eval {{{','.join(TASKS)}}} [--flags]   (jbrain eval TASK --help for flags)"
 
 
 def table(record: dict) -> str:
+    if record["task"] == "distal-reward":
+        cap = record["w_max"]
+        rows = [
+            ("rewarded pairings", record["chosen_weight"], record["others_mean"], record["others_p99"],
+             record["others_max"], record["chosen_rank"], record["reached_cap"]),
+            ("control: rewards at random times", record["control_chosen_weight"],
+             record["control_others_mean"], record["control_others_p99"], record["control_others_max"],
+             record["control_chosen_rank"], record["control_reached_cap"]),
+        ]  # fmt: skip
+        n = record["plastic_synapses"]
+        return "\n".join([
+            f"distal reward (Izhikevich 2007) on {record['neurons']} neurons, {record['device']}: "
+            f"{record['model_seconds']:,} s of model time, {record['rewards']} rewards "
+            f"({record['pairings']} pairings), {record['rate_hz']:.2f} Hz; weights born {record['w0']:g}, "
+            f"cap {cap:g}",
+            "| run | chosen synapse | others: mean | others: 99th pct | others: max | chosen's rank "
+            f"of {n:,} | chosen at cap |",
+            "|---|---|---|---|---|---|---|",
+            *[f"| {a} | {b:.3f} | {c:.3f} | {d:.3f} | {e:.3f} | {f} | {g} |" for a, b, c, d, e, f, g in rows],
+            f"anchor: {record['anchor']}",
+        ])  # fmt: skip
     if record["task"] == "associations":
 
         def pct(x):
@@ -165,6 +199,9 @@ def main(argv: list[str]) -> None:
     if task == "digits":
         _digits(progress)
         return
+    if task == "distal-reward":
+        _distal(progress)
+        return
     config = common.brain_config_from_flags()
     shared = {
         "seed": FLAGS.seed,
@@ -215,6 +252,28 @@ def _digits(progress) -> None:
     record["device"] = benchkit.device_name()
     if FLAGS.out:
         benchkit.write_json(FLAGS.out, record)
+    print(table(record))
+
+
+def _distal(progress) -> None:
+    """jbrain eval distal-reward: its own network (jbrain/evals/distal_reward.py)."""
+    from jbrain.evals import distal_reward
+
+    if FLAGS.distal_seconds < 10:
+        raise ValueError(f"--distal_seconds={FLAGS.distal_seconds} must be >= 10 (seconds of model time)")
+    if FLAGS.plot:
+        from jbrain.plots import pyplot
+
+        pyplot()  # matplotlib missing: say so before minutes of running
+        folder = os.path.dirname(os.path.abspath(FLAGS.plot))
+        if not os.path.isdir(folder):
+            raise ValueError(f"--plot={FLAGS.plot!r}: its folder {folder} does not exist: create it")
+    record = distal_reward.evaluate(seed=FLAGS.seed, model_seconds=FLAGS.distal_seconds, progress=progress)
+    record["device"] = benchkit.device_name()
+    if FLAGS.out:
+        benchkit.write_json(FLAGS.out, record)
+    if FLAGS.plot:
+        distal_reward.plot(record, FLAGS.plot)
     print(table(record))
 
 

@@ -70,6 +70,7 @@ def init_brain(circuit: Circuit, *, seed: int) -> tuple[Wiring, BrainState]:
             x_pre=jnp.zeros((n_pre,), jnp.float32),
             y_post=jnp.zeros((n_post,), jnp.float32),
             g=jnp.zeros((n_post,), jnp.float32) if q.synapse in ("exp", "slow") else None,
+            **(_reward_fields(weights) if _is_reward(q) else {}),
         )
     state = BrainState(
         neurons=NeuronState(
@@ -91,6 +92,17 @@ def init_brain(circuit: Circuit, *, seed: int) -> tuple[Wiring, BrainState]:
         status=jnp.zeros((), jnp.uint32),
     )
     return Wiring(projections=wirings), state
+
+
+def _is_reward(q: Projection) -> bool:
+    return q.plasticity is not None and q.plasticity.rule == "reward"
+
+
+def _reward_fields(weights: jax.Array) -> dict[str, jax.Array]:
+    """A reward projection's newborn eligibility, tag (zeros like its
+    weights) and dopamine (0)."""
+    zeros = lambda: jnp.zeros(weights.shape, jnp.float32)  # noqa: E731  (two buffers: both are donated)
+    return {"elig": zeros(), "tag": zeros(), "dopamine": jnp.zeros((), jnp.float32)}
 
 
 def lesion(circuit: Circuit, state: BrainState, silenced: Any) -> BrainState:
@@ -128,6 +140,9 @@ def external_input(circuit: Circuit, stim: jax.Array) -> jax.Array:
     gain * stim[c] on the neurons of each port's channel c."""
     current, first = None, 0
     for port in circuit.inputs:
+        if port.name == "reward":  # a neuromodulator: it drives no neuron (`reward_signal`)
+            first += port.channels
+            continue
         part = port_values(circuit, port, stim[first : first + port.channels] * port.gain)
         first += port.channels
         current = part if current is None else current + part
@@ -165,6 +180,18 @@ def teacher_signal(circuit: Circuit, stim: jax.Array | None) -> tuple[jax.Array,
             return port_values(circuit, port, values), jnp.any(values != 0)
         first += port.channels
     return None
+
+
+def reward_signal(circuit: Circuit, stim: jax.Array | None) -> jax.Array:
+    """() f32: the reward delivered this step, the stimulus's "reward" port
+    channel (0 without a reward port or stimulus). It feeds the dopamine of
+    every reward-rule projection (plasticity.reward_step)."""
+    first = 0
+    for port in circuit.inputs:
+        if port.name == "reward" and stim is not None:
+            return stim[first].astype(jnp.float32)
+        first += port.channels
+    return jnp.zeros((), jnp.float32)
 
 
 def materialize(plan: Plan, tree: Any, step: jax.Array) -> Any:
@@ -324,10 +351,12 @@ def projection_step(
     lag: plasticity.Lag | None,
     fence: Callable[[Any], Any],
     teacher: tuple[jax.Array, jax.Array] | None = None,
+    reward: jax.Array | None = None,
 ) -> tuple[jax.Array, ProjectionState, plasticity.Lag | None]:
     """Projection `index`'s W @ s_pre(t - delay), (N_post,) f32, after its
     STDP update for s(t-1) when plastic (the delta rule: in teaching bursts
-    only, with `teacher_signal`'s (T, on)); its new sub-state and lag."""
+    only, with `teacher_signal`'s (T, on); the reward rule with this step's
+    `reward_signal`); its new sub-state and lag."""
     q, path, form = circuit.projections[index], plan.paths[index], plan.stdp[index]
     backend = backends.get(plan.backend)
     pw, ps = wiring.projections[q.name], state.projections[q.name]
@@ -360,6 +389,12 @@ def projection_step(
             if plan.teaching and teacher is not None:
                 target = _span(circuit, teacher[0], q, "post")
                 w, x_pre = plasticity.delta_step(q, dt, pw, w, x_pre, s_pre, target, teacher[1])
+        elif form == "reward":
+            w, elig, dopamine, x_pre, y_post = plasticity.reward_step(
+                q, dt, pw, w, ps.elig, ps.tag, ps.dopamine, x_pre, y_post, s_pre, s_post,
+                0.0 if reward is None else reward, feedback=plan.feedback, fence=fence,
+            )  # fmt: skip
+            ps = ps.replace(elig=elig, dopamine=dopamine)
         elif form is not None:
             w, x_pre, y_post = plasticity.dense_step(q, dt, pw, w, x_pre, y_post, s_pre, s_post, fence)
         if path == "gather":
@@ -377,6 +412,7 @@ def synaptic_input(
     lags: dict,
     fence: Callable[[Any], Any],
     teacher: tuple[jax.Array, jax.Array] | None = None,
+    reward: jax.Array | None = None,
 ) -> tuple[jax.Array | None, jax.Array, dict, dict]:
     """(I_syn (N,) f32 or None without projections, status bits, new
     projection sub-states, lags). Delta synapses add sign * W @ s; exp and
@@ -387,7 +423,7 @@ def synaptic_input(
     projections, lags = dict(state.projections), dict(lags)
     for i, q in enumerate(circuit.projections):
         current, ps, lag = projection_step(
-            circuit, plan, i, wiring, state, lists, lags.get(q.name), fence, teacher
+            circuit, plan, i, wiring, state, lists, lags.get(q.name), fence, teacher, reward
         )
         if lag is not None:
             lags[q.name] = lag
@@ -452,7 +488,10 @@ def _step(
         else:
             whole = exchange_spikes(plan, ns.spikes)
         heard = state.replace(neurons=ns.replace(spikes=whole))
-    i_syn, status, projections, lags = synaptic_input(circuit, plan, wiring, heard, lags, fence, teacher)
+    reward = reward_signal(circuit, stim) if any(f == "reward" for f in plan.stdp) else None
+    i_syn, status, projections, lags = synaptic_input(
+        circuit, plan, wiring, heard, lags, fence, teacher, reward
+    )
     status = status | exchanged
     # Fusion fences (kept by XLA:GPU). Without them XLA fuses the 32-wide
     # gather and the noise hash into every reduction that reads them (metrics,
@@ -692,6 +731,39 @@ def packed_status(packed: np.ndarray) -> int:
 def _burst(circuit, plan, wiring, state, stims, length):
     state, packed, raster = _burst_packed(circuit, plan, wiring, state, stims, length)
     return state, unpack_metrics(circuit, packed, raster)
+
+
+def _reward_projections(circuit: Circuit, state: BrainState, fields: Callable[[ProjectionState], dict]):
+    out = dict(state.projections)
+    for q in circuit.projections:
+        if _is_reward(q):
+            out[q.name] = out[q.name].replace(**fields(out[q.name]))
+    return state.replace(projections=out)
+
+
+def _hold(circuit: Circuit, state: BrainState) -> BrainState:
+    return _reward_projections(circuit, state, lambda ps: {"tag": ps.elig + 0.0})
+
+
+def _spend(circuit: Circuit, state: BrainState) -> BrainState:
+    return _reward_projections(
+        circuit, state, lambda ps: {"tag": jnp.zeros_like(ps.tag), "dopamine": jnp.zeros_like(ps.dopamine)}
+    )
+
+
+hold_eligibility = jax.jit(_hold, static_argnames=("circuit",), donate_argnames=("state",))
+hold_eligibility.__doc__ = """The state with every reward projection's tag set to
+its eligibility (tag <- c): a reply's eligibility held, without decay, for
+its delayed feedback (`learn.reward`). `state` is donated."""
+spend_feedback = jax.jit(_spend, static_argnames=("circuit",), donate_argnames=("state",))
+spend_feedback.__doc__ = """The state after a feedback burst: every reward
+projection's tag and dopamine back to 0 (the feedback spent on the reply it
+credited; later live steps credit nothing). `state` is donated."""
+
+
+def reward_projections(circuit: Circuit) -> list[str]:
+    """Names of the projections with the reward rule (what /good and /bad change)."""
+    return [q.name for q in circuit.projections if _is_reward(q)]
 
 
 _STATIC = ("circuit", "plan", "length")

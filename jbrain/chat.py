@@ -3,8 +3,9 @@
 A message is encoded as a stimulus (UTF-8 bytes in time slots, text.py) and
 answered by one reply burst of the session; the readout's spike counts give
 the reply (`text.reply`). Commands: /help, /stats, /teach CUE => REPLY
-(a teachable brain: jbrain/learn.py), /save (when the session can save),
-/quit. `piped_lines` and `terminal_lines` are the two line
+(a teachable brain: jbrain/learn.py), /good and /bad (credit the last
+reply of a rewardable brain, `--reward`: `learn.reward`), /save (when the
+session can save), /quit. `piped_lines` and `terminal_lines` are the two line
 sources of `jbrain chat` (experiments/chat.py).
 """
 
@@ -73,6 +74,8 @@ class Chat:
         ]
         if self.codec.teacher:
             lines.append("  /teach CUE => REPLY   teach the brain to answer CUE with REPLY")
+        if self.codec.reward:
+            lines.append("  /good, /bad   reward or punish the last reply (its synapses' eligibility)")
         if hasattr(self.session, "save"):
             lines.append("  /save    save the brain (a checkpoint in the workdir)")
         lines.append("  /quit    leave (so do Ctrl-D and Ctrl-C)")
@@ -111,6 +114,8 @@ class Chat:
             self.say(self.stats_text())
         elif name == "/teach":
             self.teach(args)
+        elif name in ("/good", "/bad"):
+            self.feedback(1.0 if name == "/good" else -1.0)
         elif name == "/save" and hasattr(self.session, "save"):
             # Checkpoints (jbrain/checkpoint.py): Session.save() returns the
             # checkpoint's folder, or None with the reason in its warnings.
@@ -143,6 +148,20 @@ class Chat:
             learn.teach(self.session, cue, answer, codec=self.codec)
             self.session.messages += 1
         self.say(f"taught: {cue} => {answer}")
+        self.flush_warnings()
+
+    def feedback(self, r: float) -> None:
+        """/good (r = 1) or /bad (r = -1): credit the last reply
+        (`learn.reward`); with no reply held, or a brain without reward
+        synapses, one line and nothing changes."""
+        with self.guard():
+            why = learn.reward_problem(self.session, r)
+            if why is None:
+                changed = learn.reward(self.session, r)
+        if why is not None:
+            self.say(why)
+            return
+        self.say(f"{'rewarded' if r > 0 else 'punished'} the last reply: {changed:,} synapses changed")
         self.flush_warnings()
 
     def flush_warnings(self) -> None:

@@ -23,7 +23,10 @@ meta: {"format", "jbrain_version", "config": BrainConfig.to_dict(),
   "step", "rate" (firing rate of the last step), "messages", "saved_at" (UTC,
   ISO 8601), "arrays": {"state.neurons.v": {"shape", "dtype", "crc32"}, ...}}.
 
-Upgrades: a "jbrain-checkpoint/1" (one population, flat state: jbrain up to
+Upgrades: a checkpoint that lacks a reward projection's eligibility, tag
+or dopamine (`state.projections.*.elig|tag|dopamine`) restores with them at
+zero, as a newborn brain has them, and a warning (`MIGRATED_REWARD`).
+A "jbrain-checkpoint/1" (one population, flat state: jbrain up to
 the circuits redesign) restores as the seed preset it was, its arrays moved
 into the sub-states (`_from_v1`); the next save writes format 2 beside it.
 
@@ -313,11 +316,26 @@ def restore(path: str, *, device: jax.Device | None = None, devices: int = 1) ->
         tree = _from_pre_motor(path, config, seed, saved, device or jax.devices()[0])
         meta = {**meta, "migrated": MIGRATED_PRE_MOTOR}
     else:
-        for name, t in _flat(target).items():
+        # reward-rule arrays a checkpoint may lack (written before the brain had them): start at zero
+        flat = _flat(target)
+        fill = {
+            name: t
+            for name, t in flat.items()
+            if isinstance(saved, dict) and _REWARD_LEAF.fullmatch(name) and name not in saved
+        }
+        for name, t in flat.items():
             info = saved.get(name) if isinstance(saved, dict) else None
+            if name in fill:
+                continue
             if not info or list(info.get("shape", ())) != list(t.shape) or info.get("dtype") != str(t.dtype):
                 raise DamagedCheckpoint(f"array {name} does not match its config")
-        tree = _load(path, target, saved)
+        if fill:
+            loaded = _flat(_load(path, _unflat({k: t for k, t in flat.items() if k not in fill}), saved))
+            zeros = {k: jax.device_put(np.zeros(t.shape, t.dtype), t.sharding) for k, t in fill.items()}
+            tree = _unflat({**loaded, **zeros})
+            meta = {**meta, "migrated": MIGRATED_REWARD}
+        else:
+            tree = _load(path, target, saved)
         if v1:
             tree = _from_v1(tree)
     state = _untree(like_state, tree["state"])
@@ -337,6 +355,13 @@ def restore(path: str, *, device: jax.Device | None = None, devices: int = 1) ->
 MIGRATED_PRE_MOTOR = (
     "written before teachable brains had a motor layer: the sheet, relay and memory are restored; "
     "the taught readout now ends on the motor layer, so it starts afresh (teach the pairs again)"
+)
+
+
+_REWARD_LEAF = re.compile(r"state\.projections\.[^.]+\.(elig|tag|dopamine)")
+MIGRATED_REWARD = (
+    "written without the reward rule's eligibility, tag and dopamine: they start at zero "
+    "(the weights and everything else are restored)"
 )
 
 

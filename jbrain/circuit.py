@@ -269,7 +269,20 @@ class STDP:
     rate r0 = `target` (spikes per step; the trace's mean at rate r0 is
     r0 / (1 - exp(-dt/tau)), so the mean drift vanishes at r_post = r0): a
     post firing above r0 strengthens its inhibition, below r0 weakens it
-    (tau_pre must equal tau_post; a_minus is unused)."""
+    (tau_pre must equal tau_post; a_minus is unused).
+
+    rule "reward" (reward-modulated STDP, Izhikevich 2007): the hebbian
+    rule's pairings go into a per-synapse eligibility trace c instead of the
+    weight, and a dopamine level d (one per projection, every reward
+    projection fed by the same "reward" input port: one global signal) turns
+    them into weight changes (plasticity.reward_step):
+        c <- c exp(-dt/tau_elig) + pairings (post fires: +a_plus x_pre; pre fires: -a_minus y_post)
+        w <- clip(w + eta d c, 0, w_max)
+        d <- d exp(-dt/tau_dopamine) + reward
+    eta = `target` (per unit of dopamine per step), tau_elig ~1 s and
+    tau_dopamine ~0.2 s in ms. The circuit needs an input port named
+    "reward" (one channel; its value is the reward delivered that step).
+    Gather and bcoo paths, eager; no synaptic scaling."""
 
     tau_pre: float = 20.0
     tau_post: float = 20.0
@@ -278,6 +291,8 @@ class STDP:
     scaling: bool = False
     rule: str = "hebbian"
     target: float = 0.0
+    tau_elig: float = 1000.0
+    tau_dopamine: float = 200.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -660,9 +675,21 @@ class Circuit:
             )
             _need(s.a_plus >= 0 and s.a_minus >= 0, f"{where}: a_plus and a_minus must be >= 0")
             _need(
-                s.rule in ("hebbian", "vogels", "delta"),
-                f"{where}: STDP rule={s.rule!r}: use hebbian, vogels or delta",
+                s.rule in ("hebbian", "vogels", "delta", "reward"),
+                f"{where}: STDP rule={s.rule!r}: use hebbian, vogels, delta or reward",
             )
+            if s.rule == "reward":
+                rewards = [p for p in self.inputs if p.name == "reward"]
+                _need(
+                    len(rewards) == 1 and rewards[0].channels == 1,
+                    f"{where}: the reward rule needs one 'reward' input port with 1 channel "
+                    "(the reward delivered each step)",
+                )
+                _need(
+                    s.tau_elig > 0 and s.tau_dopamine > 0 and s.target > 0 and not s.scaling,
+                    f"{where}: the reward rule needs tau_elig > 0 and tau_dopamine > 0 ms, eta (target) > 0 "
+                    "and no synaptic scaling",
+                )
             if s.rule == "delta":
                 teachers = [p for p in self.inputs if p.name == "teacher"]
                 _need(

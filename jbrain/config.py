@@ -151,6 +151,11 @@ class BrainConfig:
     teach_tau: float = 2.0
     teach_target: float = 0.7
     teacher_gain: float = 0.2
+    # reward (cortex --teach): a reward-modulated readout M -> O for /good and /bad
+    reward: bool = False
+    reward_eta: float = 1e-4
+    reward_w: float = 0.05
+    reward_w_max: float = 0.5
     # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
@@ -259,6 +264,16 @@ class BrainConfig:
                 f"need 0 <= --teach_w={self.teach_w} <= --teach_w_max={self.teach_w_max}, and "
                 "--teach_eta, --teach_target and --memory_w > 0",
             )  # fmt: skip
+        need(
+            not self.reward or self.teach,
+            "--reward needs --teach (its readout M -> O ends on the teachable brain's motor layer): "
+            "use --flagfile=experiments/configs/teach_small.flags --reward",
+        )
+        need(
+            not self.reward or (0 <= self.reward_w <= self.reward_w_max and self.reward_eta > 0),
+            f"need 0 <= --reward_w={self.reward_w} <= --reward_w_max={self.reward_w_max} and "
+            "--reward_eta > 0",
+        )
         need(
             self.long_clusters >= 0
             and (not self.long_clusters or self.long_fan_in % self.long_clusters == 0),
@@ -602,7 +617,12 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     inhibitory pool `P` (--motor_pool neurons, each fired by any spike of
     the --motor_pool_fan_in random motor neurons it hears, and inhibiting as
     many, weight --motor_inh): a window's most driven group fires and holds
-    the others down (winner-take-all). The taught readout memory_output
+    the others down (winner-take-all). With --reward, a second readout
+    memory_reward M -> O (--teach_fan_in synapses per motor neuron, born
+    U[0, --reward_w), within [0, --reward_w_max]) learns by reward-modulated
+    STDP (Izhikevich 2007; eligibility tau 1 s, dopamine tau 0.2 s, rate
+    --reward_eta) from a "reward" port that /good and /bad feed
+    (jbrain/learn.py). The taught readout memory_output
     M -> O (--teach_fan_in synapses per motor neuron, born
     U[-teach_w, teach_w): random drive, so an untaught brain's reply already
     depends on the message; signed, within +-teach_w_max) is written only
@@ -646,6 +666,15 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
         InputPort("clock", "M", c.clock_channels, m // c.clock_channels, 0, c.clock_gain),
         InputPort("teacher", "O", c.output_channels, c.motor_group, 0, c.teacher_gain),
     )
+    if c.reward:  # /good and /bad (jbrain/learn.py): reward-modulated STDP on a second readout M -> O
+        rule = STDP(20.0, 20.0, 1.0, 1.0, False, "reward", c.reward_eta, tau_elig=1000.0, tau_dopamine=200.0)
+        taught.append(
+            Projection(
+                "memory_reward", "M", "O", "random", c.teach_fan_in, w_lo=0.0, w_hi=c.reward_w,
+                w_max=c.reward_w_max, delay=c.delay, plasticity=rule,
+            )
+        )  # fmt: skip
+        ports = (*ports, InputPort("reward", "O", 1, 1, 0, 0.0))
     return (relay, memory, motor, pool), taught, ports
 
 
@@ -659,4 +688,5 @@ SHAPE_FIELDS = (
     "preset", "n_neurons", "fan_in", "sheet", "inh_fraction", "connectivity", "synapse", "delay",
     "long_fan_in", "input_channels", "output_channels", "teach", "memory_neurons", "memory_fan_in",
     "relay_group", "clock_channels", "teach_fan_in", "motor_group", "motor_pool", "motor_pool_fan_in",
+    "reward",
 )  # fmt: skip

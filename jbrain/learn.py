@@ -9,11 +9,40 @@ that the association activity of (cue, window r) predicts that group's
 drive. Nothing is stored on the host: the association lives in the
 readout's weights, saved and restored with the rest of the state, and
 ordinary bursts never change them.
+
+Reward: `/good`, `/bad` and `reward(session, r)` credit the LAST reply of a
+rewardable brain (`--reward`: a readout M -> O with reward-modulated STDP,
+plasticity.reward_step, Izhikevich 2007). While the brain replies, each
+pre-then-post pairing on that readout adds to its synapse's eligibility c,
+which decays with tau_elig ~1 s. A user takes seconds to judge the reply,
+and a `--live` brain steps thousands of times meanwhile, so c alone would
+have forgotten the reply: at the end of each reply burst the session holds
+it (`Session.hold_reply`: tag <- c, kept without decay; the live steps
+change c, never the tag). Feedback r in [-1, 1] is then one burst of the
+feedback program (`Plan.feedback`, FEEDBACK_TAUS dopamine time constants
+long) whose first step delivers r on the "reward" port:
+    d_t = r exp(-t dt/tau_dopamine),   w <- clip(w + eta d_t tag, 0, w_max)
+so each synapse moves by about eta r tag tau_dopamine/dt (up for /good on
+the pairings of the reply, down for /bad; synapses that did not pair in the
+reply keep their weights), inside the jitted burst, as ordinary learning.
+Then the tag and dopamine are spent (zeroed): one feedback per reply.
 """
 
 from __future__ import annotations
 
+import math
+
+import numpy as np
+
+from jbrain import brain
 from jbrain.text import Codec, reply
+
+FEEDBACK_TAUS = 5  # a feedback burst lasts this many dopamine time constants (99.3% of its effect)
+NOT_REWARDABLE = (
+    "this brain has no reward-modulated synapses: start one with --reward, e.g. "
+    "--flagfile=experiments/configs/teach_small.flags --reward --fresh"
+)
+NO_REPLY = "no reply to credit: send a message, then /good or /bad (one per reply)"
 
 USAGE = "usage: /teach CUE => REPLY  (e.g. /teach hello => hi there)"
 
@@ -58,3 +87,53 @@ def teach(session, cue: str, answer: str, *, codec: Codec | None = None) -> str:
 def answer(session, cue: str, *, codec: Codec | None = None) -> str:
     """The brain's reply to `cue` (an ordinary message: `text.reply`)."""
     return reply(session, codec or Codec.for_circuit(session.circuit), cue)
+
+
+def reward_problem(session, r: object) -> str | None:
+    """Why `reward(session, r)` cannot credit anything (one line), or None."""
+    if isinstance(r, bool) or not isinstance(r, (int, float)) or not -1.0 <= r <= 1.0:
+        return f"reward r={r!r} must be a number in [-1, 1] (1: good, -1: bad)"
+    if not brain.reward_projections(session.circuit):
+        return NOT_REWARDABLE
+    if not getattr(session, "reply_held", False):
+        return NO_REPLY
+    return None
+
+
+def feedback_steps(circuit) -> int:
+    """Steps of a feedback burst: FEEDBACK_TAUS of the longest dopamine decay."""
+    tau = max(
+        q.plasticity.tau_dopamine for q in circuit.projections if q.name in brain.reward_projections(circuit)
+    )
+    return math.ceil(FEEDBACK_TAUS * tau / circuit.dt)
+
+
+def reward(session, r: float) -> int:
+    """Credit the session's last reply with reward r in [-1, 1] (module
+    docstring): one feedback burst of `feedback_steps` steps (it advances
+    the brain like any burst) with r on the reward port's first step, then
+    the held tag and dopamine spent. Returns the number of synapses whose
+    weight changed. ValueError with one line (`reward_problem`) when r is out
+    of range, the brain has no reward projection, or no reply awaits credit;
+    nothing changes then."""
+    why = reward_problem(session, r)
+    if why:
+        raise ValueError(why)
+    circuit = session.circuit
+    names = brain.reward_projections(circuit)
+    with session.lock:
+        before = {name: np.asarray(session.state.projections[name].weights) for name in names}
+        length = feedback_steps(circuit)
+        stims = np.zeros((length, circuit.input_channels), np.float32)
+        first = 0
+        for port in circuit.inputs:
+            if port.name == "reward":
+                stims[0, first] = r
+            first += port.channels
+        session.run(length, stims, feedback=True)
+        session.state = brain.spend_feedback(circuit, session.state)
+        session.reply_held = False
+        return sum(
+            int(np.count_nonzero(np.asarray(session.state.projections[name].weights) != before[name]))
+            for name in names
+        )

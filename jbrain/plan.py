@@ -56,7 +56,9 @@ class Plan:
     recompile); replay_rows: out-rows per program of the Pallas
     deferred-STDP kernel; teaching: this burst runs the teacher-gated
     delta rule (stdp form "delta"; a program of its own, so ordinary
-    bursts never touch a taught readout); devices: the neuron axis is
+    bursts never touch a taught readout); feedback: this burst credits a
+    chat reply's held eligibility (stdp form "reward" reads its tag, not its
+    live trace: `learn.reward`); devices: the neuron axis is
     split over the first `devices` devices of `jax.devices()` (jbrain/shard.py;
     1: the single-device program); exchange: how the shards swap each
     step's spikes (devices > 1; "none" on one device): "words", every
@@ -76,6 +78,7 @@ class Plan:
     record_sheet: bool = False
     replay_rows: int = 16
     teaching: bool = False
+    feedback: bool = False
     devices: int = 1
     exchange: str = "none"
 
@@ -241,6 +244,14 @@ def resolve(
         form = None
         if q.plasticity is not None and q.plasticity.rule == "delta":
             form = "delta"  # dense, on the gather or bcoo path; only in teaching bursts
+        elif q.plasticity is not None and q.plasticity.rule == "reward":
+            if stdp == "deferred":
+                raise ValueError(
+                    f"--stdp=deferred cannot run projection {q.name!r}: its reward rule keeps an "
+                    "eligibility trace per synapse and runs eagerly on the gather path; "
+                    "use --stdp=eager or auto"
+                )
+            form = "reward"  # dense, on the gather or bcoo path (not event_capable)
         elif q.plasticity is not None:
             deferrable = path == "event" and not q.plasticity.scaling
             if stdp == "deferred" and not deferrable:

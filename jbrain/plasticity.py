@@ -197,6 +197,52 @@ def delta_step(
     return w.reshape(-1), x_pre
 
 
+def reward_step(
+    q: Projection,
+    dt: float,
+    wiring: ProjectionWiring,
+    weights: jax.Array,
+    elig: jax.Array,
+    tag: jax.Array,
+    dopamine: jax.Array,
+    x_pre: jax.Array,
+    y_post: jax.Array,
+    s_pre: jax.Array,
+    s_post: jax.Array,
+    reward: jax.Array | float,
+    *,
+    feedback: bool = False,
+    fence: Callable[[Any], Any] = _same,
+) -> tuple[jax.Array, jax.Array, jax.Array, jax.Array, jax.Array]:
+    """One step of reward-modulated STDP (rule "reward", Izhikevich 2007;
+    gather and bcoo paths). weights, elig, tag (N_post*K,) f32 post-major;
+    dopamine () f32; traces as `dense_step`; reward () f32 delivered this
+    step (the "reward" port). For synapse (i, k) from j = pre[i, k], with
+    ltp = a_plus x_pre, ltd = a_minus y_post (traces before the bump):
+        c <- c exp(-dt/tau_elig)
+        post i fired: c <- c + ltp[j]          (pre before post)
+        pre j fired:  c <- c - ltd[i]          (post before pre)
+        d <- d exp(-dt/tau_dopamine) + reward
+        w <- clip(w + eta d e, 0, w_max),   eta = `STDP.target`
+    where the eligibility e read by the weights is c in an ordinary burst
+    and the held tag in a feedback burst (`Plan.feedback`: the delayed
+    credit of a chat reply, `learn.reward`; c keeps its own dynamics
+    there). With d = 0 the weights do not change. A reward r at step t adds
+    eta r e(t') exp(-(t'-t) dt/tau_dopamine) at every later step t': a
+    pairing is credited by a reward that comes within ~tau_elig of it.
+    Returns (weights, elig, dopamine, x_pre, y_post)."""
+    n, k = wiring.pre.shape
+    r = q.plasticity
+    ltp, ltd, x_pre, y_post = trace_step(q, dt, x_pre, y_post, s_pre, s_post, fence)
+    c = elig.reshape(n, k) * math.exp(-dt / r.tau_elig)
+    c = jnp.where((s_post != 0)[:, None], c + ltp[wiring.pre], c)
+    c = jnp.where(s_pre[wiring.pre] != 0, c - ltd[:, None], c)
+    d = dopamine * math.exp(-dt / r.tau_dopamine) + jnp.asarray(reward, jnp.float32)
+    e = tag.reshape(n, k) if feedback else c
+    w = jnp.clip(weights.reshape(n, k) + (r.target * d) * e, 0.0, q.w_max)
+    return w.reshape(-1), c.reshape(-1), d, x_pre, y_post
+
+
 # ---- deferred LTP (the event path on GPUs) ----
 #
 # A pre neuron's out-row is read (W @ s) only on the steps it fires, and

@@ -68,6 +68,9 @@ class Session:
         self.last_rate = float(state.homeostasis.rate)
         self.messages = messages
         self.warnings: list[str] = []
+        # a reply's eligibility is held for /good or /bad (`hold_reply`, `learn.reward`);
+        # a restored brain starts with none (its held tag, if any, is not credited)
+        self.reply_held = False
         self.notes: list[str] = []  # what `open` did (restored, flags applied, ...)
         self.faulted = False
         # checkpoints: the store, the autosave policy, the step saved last
@@ -216,18 +219,20 @@ class Session:
         return session
 
     def run(
-        self, length: int, stims: np.ndarray | None = None, *, teaching: bool = False
+        self, length: int, stims: np.ndarray | None = None, *, teaching: bool = False, feedback: bool = False
     ) -> dict[str, np.ndarray]:
         """Advance `length` steps as one burst; returns host metrics (T-leading).
 
         stims: (length, input_channels) f32 or None. teaching: run the
         teaching program (`Plan.teaching`: the delta rule learns from the
-        stimulus's teacher channels). Raises BrainFault on non-finite state
-        (the previous state is not kept: stop and restore).
+        stimulus's teacher channels). feedback: run the feedback program
+        (`Plan.feedback`: the reward rule's weights follow the held tag;
+        `learn.reward`). Raises BrainFault on non-finite state (the previous
+        state is not kept: stop and restore).
         """
         with self.lock:
             first = self.step + 1
-            host, status, words = self._burst(length, stims, teaching)
+            host, status, words = self._burst(length, stims, teaching, feedback)
             self.step += length
             self.last_rate = float(host["rate"][-1])
             if self.log is not None:
@@ -249,7 +254,7 @@ class Session:
             return host
 
     def _burst(
-        self, length: int, stims: np.ndarray | None, teaching: bool
+        self, length: int, stims: np.ndarray | None, teaching: bool, feedback: bool = False
     ) -> tuple[dict, int, jax.Array | None]:
         """One exact burst: (host metrics, status bits, the sheet's words
         (T, W) uint32 on the device when the plan records them, else None).
@@ -264,7 +269,9 @@ class Session:
         while True:
             listed = self.plan.uses_spike_list
             run = brain.burst_packed_keeping_input if listed else brain.burst_packed
-            plan = dataclasses.replace(self.plan, teaching=True) if teaching else self.plan
+            plan = self.plan
+            if teaching or feedback:
+                plan = dataclasses.replace(plan, teaching=teaching, feedback=feedback)
             state, packed, raster = run(self.circuit, plan, self.wiring, self.state, stims, length=length)
             words = None
             if self.plan.record_sheet:  # the words go to the recorder's thread, not through this copy
@@ -333,6 +340,16 @@ class Session:
             f"{self.log.path} is missing lines ({checkpoint.one_line(error)}); the brain keeps "
             "running: free disk space or fix WORKDIR"
         )
+
+    def hold_reply(self) -> None:
+        """After a reply burst: hold its eligibility for its feedback
+        (`brain.hold_eligibility`, tag <- c on every reward projection) and
+        note that a reply awaits credit (`reply_held`). Nothing for a brain
+        without reward projections."""
+        with self.lock:
+            if brain.reward_projections(self.circuit):
+                self.state = brain.hold_eligibility(self.circuit, self.state)
+                self.reply_held = True
 
     def mean_threshold(self) -> float:
         with self.lock:

@@ -87,12 +87,21 @@ class ProjectionState:
     (the sign comes from the pre population); x_pre (N_pre,), y_post
     (N_post,) f32 STDP traces (zeros, untouched, without plasticity); g
     (N_post,) f32 conductance of an "exp" synapse, None for "delta".
+    Reward-modulated STDP (rule "reward"; None for every other projection):
+    elig (N_post*K,) f32 eligibility traces c, post-major like the weights;
+    tag (N_post*K,) f32 the eligibility held for a reply's delayed feedback
+    (`learn.reward`: copied from c at the end of a reply, read, without
+    decay, by the feedback burst, then cleared); dopamine () f32 the
+    dopamine level d this projection sees.
     """
 
     weights: jax.Array
     x_pre: jax.Array
     y_post: jax.Array
     g: jax.Array | None = None
+    elig: jax.Array | None = None
+    tag: jax.Array | None = None
+    dopamine: jax.Array | None = None
 
 
 @chex.dataclass(frozen=True)

@@ -46,6 +46,8 @@ Relay, clock and teacher (a teachable brain, `--teach`: input ports
     channel is -1, which holds every group down and teaches them all
     silence, so the padding of short replies does not teach a "space"
     group to outshout the letters of long ones.
+    Reward (`--reward`: one more channel, "reward", after the teacher's):
+    always 0 in a message; `learn.reward` puts the user's r there.
 
 Decoder (out_counts (T, output_channels) int32 -> R characters)
     Window r spans steps [T_in + floor(r * T_out / R), T_in + floor((r+1) * T_out / R)),
@@ -122,6 +124,7 @@ class Codec:
     clock_channels: int = 0
     teacher: bool = False
     relay: bool = False
+    reward: bool = False
 
     def __post_init__(self) -> None:
         t, r = self.reply_steps, self.reply_chars
@@ -153,7 +156,11 @@ class Codec:
             )
         ports = {p.name: p.channels for p in circuit.inputs}
         names = [p.name for p in circuit.inputs]
-        if names not in (["text"], ["text", "relay", "clock", "teacher"]):
+        if names not in (
+            ["text"],
+            ["text", "relay", "clock", "teacher"],
+            ["text", "relay", "clock", "teacher", "reward"],
+        ):
             raise ValueError(f"the {circuit.name} circuit's input ports {names} do not fit the text codec")
         return cls(
             reply_steps=reply_steps,
@@ -163,13 +170,14 @@ class Codec:
             clock_channels=ports.get("clock", 0),
             teacher="teacher" in ports,
             relay="relay" in ports,
+            reward="reward" in ports,
         )
 
     @property
     def stim_channels(self) -> int:
-        """Width of a stimulus: text, relay (the text again), clock and teacher channels."""
+        """Width of a stimulus: text, relay (the text again), clock, teacher and reward channels."""
         text = self.input_channels * (2 if self.relay else 1)
-        return text + self.clock_channels + (self.output_channels if self.teacher else 0)
+        return text + self.clock_channels + (self.output_channels if self.teacher else 0) + int(self.reward)
 
     def window_edges(self) -> np.ndarray:
         """(R + 1,) int64: reply window r spans steps [edges[r], edges[r + 1])."""
@@ -263,7 +271,12 @@ def reply(session: _Runs, codec: Codec, text: str | bytes) -> str:
     """Present `text` to the brain for one reply burst and decode its answer.
 
     Runs `session.run(codec.reply_steps, codec.encode(text))`: the reply's
-    steps advance the brain (and go to its debug log) like any others.
+    steps advance the brain (and go to its debug log) like any others. A
+    session with `hold_reply` (Session) then holds the reply's eligibility
+    for its feedback (`learn.reward`).
     """
     metrics = session.run(codec.reply_steps, codec.encode(text))
+    hold = getattr(session, "hold_reply", None)
+    if hold is not None:  # a rewardable brain keeps this reply's eligibility for /good, /bad
+        hold()
     return codec.decode(metrics["out_counts"])

@@ -143,7 +143,7 @@ def test_vogels_needs_a_target_and_equal_time_constants():
                 Projection("IE", "I", "E", plasticity=STDP(20.0, 10.0, rule="vogels", target=0.05)),
             ),
         )
-    with pytest.raises(ValueError, match="STDP rule='oja': use hebbian, vogels or delta"):
+    with pytest.raises(ValueError, match="STDP rule=.oja.: use hebbian, vogels, delta or reward"):
         dataclasses.replace(
             cortex().circuit(), projections=(Projection("IE", "I", "E", plasticity=STDP(rule="oja")),)
         )

@@ -67,7 +67,7 @@ def test_eval_launcher_errors_are_one_line():
     assert r.returncode == 2
     assert r.stderr.decode() == (
         "jbrain eval: error: unknown task 'recall'; usage: jbrain eval "
-        "{selectivity,consistency,associations,digits} [--flags]   "
+        "{selectivity,consistency,associations,digits,distal-reward} [--flags]   "
         "(jbrain eval TASK --help for flags)\n"
     )
     r = jbrain_cli("eval", "selectivity", "--presentations=0", "--n_neurons=2000")
@@ -85,6 +85,17 @@ def test_eval_launcher_errors_are_one_line():
     assert r.stderr.decode().strip() == (
         "jbrain eval associations: error: --pairs=/no/such/file: No such file or directory: "
         "pass a readable file"
+    )
+    r = jbrain_cli("eval", "distal-reward", "--distal_seconds=5")
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == (
+        "jbrain eval distal-reward: error: --distal_seconds=5 must be >= 10 (seconds of model time)"
+    )
+    r = jbrain_cli("eval", "distal-reward", "--plot=/no/such/dir/d.png")
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == (
+        "jbrain eval distal-reward: error: --plot='/no/such/dir/d.png': its folder /no/such/dir does not "
+        "exist: create it"
     )
 
 
