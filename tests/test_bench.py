@@ -18,8 +18,8 @@ from experiments import benchkit
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def _run(args: list[str], **kw) -> subprocess.CompletedProcess:
-    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu")
+def _run(args: list[str], extra_env: dict | None = None, **kw) -> subprocess.CompletedProcess:
+    env = dict(os.environ, PYTHONPATH=ROOT, JAX_PLATFORMS="cpu", **(extra_env or {}))
     env.pop("OUT", None)
     return subprocess.run(
         [sys.executable, *args], cwd=ROOT, env=env, capture_output=True, text=True, timeout=300, **kw
@@ -244,3 +244,21 @@ def test_cupy_seed_dry_run_on_numpy(tmp_path):
     (row,) = json.loads(out.read_text())["rows"]
     assert row["N"] == 2000 and row["reps"] == 2 and row["warmup_steps"] == 200
     assert 0 < row["us_per_step_best"] <= row["us_per_step_median"] and 0 < row["rate_mean"] < 0.5
+
+
+def test_bench_shard_smoke(tmp_path):
+    # experiments/bench_shard.py on 2 forced CPU devices: every row kind comes back
+    out = tmp_path / "shard.json"
+    p = _run(
+        [
+            "-m", "experiments.bench_shard", "--devices=1,2", "--exchanges=words,list", "--sizes=4000",
+            "--steps=5", "--reps=1", "--sharded_plan", "--exchange_cost", f"--out={out}",
+        ],
+        extra_env={"XLA_FLAGS": "--xla_force_host_platform_device_count=2"},
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    rows = json.loads(out.read_text())["rows"]
+    kinds = [(r.get("devices"), r.get("sharded_plan"), r.get("exchange")) for r in rows]
+    assert kinds[:4] == [(1, False, "none"), (1, True, "none"), (2, True, "words"), (2, True, "list")]
+    assert rows[2]["bytes_per_step"] == 4000 // 8 and rows[2]["paths"] == ["gather"]
+    assert set(rows[4]["exchange_cost_us"]) == {"words", "list"} and rows[4]["list_capacity"] == 400
