@@ -230,6 +230,45 @@ def test_native_event_stdp_equals_xla(frac):
 
 
 @on_cpu
+@pytest.mark.parametrize("frac", [0.05, 0.4])
+def test_native_kernels_on_long_lists_equal_xla(frac):
+    # lists long enough to be split over threads (cpu_kernels.cc, Threads): at 0.4,
+    # 8,000 spikers x 32 synapses give every core of this machine a share
+    q, dt, wiring, _ = plastic_brain(20000, 32, seed=5)
+    n, k = 20000, 32
+    keys = jax.random.split(jax.random.key(7), 5)
+    spikes = (jax.random.uniform(keys[0], (n,)) < frac).astype(jnp.uint8)
+    weights = jax.random.choice(keys[1], jnp.array([0.0, 0.0001, 0.025, 0.0499, 0.05]), (n * k,))
+    x_pre = jax.random.exponential(keys[2], (n,)) * 40.0
+    y_post = jax.random.exponential(keys[3], (n,)) * 40.0
+    ids, _ = synapses.spike_list(spikes, n)
+    shuffled = jax.random.permutation(keys[4], ids)
+    native = cpu_native.event_propagate(wiring.out_post, weights, shuffled)
+    np.testing.assert_array_equal(native, synapses.propagate_event(wiring, weights, ids))
+    ltp, ltd, _, _ = plasticity.trace_step(q, dt, x_pre, y_post, spikes, spikes)
+    native = cpu_native.event_stdp(
+        wiring.pre, wiring.out_post, jnp.array(weights), spikes, shuffled, ltp, ltd, w_max=q.w_max
+    )
+    xla, _, _ = plasticity.stdp_step(q, dt, wiring, weights, x_pre, y_post, spikes, spikes, ids, ids)
+    np.testing.assert_array_equal(native, xla)
+
+
+@on_cpu
+def test_native_kernels_split_over_more_threads_than_cores_equal_xla(tmp_path):
+    # $JBRAIN_CPU_THREADS=3 (read once per process): three shares of each list, whatever the cores
+    env = dict(cli_env(), JBRAIN_CPU_THREADS="3")
+    test = "tests/test_backends.py::test_native_kernels_on_long_lists_equal_xla"
+    report = tmp_path / "report.xml"
+    p = subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:xdist", "-p", "no:cacheprovider", f"--junitxml={report}",
+         test],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stdout[-2000:] + p.stderr[-2000:]
+    assert 'tests="2"' in report.read_text() and 'failures="0"' in report.read_text()
+
+
+@on_cpu
 def test_the_native_plan_calls_the_kernels_and_the_xla_plan_does_not():
     circuit, _, wiring, state = tiny(small(plasticity=True))
     for backend, stdp in (("cpu_native", "eager"), ("xla", "eager"), ("cpu_native", "deferred")):

@@ -104,7 +104,8 @@ def _compile() -> tuple[str | None, str | None]:
         os.close(fd)
     except OSError as e:
         return None, f"cannot write the cache folder {cache_dir()} ({e.strerror}): set JBRAIN_CACHE"
-    cmd = [cxx, "-O2", "-std=c++17", "-shared", "-fPIC", "-w", "-I", jax.ffi.include_dir(), SOURCE, "-o", tmp]
+    cmd = [cxx, "-O2", "-std=c++17", "-pthread", "-shared", "-fPIC", "-w", "-I", jax.ffi.include_dir()]
+    cmd += [SOURCE, "-o", tmp]
     try:
         done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     except (OSError, subprocess.TimeoutExpired) as e:

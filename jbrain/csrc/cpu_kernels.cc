@@ -23,9 +23,22 @@
 // Why: XLA:CPU gathers the C spiker rows element by element (~3 ns each,
 // C*K of them, padding included) before its scatter; here a row is two
 // cache-line pairs, fetched PREFETCH rows ahead so their misses overlap.
+//
+// Threads: both kernels split the spike list into T contiguous shares, one
+// per thread (T = the cores this process may run on, or $JBRAIN_CPU_THREADS;
+// one thread when the list holds fewer than kMinEventsPerThread synapse
+// events per thread, where starting threads costs more than it saves).
+// EventPropagate gives each share its own int32 accumulator and adds them
+// (integer sums: the same numbers for any T); EventStdp needs none, since
+// every weight is written by at most one spiker.
+#include <sched.h>
+
 #include <algorithm>
 #include <cstdint>
+#include <cstdlib>
 #include <cstring>
+#include <thread>
+#include <vector>
 
 #include "xla/ffi/api/ffi.h"
 
@@ -35,6 +48,35 @@ namespace {
 
 constexpr int kFracBits = 20;  // config.WEIGHT_FRAC_BITS (checked by cpu_kernels.py)
 constexpr int64_t kPrefetch = 16;  // rows ahead
+constexpr int64_t kMinEventsPerThread = 16384;  // synapse events (C*K) a thread must have to be worth starting
+
+// Threads for a list of `events` synapse events: $JBRAIN_CPU_THREADS if set
+// (>= 1), else the cores in this process's affinity mask; fewer when the
+// list is short.
+int64_t Threads(int64_t events) {
+  static const int64_t cores = [] {
+    if (const char* env = std::getenv("JBRAIN_CPU_THREADS")) {
+      const long t = std::strtol(env, nullptr, 10);
+      if (t >= 1) return static_cast<int64_t>(t);
+    }
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof(set), &set) == 0) return static_cast<int64_t>(std::max(1, CPU_COUNT(&set)));
+    return static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
+  }();
+  return std::max<int64_t>(1, std::min(cores, events / kMinEventsPerThread));
+}
+
+// Runs body(t, begin, end) for t < T over the shares [begin, end) of [0, c);
+// share 0 on the calling thread.
+template <typename Body>
+void Parallel(int64_t threads, int64_t c, Body body) {
+  std::vector<std::thread> pool;
+  for (int64_t t = 1; t < threads; ++t) {
+    pool.emplace_back(body, t, c * t / threads, c * (t + 1) / threads);
+  }
+  body(0, 0, c / threads);
+  for (auto& th : pool) th.join();
+}
 
 ffi::Error EventPropagate(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weights_pre,
                           ffi::Buffer<ffi::S32> ids, ffi::ResultBuffer<ffi::F32> current) {
@@ -48,32 +90,42 @@ ffi::Error EventPropagate(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> 
   const float* w = weights_pre.typed_data();
   const int32_t* id = ids.typed_data();
   float* out = current->typed_data();
-  static_assert(sizeof(int32_t) == sizeof(float), "the accumulator lives in the output buffer");
-  int32_t* acc = reinterpret_cast<int32_t*>(out);
-  std::memset(acc, 0, n * sizeof(int32_t));
+  static_assert(sizeof(int32_t) == sizeof(float), "share 0's accumulator lives in the output buffer");
+  const int64_t threads = Threads(c * k);
+  // share 0 accumulates in the output buffer, share t > 0 in acc[t - 1]
+  std::vector<std::vector<int32_t>> extra(threads - 1, std::vector<int32_t>(n, 0));
+  int32_t* own = reinterpret_cast<int32_t*>(out);
+  std::memset(own, 0, n * sizeof(int32_t));
   const float scale = static_cast<float>(1 << kFracBits);
-  for (int64_t r = 0; r < c; ++r) {
-    if (r + kPrefetch < c) {
-      const int64_t ahead = id[r + kPrefetch];
-      if (ahead >= 0 && ahead < n) {
-        for (int64_t b = 0; b < k; b += 16) {  // 64-byte lines
-          __builtin_prefetch(post + ahead * k + b);
-          __builtin_prefetch(w + ahead * k + b);
+  Parallel(threads, c, [&](int64_t t, int64_t begin, int64_t end) {
+    int32_t* acc = t == 0 ? own : extra[t - 1].data();
+    for (int64_t r = begin; r < end; ++r) {
+      if (r + kPrefetch < end) {
+        const int64_t ahead = id[r + kPrefetch];
+        if (ahead >= 0 && ahead < n) {
+          for (int64_t b = 0; b < k; b += 16) {  // 64-byte lines
+            __builtin_prefetch(post + ahead * k + b);
+            __builtin_prefetch(w + ahead * k + b);
+          }
         }
       }
+      const int64_t j = id[r];
+      if (j < 0 || j >= n) continue;  // padding (id N)
+      const int32_t* p = post + j * k;
+      const float* wr = w + j * k;
+      for (int64_t s = 0; s < k; ++s) {
+        const int32_t q = static_cast<int32_t>(wr[s] * scale + 0.5f);
+        const int32_t target = p[s];
+        if (target >= 0 && target < n) acc[target] += q;
+      }
     }
-    const int64_t j = id[r];
-    if (j < 0 || j >= n) continue;  // padding (id N)
-    const int32_t* p = post + j * k;
-    const float* wr = w + j * k;
-    for (int64_t s = 0; s < k; ++s) {
-      const int32_t q = static_cast<int32_t>(wr[s] * scale + 0.5f);
-      const int32_t t = p[s];
-      if (t >= 0 && t < n) acc[t] += q;
-    }
-  }
+  });
   const float inv = 1.0f / scale;
-  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(acc[i]) * inv;
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t sum = own[i];
+    for (const auto& a : extra) sum += a[i];
+    out[i] = static_cast<float>(sum) * inv;
+  }
   return ffi::Error::Success();
 }
 
@@ -102,46 +154,48 @@ ffi::Error EventStdp(ffi::Buffer<ffi::S32> pre, ffi::Buffer<ffi::S32> out_post, 
   // Two-stage prefetch: the rows of spiker r + 2D, then what spiker r + D
   // scatters to (in-row weights, spikes and traces of its pre and post
   // neurons), whose ids are in cache by then.
-  for (int64_t r = 0; r < c; ++r) {
-    if (r + 2 * kPrefetch < c) {
-      const int64_t ahead = id[r + 2 * kPrefetch];
-      if (ahead >= 0 && ahead < n) {
-        for (int64_t b = 0; b < k; b += 16) {
-          __builtin_prefetch(pr + ahead * k + b);
-          __builtin_prefetch(po + ahead * k + b);
-          __builtin_prefetch(w + ahead * k + b);
+  Parallel(Threads(c * k), c, [&](int64_t, int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) {
+      if (r + 2 * kPrefetch < end) {
+        const int64_t ahead = id[r + 2 * kPrefetch];
+        if (ahead >= 0 && ahead < n) {
+          for (int64_t b = 0; b < k; b += 16) {
+            __builtin_prefetch(pr + ahead * k + b);
+            __builtin_prefetch(po + ahead * k + b);
+            __builtin_prefetch(w + ahead * k + b);
+          }
+        }
+      }
+      if (r + kPrefetch < end) {
+        const int64_t ahead = id[r + kPrefetch];
+        if (ahead >= 0 && ahead < n) {
+          for (int64_t q = 0; q < k; ++q) {
+            const int64_t p = pr[ahead * k + q], i = po[ahead * k + q];
+            __builtin_prefetch(w + p * k + q, 1);
+            __builtin_prefetch(lp + p);
+            __builtin_prefetch(s + p);
+            __builtin_prefetch(ld + i);
+            __builtin_prefetch(s + i);
+          }
+        }
+      }
+      const int64_t j = id[r];
+      if (j < 0 || j >= n) continue;
+      const float ltp_j = lp[j];
+      for (int64_t q = 0; q < k; ++q) {
+        const int64_t e = j * k + q;
+        const int32_t i = po[e];
+        float x = w[e];
+        if (s[i]) x = Clip(x + ltp_j, w_max);
+        w[e] = Clip(x - ld[i], w_max);
+        const int32_t p = pr[e];
+        if (!s[p]) {
+          float& y = w[static_cast<int64_t>(p) * k + q];
+          y = Clip(y + lp[p], w_max);
         }
       }
     }
-    if (r + kPrefetch < c) {
-      const int64_t ahead = id[r + kPrefetch];
-      if (ahead >= 0 && ahead < n) {
-        for (int64_t q = 0; q < k; ++q) {
-          const int64_t p = pr[ahead * k + q], i = po[ahead * k + q];
-          __builtin_prefetch(w + p * k + q, 1);
-          __builtin_prefetch(lp + p);
-          __builtin_prefetch(s + p);
-          __builtin_prefetch(ld + i);
-          __builtin_prefetch(s + i);
-        }
-      }
-    }
-    const int64_t j = id[r];
-    if (j < 0 || j >= n) continue;
-    const float ltp_j = lp[j];
-    for (int64_t q = 0; q < k; ++q) {
-      const int64_t e = j * k + q;
-      const int32_t i = po[e];
-      float x = w[e];
-      if (s[i]) x = Clip(x + ltp_j, w_max);
-      w[e] = Clip(x - ld[i], w_max);
-      const int32_t p = pr[e];
-      if (!s[p]) {
-        float& y = w[static_cast<int64_t>(p) * k + q];
-        y = Clip(y + lp[p], w_max);
-      }
-    }
-  }
+  });
   return ffi::Error::Success();
 }
 
