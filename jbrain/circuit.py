@@ -254,9 +254,7 @@ class STDP:
         u_i = sum_j w_ij r_j                          (the post's predicted drive)
         w_ij <- clip(w_ij + a_plus r_j (T_i target - u_i), -w_max, w_max)  (LMS)
     on the steps a teacher channel is on: eta = a_plus per step, `target`
-    the drive per step a taught post should get; a_minus the margin: in a
-    window that teaches a letter the other posts' T_i is -a_minus, not 0
-    (0: no margin); tau_post unused.
+    the drive per step a taught post should get (a_minus, tau_post unused).
     Outside teaching the weights never change. Its weights are signed
     (Dale's law holds for the pathway, not the synapse): w_ij < 0 stands for
     the feedforward inhibition that pre j recruits onto post i through

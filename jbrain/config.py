@@ -150,7 +150,6 @@ class BrainConfig:
     teach_eta: float = 0.3
     teach_tau: float = 2.0
     teach_target: float = 0.7
-    teach_margin: float = 0.0
     teacher_gain: float = 0.2
     # reward (cortex --teach): a reward-modulated readout M -> O for /good and /bad
     reward: bool = False
@@ -261,9 +260,9 @@ class BrainConfig:
             )  # fmt: skip
             need(
                 0 <= self.teach_w <= self.teach_w_max and self.teach_eta > 0 and self.teach_target > 0
-                and self.memory_w > 0 and 0 <= self.teach_margin <= 1,
-                f"need 0 <= --teach_w={self.teach_w} <= --teach_w_max={self.teach_w_max}, "
-                "--teach_eta, --teach_target and --memory_w > 0, and 0 <= --teach_margin <= 1",
+                and self.memory_w > 0,
+                f"need 0 <= --teach_w={self.teach_w} <= --teach_w_max={self.teach_w_max}, and "
+                "--teach_eta, --teach_target and --memory_w > 0",
             )  # fmt: skip
         need(
             not self.reward or self.teach,
@@ -657,9 +656,7 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
         Projection(
             "memory_output", "M", "O", "random", c.teach_fan_in, w_lo=-c.teach_w, w_hi=c.teach_w,
             w_max=c.teach_w_max, delay=c.delay,
-            plasticity=STDP(
-                c.teach_tau, c.teach_tau, c.teach_eta, c.teach_margin, False, "delta", c.teach_target
-            ),
+            plasticity=STDP(c.teach_tau, c.teach_tau, c.teach_eta, 0.0, False, "delta", c.teach_target),
         ),
         Projection("motor_pool", "O", "P", "random", c.motor_pool_fan_in, **fixed(1.0)),
         Projection("pool_motor", "P", "O", "random", c.motor_pool_fan_in, **fixed(c.motor_inh)),

@@ -173,9 +173,6 @@ def delta_step(
     on this step. With d = exp(-dt/tau_pre), r = x_pre' (1 - d) and
     rows r_i = r[pre[i, :]] (K,):
         x_pre' = x_pre d + s_pre
-        T_i <- -margin where T_i = 0 and some T_j = 1   (a taught letter's
-               window: the other groups are pushed below silence; margin =
-               the rule's a_minus, 0 leaves them at 0)
         w_i <- clip(w_i + eta r_i (T_i target - w_i . r_i), -w_max, w_max)
     when `on` (LMS, Widrow-Hoff: the post's predicted drive w_i . r_i moves
     toward its target by eta |r_i|^2 of the gap per step). r is the pres'
@@ -194,8 +191,6 @@ def delta_step(
     x_pre = x_pre * d + s_pre.astype(jnp.float32)
     rows = (x_pre * (1.0 - d))[wiring.pre]
     w = weights.reshape(n, k)
-    if r.a_minus:
-        target = jnp.where((target == 0) & jnp.any(target > 0), -r.a_minus, target)
     error = target * r.target - (w * rows).sum(axis=1)
     step = jnp.where(on, r.a_plus * error, 0.0)
     w = jnp.clip(w + rows * step[:, None], -q.w_max, q.w_max)
