@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from absl import app, flags, logging
 
+from jbrain import compile_cache
 from jbrain.config import PRESETS, BrainConfig, parse_sheet
 from jbrain.plan import BACKENDS, EXCHANGES, PROPAGATIONS, STDP_FORMS
 
@@ -23,6 +24,11 @@ if TYPE_CHECKING:
 
 FLAGS = flags.FLAGS
 _D = BrainConfig()
+flags.DEFINE_string(
+    "compile_cache", "auto",
+    "Folder of JAX's persistent compilation cache, so a restart loads the brain's compiled programs: "
+    "auto ($JBRAIN_CACHE/xla, else ~/.cache/jbrain/xla; JAX_COMPILATION_CACHE_DIR wins), off, or a path.",
+)  # fmt: skip
 
 # One flag per BrainConfig field (help text here; the type from the default).
 _HELP = {
@@ -357,6 +363,7 @@ def run_app(prog: str, main: Callable[[list[str]], None], argv: list[str]) -> No
         if len(args) > 1:
             fail(prog, f"unexpected argument {args[1]!r}: every option is a --flag")
         try:
+            compile_cache.enable(FLAGS.compile_cache)
             main(args)
         except ValueError as e:
             fail(prog, str(e))

@@ -61,6 +61,30 @@ def test_an_unwritable_workdir_is_one_line(tmp_path):
     )
 
 
+def test_the_compile_cache_holds_the_programs_and_a_bad_folder_is_one_line(tmp_path):
+    # --compile_cache=PATH (experiments/common.py -> jbrain/compile_cache.py): a second
+    # start finds the brain's burst there; "off" writes no cache
+    cache, work = tmp_path / "cache", tmp_path / "work"
+    p = jbrain_cli("run", SMALL, "--steps=20", "--burst=20", f"--workdir={work}", f"--compile_cache={cache}")
+    assert p.returncode == 0, p.stderr.decode()[-2000:]
+    assert any(name.startswith("jit__burst_packed-") for name in os.listdir(cache)), os.listdir(cache)
+    env_cache = tmp_path / "env_cache"  # "off" turns JAX_COMPILATION_CACHE_DIR's cache off too
+    args = ["run", SMALL, "--steps=20", "--burst=20", "--fresh", f"--workdir={work}", "--compile_cache=off"]
+    p = subprocess.run(
+        [sys.executable, "-m", "experiments.cli", *args], cwd=ROOT, capture_output=True, timeout=300,
+        env=dict(cli_env(), JAX_COMPILATION_CACHE_DIR=str(env_cache)),
+    )  # fmt: skip
+    assert p.returncode == 0 and not (env_cache.exists() and os.listdir(env_cache)), p.stderr.decode()[-2000:]
+    blocker = tmp_path / "file"
+    blocker.write_text("x")
+    p = jbrain_cli("run", SMALL, "--steps=1", f"--workdir={work}", f"--compile_cache={blocker}/sub")
+    assert p.returncode == 2
+    assert p.stderr.decode() == (
+        f"jbrain run: error: --compile_cache={blocker}/sub cannot be created or written: pass a writable "
+        "folder, auto (the default) or off\n"
+    )
+
+
 def test_unknown_command_and_usage():
     usage = (
         "usage: jbrain {run,chat,plot,bench,inspect,stress,eval} [--flags]   "

@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jbrain.circuit import WEIGHT_FRAC_BITS
+from jbrain.compile_cache import cache_dir
 
 SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csrc", "cpu_kernels.cc")
 _TARGETS = {"jbrain_event_propagate": "JbrainEventPropagate", "jbrain_event_stdp": "JbrainEventStdp"}
@@ -58,10 +59,6 @@ _build_state = _Build()
 def enabled() -> bool:
     """Whether the kernels can apply here at all: jax's default backend is the CPU."""
     return jax.default_backend() == "cpu"
-
-
-def cache_dir() -> str:
-    return os.environ.get("JBRAIN_CACHE") or os.path.join(os.path.expanduser("~"), ".cache", "jbrain")
 
 
 def compiler() -> str | None:
