@@ -10,7 +10,8 @@ config as JSON. Reads only the metadata: nothing is restored or changed.
 
 --circuit: the circuit the model flags and flagfiles describe (populations,
 regions of the sheet with their places and sizes, projections, ports),
-without a workdir.
+without a workdir, and the device memory such a brain holds (bytes per
+neuron and per synapse; nothing is allocated).
 
 --plan: the resolved plan as JSON (`backend`, each projection's path and
 STDP form, spike-list capacities, unroll; jbrain/plan.py) for the model
@@ -26,7 +27,7 @@ import sys
 from absl import flags
 
 from experiments import common
-from jbrain import checkpoint
+from jbrain import brain, checkpoint
 from jbrain.config import BrainConfig
 
 FLAGS = flags.FLAGS
@@ -90,13 +91,25 @@ def plan_json() -> str:
     return plan.resolve(circuit, **common.plan_options()).to_json(circuit)
 
 
+def footprint_line(circuit) -> str:
+    """One line: the device memory the brain holds between bursts (brain.footprint)."""
+    f = brain.footprint(circuit)
+    per_syn = f"{f['synapses'] / f['synapse_count']:.1f}" if f["synapse_count"] else "-"
+    return (
+        f"memory: {human_size(f['total'])} on the device between bursts, "
+        f"{f['total'] / f['neuron_count']:.1f} B per neuron ({per_syn} B per synapse x "
+        f"{f['synapse_count']:,} synapses, {f['neurons'] / f['neuron_count']:.1f} B of neuron state)"
+    )
+
+
 def main(argv: list[str]) -> None:
     del argv
     if FLAGS.plan:
         print(plan_json())
         return
     if FLAGS.circuit:
-        print("\n".join(common.brain_config_from_flags().circuit().describe()))
+        circuit = common.brain_config_from_flags().circuit()
+        print("\n".join([*circuit.describe(), footprint_line(circuit)]))
         return
     if not os.path.isdir(FLAGS.workdir):
         raise ValueError(f"--workdir={FLAGS.workdir!r} is not a folder: pass the workdir of a brain")

@@ -29,6 +29,7 @@ BrainState outside a burst holds every update, exactly as with the eager rule.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -50,6 +51,28 @@ from jbrain.state import (
     ProjectionState,
     Wiring,
 )
+
+
+def footprint(circuit: Circuit) -> dict[str, int]:
+    """Bytes a brain of `circuit` holds on its device between bursts (its
+    Wiring and BrainState; nothing is allocated: jax.eval_shape of
+    `init_brain`). "synapses": the arrays with one entry per synapse (each
+    projection's pre ids, out-table, weights, eligibility and tag),
+    "neurons": everything else (neuron state, traces, controller, keys),
+    "total": both; "synapse_count" and "neuron_count" to divide by. A burst
+    needs a few neuron-sized buffers more (spike lists, currents), and the
+    donated state is rewritten in place."""
+    wiring, state = jax.eval_shape(functools.partial(init_brain, circuit, seed=0))
+    syn = n_syn = 0
+    for q in circuit.projections:
+        count = synapses.span_size(circuit, q, "post") * q.fan_in
+        n_syn += count
+        for leaf in jax.tree.leaves((wiring.projections[q.name], state.projections[q.name])):
+            if leaf.size == count:
+                syn += leaf.size * leaf.dtype.itemsize
+    total = sum(leaf.size * leaf.dtype.itemsize for leaf in jax.tree.leaves((wiring, state)))
+    return {"total": total, "synapses": syn, "neurons": total - syn, "synapse_count": n_syn,
+            "neuron_count": circuit.n}  # fmt: skip
 
 
 def init_brain(circuit: Circuit, *, seed: int) -> tuple[Wiring, BrainState]:

@@ -8,8 +8,10 @@ import os
 import re
 import shutil
 
+import jax
 from conftest import jbrain_cli, preset_config
 
+from jbrain import brain, synapses
 from jbrain import plan as plans
 from jbrain.session import Session
 
@@ -107,3 +109,19 @@ def test_inspect_of_an_empty_or_missing_workdir(tmp_path):
     assert missing.stderr.decode() == (
         f"jbrain inspect: error: --workdir='{tmp_path}/nope' is not a folder: pass the workdir of a brain\n"
     )
+
+
+def test_footprint_counts_the_bytes_a_newborn_brain_holds():
+    # brain.footprint (no allocation) against the arrays of a real newborn brain
+    for config in (preset_config("small"), preset_config("ei", plasticity=True)):
+        circuit = config.circuit()
+        f = brain.footprint(circuit)
+        wiring, state = brain.init_brain(circuit, seed=0)
+        leaves = jax.tree.leaves((wiring, state))
+        assert f["total"] == sum(x.nbytes for x in leaves)
+        assert f["neuron_count"] == circuit.n
+        counts = [synapses.span_size(circuit, q, "post") * q.fan_in for q in circuit.projections]
+        assert f["synapse_count"] == sum(counts)
+    # the seed preset: pre ids, out-table and weights, 4 bytes each per synapse
+    f = brain.footprint(preset_config("small").circuit())
+    assert f["synapses"] == 12 * f["synapse_count"]

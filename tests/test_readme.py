@@ -66,6 +66,8 @@ def test_readme_tour_commands(tmp_path):
             assert plan["backend"] and plan["projections"], cmd
         elif " inspect --circuit" in cmd:
             assert "  region association: rows [20, 80)" in r.stdout, f"{cmd}\n{r.stdout}"
+            memory = r"\nmemory: [\d.]+ MB on the device between bursts, [\d.]+ B per neuron"
+            assert re.search(memory, r.stdout), f"{cmd}\n{r.stdout}"
         elif " chat" in cmd:
             assert re.fullmatch(r"(taught: .* => .*\n)*(Brain: .{8}\n)+", r.stdout), f"{cmd}\n{r.stdout}"
         elif " plot --sheet" in cmd:
