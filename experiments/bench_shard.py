@@ -6,7 +6,9 @@ for each spike exchange (words, list) and each N in --sizes.
 Each row: the plan (devices, exchange, bytes exchanged a step), the time of
 the first burst (init + compile), and --reps timed bursts of --steps steps
 (best and median us/step). devices=1 is the single-device program with its
-own plan (the event path where it applies), for reference, and with
+own plan (the event path where it applies), for reference (with the
+brain's bytes, `brain.footprint`, and the device allocator's peak: one
+size per process finds the largest brain a card holds), and with
 --sharded_plan also with the sharded brain's plan (xla backend, gather
 path, eager STDP) on one device: the compute a shard does, without the
 exchange. --exchange_cost adds, per N, the device work of each exchange
@@ -64,6 +66,7 @@ def row(n: int, devices: int, exchange: str, sharded_plan: bool = False) -> dict
         times.append((time.perf_counter() - t) / FLAGS.steps * 1e6)
         overflow |= bool(brain.packed_status(packed) & brain.STATUS_SPIKE_OVERFLOW)
     rate = float(packed[:, 0].mean()) / n
+    stats = jax.devices()[0].memory_stats() or {}  # GPUs: the allocator's peak; CPUs: none
     moved = plans.exchange_bytes(n, devices, plan.exchange_capacity(n)) if devices > 1 else {}
     return {
         "n": n, "devices": devices, "sharded_plan": sharded_plan or devices > 1,
@@ -72,6 +75,7 @@ def row(n: int, devices: int, exchange: str, sharded_plan: bool = False) -> dict
         "capacity": plan.exchange_capacity(n) if plan.exchange == "list" else 0,
         "first_burst_s": round(first, 2), "us_per_step_best": round(min(times), 1),
         "us_per_step_median": round(float(np.median(times)), 1), "rate": rate, "list_overflowed": overflow,
+        "footprint_bytes": brain.footprint(circuit)["total"], "peak_bytes": stats.get("peak_bytes_in_use"),
     }  # fmt: skip
 
 
