@@ -119,10 +119,8 @@ def stp_release(q: Projection, dt: float, u: jax.Array, x: jax.Array, s_pre: jax
     s = s_pre.astype(jnp.float32)
     u = t.U + (u - t.U) * math.exp(-dt / t.tau_f)
     x = 1.0 - (1.0 - x) * math.exp(-dt / t.tau_d)
-    if t.facilitation:
-        u = u + t.U * (1.0 - u) * s
-    else:
-        u = jnp.full_like(u, t.U)
+    # facilitation off (the ablation): u held at U
+    u = u + t.U * (1.0 - u) * s if t.facilitation else jnp.full_like(u, t.U)
     r = u * x * s
     return u, x - r, r
 

@@ -164,7 +164,7 @@ class BrainConfig:
     wm_U: float = 0.2
     wm_tau_f: float = 1500.0
     wm_tau_d: float = 100.0
-    wm_J: float = 0.25
+    wm_J: float = 0.24
     wm_relay_w: float = 0.4
     wm_load: float = 0.12
     wm_recall: float = 0.15
