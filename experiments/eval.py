@@ -111,8 +111,9 @@ def table(record: dict) -> str:
     if record["task"] == "memory":
         delays = list(record["single"])
         return "\n".join([
-            f"working memory on {record['preset']} ({record['n_neurons']:,} neurons, {record['wm_neurons']:,} "
-            f"in the memory; {record['device']}): items right, chance {record['chance']:.3f}",
+            f"working memory on {record['preset']} ({record['n_neurons']:,} neurons, "
+            f"{record['wm_neurons']:,} in the memory; {record['device']}): items right, "
+            f"chance {record['chance']:.3f}",
             "| row | " + " | ".join(f"{d} steps" for d in delays) + " |",
             "|---|" + "---|" * len(delays),
             "| single items | " + " | ".join(f"{record['single'][d]:.3f}" for d in delays) + " |",
