@@ -45,11 +45,22 @@ Tasks:
                 percentile; --plot=PATH draws them (jbrain/evals/distal_reward.py).
                 Its own network: the brain flags do not apply, --seed does.
 
+  memory        working memory (--working_memory: short-term facilitation,
+                Mongillo et al. 2008): 8 single letters, each sent as a
+                message and replayed by /recall after 0, 100, 500, 1000 and
+                2000 steps of free-running noisy activity (`single`), the
+                same with other text heard in between (`interference`), 4
+                letters of one message held at once for 1000 steps
+                (`multi`, per item; --multi_trials messages), and single
+                letters at 1000 steps with facilitation off (`ablated`);
+                chance 1/26 (jbrain/evals/memory.py).
+
     jbrain eval selectivity --flagfile=experiments/configs/cortex_small.flags --out=sel.json
     jbrain eval associations --flagfile=experiments/configs/teach_small.flags --out=assoc.json
     jbrain eval consistency --flagfile=experiments/configs/small.flags --out=cons.json
     jbrain eval digits --out=digits.json
     jbrain eval distal-reward --distal_seconds=1200 --out=distal.json --plot=distal.png
+    jbrain eval memory --flagfile=experiments/configs/teach_small.flags --working_memory --out=mem.json
 
 Writes the JSON record to --out (if given) and prints a table. Model flags
 and flagfiles work as in `jbrain run` and `jbrain chat`; selectivity
@@ -88,14 +99,34 @@ flags.DEFINE_integer("digits_neurons", 400, "digits: excitatory neurons (1..4096
 flags.DEFINE_integer("digits_epochs", 2, "digits: passes over the training images.")
 flags.DEFINE_integer("digits_train", 0, "digits: training images used (10..901; 0: all 901).")
 flags.DEFINE_integer("distal_seconds", 1200, "distal-reward: seconds of model time of each run (>= 10).")
+flags.DEFINE_integer("multi_trials", 8, "memory: 4-letter messages held at once (>= 1).")
 flags.DEFINE_string("plot", "", "distal-reward: write the weights' plot (PNG) here.")
 
-TASKS = ("selectivity", "consistency", "associations", "digits", "distal-reward")
+TASKS = ("selectivity", "consistency", "associations", "digits", "distal-reward", "memory")
 TASK = TASKS[0]  # the task of this launch (`launch` sets it)
 USAGE = f"usage: jbrain eval {{{','.join(TASKS)}}} [--flags]   (jbrain eval TASK --help for flags)"
 
 
 def table(record: dict) -> str:
+    if record["task"] == "memory":
+        delays = list(record["single"])
+        return "\n".join([
+            f"working memory on {record['preset']} ({record['n_neurons']:,} neurons, "
+            f"{record['wm_neurons']:,} in the memory; {record['device']}): items right, "
+            f"chance {record['chance']:.3f}",
+            "| row | " + " | ".join(f"{d} steps" for d in delays) + " |",
+            "|---|" + "---|" * len(delays),
+            "| single items | " + " | ".join(f"{record['single'][d]:.3f}" for d in delays) + " |",
+            "| with other input in between | "
+            + " | ".join(f"{record['interference'][d]:.3f}" for d in delays) + " |",
+            "| 4 items held at once (per item) | " + " | ".join(
+                f"{record['multi']:.3f}" if d == "1000" else "-" for d in delays) + " |",
+            "| ablated: facilitation off | " + " | ".join(
+                f"{record['ablated']:.3f}" if d == "1000" else "-" for d in delays) + " |",
+            "| chance | " + " | ".join(f"{record['chance']:.3f}" for _ in delays) + " |",
+            "targets: single >= 0.90 and 4 at once >= 0.80 per item at 1000 steps; anchors: Mi, Katkov & "
+            "Tsodyks 2017 (~4 items), Rolls et al. 2013 (9 items), e-prop store-recall (95% at 1,200 ms)",
+        ])  # fmt: skip
     if record["task"] == "distal-reward":
         cap = record["w_max"]
         rows = [
@@ -203,6 +234,9 @@ def main(argv: list[str]) -> None:
         _distal(progress)
         return
     config = common.brain_config_from_flags()
+    if task == "memory":
+        _memory(config, progress)
+        return
     shared = {
         "seed": FLAGS.seed,
         "warmup": FLAGS.warmup,
@@ -274,6 +308,28 @@ def _distal(progress) -> None:
         benchkit.write_json(FLAGS.out, record)
     if FLAGS.plot:
         distal_reward.plot(record, FLAGS.plot)
+    print(table(record))
+
+
+def _memory(config, progress) -> None:
+    """jbrain eval memory (jbrain/evals/memory.py)."""
+    from jbrain.evals import memory
+
+    if FLAGS.multi_trials < 1:
+        raise ValueError(f"--multi_trials={FLAGS.multi_trials} must be >= 1")
+    if not config.working_memory:
+        raise ValueError(
+            "jbrain eval memory needs a brain with a working memory: add --working_memory "
+            "(e.g. --flagfile=experiments/configs/teach_small.flags --working_memory)"
+        )
+    record = memory.evaluate(
+        config, seed=FLAGS.seed, warmup=FLAGS.warmup, multi_trials=FLAGS.multi_trials,
+        plan_options=common.plan_options(), progress=progress,
+    )  # fmt: skip
+    record["config"] = config.to_dict()
+    record["device"] = benchkit.device_name()
+    if FLAGS.out:
+        benchkit.write_json(FLAGS.out, record)
     print(table(record))
 
 

@@ -94,6 +94,7 @@ def init_brain(circuit: Circuit, *, seed: int) -> tuple[Wiring, BrainState]:
             y_post=jnp.zeros((n_post,), jnp.float32),
             g=jnp.zeros((n_post,), jnp.float32) if q.synapse in ("exp", "slow") else None,
             **(_reward_fields(weights) if _is_reward(q) else {}),
+            **(_stp_fields(q, n_pre) if q.stp is not None else {}),
         )
     state = BrainState(
         neurons=NeuronState(
@@ -126,6 +127,25 @@ def _reward_fields(weights: jax.Array) -> dict[str, jax.Array]:
     weights) and dopamine (0)."""
     zeros = lambda: jnp.zeros(weights.shape, jnp.float32)  # noqa: E731  (two buffers: both are donated)
     return {"elig": zeros(), "tag": zeros(), "dopamine": jnp.zeros((), jnp.float32)}
+
+
+def _stp_fields(q: Projection, n_pre: int) -> dict[str, jax.Array]:
+    """A short-term-plastic projection's newborn u = U and x = 1, (N_pre,) each."""
+    return {"stp_u": jnp.full((n_pre,), q.stp.U, jnp.float32), "stp_x": jnp.ones((n_pre,), jnp.float32)}
+
+
+def stp_release(q: Projection, dt: float, u: jax.Array, x: jax.Array, s_pre: jax.Array):
+    """One step of short-term plasticity (`circuit.STP`): (u, x, r) after
+    the spikes s_pre (N_pre,) arrive; r = u x s (N_pre,) f32, the fraction
+    of resources each pre releases onto its synapses this step."""
+    t = q.stp
+    s = s_pre.astype(jnp.float32)
+    u = t.U + (u - t.U) * math.exp(-dt / t.tau_f)
+    x = 1.0 - (1.0 - x) * math.exp(-dt / t.tau_d)
+    # facilitation off (the ablation): u held at U
+    u = u + t.U * (1.0 - u) * s if t.facilitation else jnp.full_like(u, t.U)
+    r = u * x * s
+    return u, x - r, r
 
 
 def lesion(circuit: Circuit, state: BrainState, silenced: Any) -> BrainState:
@@ -420,7 +440,12 @@ def projection_step(
             ps = ps.replace(elig=elig, dopamine=dopamine)
         elif form is not None:
             w, x_pre, y_post = plasticity.dense_step(q, dt, pw, w, x_pre, y_post, s_pre, s_post, fence)
-        if path == "gather":
+        if q.stp is not None:  # w_ij u_j x_j s_j: a float gather over the fixed-width rows
+            u, x, r = stp_release(q, dt, ps.stp_u, ps.stp_x, s_pre)
+            ps = ps.replace(stp_u=u, stp_x=x)
+            n_post, k = pw.pre.shape
+            current = (w.reshape(n_post, k) * r[pw.pre]).sum(axis=1)
+        elif path == "gather":
             current = synapses.propagate_gather(pw, w, s_pre, plan.platform)
         else:
             current = synapses.propagate_bcoo(pw, w, s_pre)

@@ -4,7 +4,9 @@ A message is encoded as a stimulus (UTF-8 bytes in time slots, text.py) and
 answered by one reply burst of the session; the readout's spike counts give
 the reply (`text.reply`). Commands: /help, /stats, /teach CUE => REPLY
 (a teachable brain: jbrain/learn.py), /good and /bad (credit the last
-reply of a rewardable brain, `--reward`: `learn.reward`), /save (when the
+reply of a rewardable brain, `--reward`: `learn.reward`), /recall (replay
+what a brain with a working memory holds, `--working_memory`:
+`learn.recall`), /save (when the
 session can save), /quit. `piped_lines` and `terminal_lines` are the two line
 sources of `jbrain chat` (experiments/chat.py).
 """
@@ -76,6 +78,8 @@ class Chat:
             lines.append("  /teach CUE => REPLY   teach the brain to answer CUE with REPLY")
         if self.codec.reward:
             lines.append("  /good, /bad   reward or punish the last reply (its synapses' eligibility)")
+        if self.codec.wm_positions:
+            lines.append("  /recall  replay what the working memory holds (the last message)")
         if hasattr(self.session, "save"):
             lines.append("  /save    save the brain (a checkpoint in the workdir)")
         lines.append("  /quit    leave (so do Ctrl-D and Ctrl-C)")
@@ -114,6 +118,8 @@ class Chat:
             self.say(self.stats_text())
         elif name == "/teach":
             self.teach(args)
+        elif name == "/recall":
+            self.recall()
         elif name in ("/good", "/bad"):
             self.feedback(1.0 if name == "/good" else -1.0)
         elif name == "/save" and hasattr(self.session, "save"):
@@ -162,6 +168,17 @@ class Chat:
             self.say(why)
             return
         self.say(f"{'rewarded' if r > 0 else 'punished'} the last reply: {changed:,} synapses changed")
+        self.flush_warnings()
+
+    def recall(self) -> None:
+        """/recall: the brain replays its working memory (`learn.recall`);
+        a brain without one gets one line and nothing runs."""
+        if not self.codec.wm_positions:
+            self.say(learn.NO_MEMORY)
+            return
+        with self.guard():
+            held = learn.recall(self.session, codec=self.codec)
+        self.say(f"Brain (recall): {held}")
         self.flush_warnings()
 
     def flush_warnings(self) -> None:

@@ -31,7 +31,9 @@ from typing import Any
 import numpy as np
 
 SIGNS = ("E", "I")
-RULES = ("random", "distinct", "bernoulli", "radius", "patchy", "patch", "local", "one_to_one", "groups")
+RULES = (
+    "random", "distinct", "bernoulli", "radius", "patchy", "patch", "local", "one_to_one", "groups", "classes"
+)  # fmt: skip
 SYNAPSES = ("delta", "exp", "slow")
 V_INITS = ("uniform", "normal")
 MAX_DELAY = 33  # steps: the spike history holds 32 steps behind the last one
@@ -239,6 +241,30 @@ class Region:
 
 
 @dataclasses.dataclass(frozen=True)
+class STP:
+    """Short-term synaptic plasticity of a projection's synapses, per
+    presynaptic neuron j (Tsodyks & Markram 1997; the working-memory model
+    of Mongillo, Barak & Tsodyks 2008): a utilisation u_j (facilitation,
+    the release probability) and available resources x_j (depression), in
+    the state (`ProjectionState.stp_u`, `stp_x`, (N_pre,) f32 each). Each
+    step, before the spikes s_j(t - delay) arrive:
+        u <- U + (u - U) exp(-dt/tau_f)         x <- 1 - (1 - x) exp(-dt/tau_d)
+        u <- u + U (1 - u) s                    (facilitation: u jumps first)
+        r  = u x s                              (the fraction released)
+        x <- x - r                              (depression)
+    and the synapse j -> i delivers w_ij r_j instead of w_ij s_j: the
+    effective weight is w u x. U (0 < U <= 1) is the baseline utilisation,
+    tau_f and tau_d (ms) the decay of facilitation and the recovery of
+    resources. facilitation False (the ablation): u stays U, so every
+    spike releases U x, whatever the history. Gather path, no STDP."""
+
+    U: float = 0.2
+    tau_f: float = 1500.0
+    tau_d: float = 200.0
+    facilitation: bool = True
+
+
+@dataclasses.dataclass(frozen=True)
 class STDP:
     """Pair-based STDP with all-to-all traces (plasticity.py), rule
     "hebbian": post fires: w += a_plus x_pre; pre fires: w -= a_minus
@@ -321,6 +347,11 @@ class Projection:
     (`tiles`), each post draws fan_in partners at random from its own
     patch, itself excluded: the self-excitation of winner-take-all groups),
     "one_to_one" (fan_in 1, post i <- pre i, equal sizes),
+    "classes" (the pre population is C = N_pre / fan_in classes of fan_in
+    consecutive neurons; post i belongs to class (i // group) mod C and hears
+    every pre neuron of its class: a character's relay neurons onto that
+    character's assembly in every slot of a working memory laid out as
+    slots x C characters x `group` neurons),
     "groups" (all-to-all inside groups of `group` neurons, self included:
     fan_in = group), "bernoulli" (each pre-post pair independently with
     probability p, as Brian2's connect(p=...): the fan-in varies, rows are
@@ -338,7 +369,8 @@ class Projection:
     I = sign g (1 - exp(-dt/tau_syn)), so a spike delivers w in all, as a
     delta synapse does, spread over ~tau_syn: NMDA-like, a memory of the
     recent input); delay >= 1 steps;
-    plasticity: an STDP rule or None.
+    plasticity: an STDP rule or None; stp: short-term plasticity (`STP`)
+    or None.
     """
 
     name: str
@@ -361,6 +393,7 @@ class Projection:
     post_region: str = ""
     profile: str = "uniform"
     clusters: int = 1
+    stp: STP | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -580,6 +613,13 @@ class Circuit:
                 pre.size == post.size and pre.size % proj.group == 0,
                 f"{where}: 'groups' needs pre and post of one size, a multiple of group={proj.group}",
             )
+        elif proj.rule == "classes":
+            _need(
+                _positive_int(proj.group) and pre.size % proj.fan_in == 0
+                and post.size % (proj.group * (pre.size // proj.fan_in)) == 0,
+                f"{where}: rule 'classes' needs fan_in dividing the pre size ({pre.size}) into C classes "
+                f"and a post size that is a multiple of group * C (group={proj.group})",
+            )  # fmt: skip
         elif proj.rule == "patch":
             _need(
                 proj.pre == proj.post and proj.pre_region == proj.post_region and bool(proj.pre_region),
@@ -666,6 +706,17 @@ class Circuit:
                 ok,
                 f"{where}: e_rev={proj.e_rev} does not match its {pre.sign} pre population "
                 f"(excitatory: above the threshold {theta}; inhibitory: at or below rest {rest})",
+            )
+        if proj.stp is not None:
+            t = proj.stp
+            _need(
+                0.0 < t.U <= 1.0 and t.tau_f > 0 and t.tau_d > 0,
+                f"{where}: short-term plasticity needs 0 < U <= 1 and tau_f, tau_d > 0 ms "
+                f"(--wm_U, --wm_tau_f, --wm_tau_d), got {t.U}, {t.tau_f}, {t.tau_d}",
+            )
+            _need(
+                proj.plasticity is None and proj.synapse == "delta",
+                f"{where}: short-term plasticity runs on delta synapses without STDP",
             )
         if proj.plasticity is not None:
             s = proj.plasticity
@@ -793,8 +844,14 @@ class Circuit:
             )
 
         def projection(x):
-            stdp = x.get("plasticity")
-            return Projection(**{**x, "plasticity": None if stdp is None else STDP(**stdp)})
+            stdp, stp = x.get("plasticity"), x.get("stp")
+            return Projection(
+                **{
+                    **x,
+                    "plasticity": None if stdp is None else STDP(**stdp),
+                    "stp": None if stp is None else STP(**stp),
+                }
+            )
 
         return cls(
             populations=tuple(population(p) for p in d["populations"]),
@@ -835,6 +892,10 @@ class Circuit:
             )
         for q in self.projections:
             stdp = f", STDP ({q.plasticity.rule})" if q.plasticity else ""
+            if q.stp:
+                stdp += f", STP (U {q.stp.U:g}, tau_f {q.stp.tau_f:g} ms, tau_d {q.stp.tau_d:g} ms" + (
+                    ")" if q.stp.facilitation else ", facilitation off)"
+                )
             pre = q.pre + (f"[{q.pre_region}]" if q.pre_region else "")
             post = q.post + (f"[{q.post_region}]" if q.post_region else "")
             rule = q.rule + (f" r={q.radius:g} {q.profile}" if q.rule in ("radius", "patchy") else "")

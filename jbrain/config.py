@@ -22,6 +22,7 @@ from typing import Any
 
 from jbrain.circuit import (
     STDP,
+    STP,
     Circuit,
     Controller,
     InputPort,
@@ -156,6 +157,20 @@ class BrainConfig:
     reward_eta: float = 1e-4
     reward_w: float = 0.05
     reward_w_max: float = 0.5
+    # working memory (cortex --teach): short-term facilitation in slot assemblies W, /recall
+    working_memory: bool = False
+    wm_positions: int = 8
+    wm_group: int = 8
+    wm_U: float = 0.2
+    wm_tau_f: float = 1500.0
+    wm_tau_d: float = 100.0
+    wm_J: float = 0.24
+    wm_relay_w: float = 0.4
+    wm_load: float = 0.12
+    wm_recall: float = 0.15
+    wm_noise: float = 0.02
+    wm_tau_m: float = 5.0
+    wm_facilitation: bool = True
     # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
@@ -274,6 +289,31 @@ class BrainConfig:
             f"need 0 <= --reward_w={self.reward_w} <= --reward_w_max={self.reward_w_max} and "
             "--reward_eta > 0",
         )
+        need(
+            not self.working_memory or self.teach,
+            "--working_memory needs --teach (its slots hear the message through the teachable brain's "
+            "relay T): use --flagfile=experiments/configs/teach_small.flags --working_memory",
+        )
+        if self.working_memory:
+            need(
+                self.input_channels == 64,
+                f"--working_memory needs --input_channels=64 (one assembly per ALPHABET character in each "
+                f"slot), not {self.input_channels}",
+            )
+            need(
+                all(isinstance(v, int) and not isinstance(v, bool) and v >= 1
+                    for v in (self.wm_positions, self.wm_group)),
+                f"--wm_positions={self.wm_positions} and --wm_group={self.wm_group} must be integers >= 1",
+            )  # fmt: skip
+            need(
+                0.0 < self.wm_U <= 1.0 and self.wm_tau_f > 0 and self.wm_tau_d > 0 and self.wm_tau_m > 0,
+                f"need 0 < --wm_U={self.wm_U} <= 1 and --wm_tau_f={self.wm_tau_f}, --wm_tau_d="
+                f"{self.wm_tau_d}, --wm_tau_m={self.wm_tau_m} > 0 ms",
+            )
+            need(
+                min(self.wm_J, self.wm_relay_w, self.wm_load, self.wm_recall) > 0 and self.wm_noise >= 0,
+                "--wm_J, --wm_relay_w, --wm_load and --wm_recall must be > 0 and --wm_noise >= 0",
+            )
         need(
             self.long_clusters >= 0
             and (not self.long_clusters or self.long_fan_in % self.long_clusters == 0),
@@ -573,6 +613,8 @@ def cortex(c: BrainConfig) -> Circuit:
         populations, projections = (e, i, *learners), [*projections, *taught]
         inputs += ports
         readouts = (Readout("text", "O", c.output_channels, c.motor_group),)
+        if c.working_memory:  # each (slot, character) assembly's spikes, for /recall
+            readouts += (Readout("memory", "W", c.wm_positions * c.input_channels, c.wm_group),)
     return Circuit(
         populations, tuple(projections), inputs, readouts, c.dt, _controller(c), c.sheet, "cortex", regions
     )
@@ -675,7 +717,64 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
             )
         )  # fmt: skip
         ports = (*ports, InputPort("reward", "O", 1, 1, 0, 0.0))
+    if c.working_memory:
+        w_pop, w_proj, w_ports = _working_memory(c)
+        return (relay, memory, motor, pool, w_pop), taught + w_proj, ports + w_ports
     return (relay, memory, motor, pool), taught, ports
+
+
+def _working_memory(c: BrainConfig) -> tuple[Population, list[Projection], tuple[InputPort, ...]]:
+    """What --working_memory adds to a teachable cortex: a working memory
+    held in short-term synaptic facilitation (Mongillo, Barak & Tsodyks
+    2008), population `W` after every other (so a brain's other arrays keep
+    their places).
+
+    Layout: P = --wm_positions slots x C = --input_channels characters x
+    g = --wm_group neurons; neuron (p, c, j) is W's p C g + c g + j, and
+    the g neurons of (p, c) are one assembly. Neurons: quiet (no bias,
+    no homeostasis, no adaptation boost), threshold 1, membrane
+    --wm_tau_m ms, no refractory period, noise --wm_noise.
+    Synapses:
+      relay_wm (T -> W, rule "classes", weight --wm_relay_w): character c's
+        relay neurons excite the (p, c) assembly of every slot; alone too
+        weak to fire it.
+      wm_recurrent (W -> W, rule "groups": all-to-all inside each assembly,
+        weight J = --wm_J) with short-term plasticity (`circuit.STP`: U
+        --wm_U, tau_f --wm_tau_f, tau_d --wm_tau_d): a spike of j delivers
+        J u_j x_j, u_j its facilitation. --wm_facilitation=false holds u
+        at U (the ablation).
+    Ports (P channels each, channel p on slot p's C g neurons):
+      wm_load (gain --wm_load): on while the message's p-th character is
+        presented (text.py); with the relay it fires assembly (p, c),
+        whose spikes facilitate its synapses (u -> 1), alone it fires none.
+      wm_recall (gain --wm_recall): /recall (`learn.recall`) drives slot r
+        in reply window r, first with a volley (text.WM_VOLLEY times the
+        gain: every neuron of the slot fires once), then with a steady drive
+        that alone fires none: the volley's spikes release J U (2 - U) onto
+        each resting assembly, J u (1 - U) + J U (more, for u > U) onto the
+        facilitated one, whose neurons fire again (a reactivation). The
+        readout "memory" counts each assembly's spikes; the decoder names
+        window r's most active assembly of slot r (ties: a space).
+    Between load and recall the slot is silent: the item lives only in
+    u - U, which decays with tau_f."""
+    p_slots, chars, g = c.wm_positions, c.input_channels, c.wm_group
+    size = p_slots * chars * g
+    neuron = dataclasses.replace(
+        _neuron(c), noise_sd=c.wm_noise, eta_theta=0.0, bias=0.0, theta=1.0, tau_m=c.wm_tau_m,
+        refractory=0, adapt_boost=0.0, theta_min=min(c.theta_min, 1.0), theta_max=max(c.theta_max, 1.0),
+    )  # fmt: skip
+    w = Population("W", size, "E", neuron, c.target_rate)
+    stp = STP(c.wm_U, c.wm_tau_f, c.wm_tau_d, c.wm_facilitation)
+    fixed = lambda x: {"w_lo": x, "w_hi": x, "w_max": x, "delay": c.delay}  # noqa: E731
+    projections = [
+        Projection("relay_wm", "T", "W", "classes", c.relay_group, group=g, **fixed(c.wm_relay_w)),
+        Projection("wm_recurrent", "W", "W", "groups", g, group=g, stp=stp, **fixed(c.wm_J)),
+    ]
+    ports = (
+        InputPort("wm_load", "W", p_slots, chars * g, 0, c.wm_load),
+        InputPort("wm_recall", "W", p_slots, chars * g, 0, c.wm_recall),
+    )
+    return w, projections, ports
 
 
 PRESETS: dict[str, Callable[[BrainConfig], Circuit]] = {
@@ -688,5 +787,5 @@ SHAPE_FIELDS = (
     "preset", "n_neurons", "fan_in", "sheet", "inh_fraction", "connectivity", "synapse", "delay",
     "long_fan_in", "input_channels", "output_channels", "teach", "memory_neurons", "memory_fan_in",
     "relay_group", "clock_channels", "teach_fan_in", "motor_group", "motor_pool", "motor_pool_fan_in",
-    "reward",
+    "reward", "working_memory", "wm_positions", "wm_group",
 )  # fmt: skip

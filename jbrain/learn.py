@@ -26,6 +26,15 @@ so each synapse moves by about eta r tag tau_dopamine/dt (up for /good on
 the pairings of the reply, down for /bad; synapses that did not pair in the
 reply keep their weights), inside the jitted burst, as ordinary learning.
 Then the tag and dopamine are spent (zeroed): one feedback per reply.
+
+Working memory: `/recall` and `recall(session)` make a brain with a
+working memory (`--working_memory`, config._working_memory) replay what it
+holds: one reply-length burst of `Codec.encode_recall` (no text; each
+slot's recall drive in its reply window), decoded from the spike counts
+of the memory's own assemblies (`Codec.decode_memory`). What it holds is
+the last message's first P characters, in the facilitation u of its
+assemblies' synapses (in the state, saved with it); nothing is kept on the
+host. The recall is a reactivation: it refreshes what it replays.
 """
 
 from __future__ import annotations
@@ -44,6 +53,10 @@ NOT_REWARDABLE = (
 )
 NO_REPLY = "no reply to credit: send a message, then /good or /bad (one per reply)"
 
+NO_MEMORY = (
+    "this brain has no working memory: start one with --working_memory, e.g. "
+    "--flagfile=experiments/configs/teach_small.flags --working_memory --fresh"
+)
 USAGE = "usage: /teach CUE => REPLY  (e.g. /teach hello => hi there)"
 
 
@@ -137,3 +150,15 @@ def reward(session, r: float) -> int:
             int(np.count_nonzero(np.asarray(session.state.projections[name].weights) != before[name]))
             for name in names
         )
+
+
+def recall(session, *, codec: Codec | None = None) -> str:
+    """What the brain's working memory holds, replayed and decoded from its
+    own spikes (module docstring): one burst of `codec.reply_steps` steps
+    (it advances the brain like any reply). ValueError (`NO_MEMORY`) for a
+    brain without a working memory; nothing runs then."""
+    codec = codec or Codec.for_circuit(session.circuit)
+    if not codec.wm_positions:
+        raise ValueError(NO_MEMORY)
+    metrics = session.run(codec.reply_steps, codec.encode_recall())
+    return codec.decode_memory(metrics["out_counts"])

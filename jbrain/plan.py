@@ -148,7 +148,7 @@ def event_capable(circuit: Circuit, index: int) -> bool:
     whole = not q.pre_region and not q.post_region
     hebbian = q.plasticity is None or q.plasticity.rule == "hebbian"
     fixed_fan_out = whole and ((q.rule == "random" and same) or q.rule == "local")
-    return fixed_fan_out and hebbian and q.delay == 1
+    return fixed_fan_out and hebbian and q.delay == 1 and q.stp is None
 
 
 def resolve(

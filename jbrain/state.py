@@ -93,6 +93,10 @@ class ProjectionState:
     (`learn.reward`: copied from c at the end of a reply, read, without
     decay, by the feedback burst, then cleared); dopamine () f32 the
     dopamine level d this projection sees.
+    Short-term plasticity (`circuit.STP`; None for every other projection):
+    stp_u (N_pre,) f32 each pre neuron's utilisation u (facilitation),
+    stp_x (N_pre,) f32 its available resources x (depression): what a
+    working memory holds.
     """
 
     weights: jax.Array
@@ -102,6 +106,8 @@ class ProjectionState:
     elig: jax.Array | None = None
     tag: jax.Array | None = None
     dopamine: jax.Array | None = None
+    stp_u: jax.Array | None = None
+    stp_x: jax.Array | None = None
 
 
 @chex.dataclass(frozen=True)

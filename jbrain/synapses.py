@@ -63,6 +63,9 @@ def init_projection(circuit: Circuit, index: int, key: jax.Array) -> tuple[Proje
         pre, valid = _bernoulli_table(k_perm, n_pre, n_post, q.p, k)
     elif q.rule == "one_to_one":
         pre = jnp.arange(n_post, dtype=jnp.int32)[:, None]
+    elif q.rule == "classes":  # post i hears the fan_in pres of class (i // group) mod C
+        classes = (jnp.arange(n_post, dtype=jnp.int32) // q.group) % (n_pre // k)
+        pre = classes[:, None] * k + jnp.arange(k, dtype=jnp.int32)
     elif q.rule == "groups":
         i = jnp.arange(n_post, dtype=jnp.int32)[:, None]
         pre = (i // q.group) * q.group + jnp.arange(k, dtype=jnp.int32)

@@ -48,12 +48,22 @@ Relay, clock and teacher (a teachable brain, `--teach`: input ports
     group to outshout the letters of long ones.
     Reward (`--reward`: one more channel, "reward", after the teacher's):
     always 0 in a message; `learn.reward` puts the user's r there.
+    Working memory (`--working_memory`: P load channels, then P recall
+    channels, after those): in a message, load channel p is 1 over the
+    whole time slot of the p-th character (p < P; a slot shared by several
+    bytes, in a text longer than the input phase, loads them all); recall
+    channels are 0. `encode_recall` gives the /recall burst instead: no
+    text and no clock, recall channel r at WM_VOLLEY in the first step of
+    reply window r and 1 over the rest of it (r < min(P, R)).
 
 Decoder (out_counts (T, output_channels) int32 -> R characters)
     Window r spans steps [T_in + floor(r * T_out / R), T_in + floor((r+1) * T_out / R)),
     T_out = T - T_in. Its spike count per output group is summed and the
     group with the most spikes names the character ALPHABET[group] (ties:
     the lowest group, so a silent window reads as ALPHABET[0], a space).
+    Only the first `output_channels` columns are the reply's; a working
+    memory's readout follows them (P x 64 assemblies), and `decode_memory`
+    reads window r's spike counts of slot r's assemblies the same way.
 
 So the same brain state and text always give the same reply, and, the
 network being chaotic, different texts usually give different ones.
@@ -80,6 +90,10 @@ CLOCK_LEAD = 2
 # window r's character with block r's code and not with the fading trace of
 # block r - 1, which would teach it to answer a window early.
 TEACH_DELAY = 3
+# A recall window opens with a volley: the slot's recall channel at this many
+# times its steady value for one step, which fires every neuron of the slot
+# once (config._working_memory).
+WM_VOLLEY = 10.0
 
 
 def _alphabet_channels() -> np.ndarray:
@@ -125,6 +139,7 @@ class Codec:
     teacher: bool = False
     relay: bool = False
     reward: bool = False
+    wm_positions: int = 0
 
     def __post_init__(self) -> None:
         t, r = self.reply_steps, self.reply_chars
@@ -156,7 +171,8 @@ class Codec:
             )
         ports = {p.name: p.channels for p in circuit.inputs}
         names = [p.name for p in circuit.inputs]
-        if names not in (
+        wm = ["wm_load", "wm_recall"] if names[-2:] == ["wm_load", "wm_recall"] else []
+        if names[: len(names) - len(wm)] not in (
             ["text"],
             ["text", "relay", "clock", "teacher"],
             ["text", "relay", "clock", "teacher", "reward"],
@@ -166,18 +182,20 @@ class Codec:
             reply_steps=reply_steps,
             reply_chars=reply_chars,
             input_channels=ports["text"],
-            output_channels=circuit.output_channels,
+            output_channels=circuit.readouts[0].groups,
             clock_channels=ports.get("clock", 0),
             teacher="teacher" in ports,
             relay="relay" in ports,
             reward="reward" in ports,
+            wm_positions=ports.get("wm_load", 0),
         )
 
     @property
     def stim_channels(self) -> int:
         """Width of a stimulus: text, relay (the text again), clock, teacher and reward channels."""
         text = self.input_channels * (2 if self.relay else 1)
-        return text + self.clock_channels + (self.output_channels if self.teacher else 0) + int(self.reward)
+        teacher = self.output_channels if self.teacher else 0
+        return text + self.clock_channels + teacher + int(self.reward) + 2 * self.wm_positions
 
     def window_edges(self) -> np.ndarray:
         """(R + 1,) int64: reply window r spans steps [edges[r], edges[r + 1])."""
@@ -209,6 +227,11 @@ class Codec:
         stims = np.zeros((self.reply_steps, self.stim_channels), np.float32)
         first = self.input_channels * (2 if self.relay else 1)
         stims[:, :first] = np.tile(self._encode_text(text), (1, first // self.input_channels))
+        if self.wm_positions:  # load channel p over the p-th character's slot
+            load = self.stim_channels - 2 * self.wm_positions
+            bounds = self._slot_bounds(len(to_bytes(text)))
+            for p in range(min(self.wm_positions, len(bounds) - 1)):
+                stims[bounds[p] : bounds[p + 1], load + p] = 1.0
         edges = self.window_edges() - (CLOCK_LEAD if self.clock_channels else 0)
         for r in range(self.reply_chars):
             if self.clock_channels:
@@ -227,6 +250,43 @@ class Codec:
                 else:
                     stims[edges[r] : edges[r + 1], first + ALPHABET.index(ch)] = 1.0
         return stims
+
+    def _slot_bounds(self, n: int) -> np.ndarray:
+        """(S + 1,) int64: slot s of a text of n bytes spans steps [b[s], b[s + 1]) (S = min(n, T_in))."""
+        s = min(n, self.input_steps)
+        return np.arange(s + 1, dtype=np.int64) * self.input_steps // max(s, 1)
+
+    def encode_recall(self) -> np.ndarray:
+        """The /recall stimulus (reply_steps, stim_channels) f32: no text,
+        no clock; recall channel r at WM_VOLLEY in the first step of reply
+        window r, 1 over the rest of it (module docstring)."""
+        if not self.wm_positions:
+            raise ValueError("this brain has no working memory: start one with --working_memory")
+        stims = np.zeros((self.reply_steps, self.stim_channels), np.float32)
+        first = self.stim_channels - self.wm_positions
+        edges = self.window_edges()
+        for r in range(min(self.wm_positions, self.reply_chars)):
+            stims[edges[r] : edges[r + 1], first + r] = 1.0
+            stims[edges[r], first + r] = WM_VOLLEY
+        return stims
+
+    def decode_memory(self, out_counts: np.ndarray) -> str:
+        """out_counts (reply_steps, output_channels + P x 64) of a /recall
+        burst -> reply_chars characters: in window r < P, the character of
+        slot r's assembly with the most spikes (ties: the lowest, so a
+        silent slot or a tie reads as a space); spaces past P."""
+        out_counts = np.asarray(out_counts)
+        p, chars = self.wm_positions, len(ALPHABET)
+        first = self.output_channels
+        if out_counts.shape != (self.reply_steps, first + p * chars):
+            raise ValueError(
+                f"out_counts has shape {out_counts.shape}, expected ({self.reply_steps}, {first + p * chars})"
+            )
+        edges = self.window_edges()
+        csum = np.concatenate([np.zeros((1, out_counts.shape[1]), np.int64), np.cumsum(out_counts, 0)])
+        counts = (csum[edges[1:]] - csum[edges[:-1]])[:, first:].reshape(self.reply_chars, p, chars)
+        out = [ALPHABET[int(np.argmax(counts[r, r]))] if r < p else " " for r in range(self.reply_chars)]
+        return "".join(out)
 
     def _encode_text(self, text: str | bytes) -> np.ndarray:
         """(reply_steps, input_channels) f32: the text in its slots (module docstring)."""
@@ -252,6 +312,8 @@ class Codec:
     def window_counts(self, out_counts: np.ndarray) -> np.ndarray:
         """out_counts (reply_steps, output_channels) -> (reply_chars, output_channels) int64."""
         out_counts = np.asarray(out_counts)
+        if out_counts.ndim == 2 and self.wm_positions:  # the working memory's readout follows the reply's
+            out_counts = out_counts[:, : self.output_channels]
         if out_counts.shape != (self.reply_steps, self.output_channels):
             raise ValueError(
                 f"out_counts has shape {out_counts.shape}, expected "

@@ -67,7 +67,7 @@ def test_eval_launcher_errors_are_one_line():
     assert r.returncode == 2
     assert r.stderr.decode() == (
         "jbrain eval: error: unknown task 'recall'; usage: jbrain eval "
-        "{selectivity,consistency,associations,digits,distal-reward} [--flags]   "
+        "{selectivity,consistency,associations,digits,distal-reward,memory} [--flags]   "
         "(jbrain eval TASK --help for flags)\n"
     )
     r = jbrain_cli("eval", "selectivity", "--presentations=0", "--n_neurons=2000")
