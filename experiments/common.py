@@ -105,6 +105,7 @@ _HELP = {
     "reward_eta": "cortex --teach --reward: weight change per unit of dopamine and of eligibility, per step.",
     "reward_w": "cortex --teach --reward: the reward readout's weights are born U[0, reward_w).",
     "reward_w_max": "cortex --teach --reward: the reward readout's weight bound.",
+    "reward_noise": "cortex --teach --reward: noise (sd per step) of the motor layer, its exploration.",
     "long_radius": "cortex: radius in cells of each place of --long_clusters.",
     "long_w_max": "cortex: upper bound of the long-range weights under STDP (born like the local ones).",
     "plasticity": "STDP on the excitatory recurrent synapses (on in chat).",

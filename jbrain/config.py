@@ -156,6 +156,7 @@ class BrainConfig:
     reward_eta: float = 1e-4
     reward_w: float = 0.05
     reward_w_max: float = 0.5
+    reward_noise: float = 0.0
     # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
@@ -644,6 +645,8 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     )  # fmt: skip
     memory = Population("M", m, "E", neuron, c.target_rate, kwta=(c.memory_k, c.clock_channels))
     reader = dataclasses.replace(neuron, theta=c.theta_init)  # fired by its drive, not gated by a clock
+    if c.reward:  # exploration: the motor layer's own noise lets a group other than the most driven win
+        reader = dataclasses.replace(reader, noise_sd=c.reward_noise)
     motor = Population("O", c.output_channels * c.motor_group, "E", reader, c.target_rate)
     pool = Population("P", c.motor_pool, "I", dataclasses.replace(reader, noise_sd=0.0), c.target_rate)
     fixed = lambda w: {"w_lo": w, "w_hi": w, "w_max": w, "delay": c.delay}  # noqa: E731

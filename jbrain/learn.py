@@ -95,7 +95,7 @@ def reward_problem(session, r: object) -> str | None:
         return f"reward r={r!r} must be a number in [-1, 1] (1: good, -1: bad)"
     if not brain.reward_projections(session.circuit):
         return NOT_REWARDABLE
-    if not getattr(session, "reply_held", False):
+    if not session.reply_held:
         return NO_REPLY
     return None
 
@@ -132,7 +132,6 @@ def reward(session, r: float) -> int:
             first += port.channels
         session.run(length, stims, feedback=True)
         session.state = brain.spend_feedback(circuit, session.state)
-        session.reply_held = False
         return sum(
             int(np.count_nonzero(np.asarray(session.state.projections[name].weights) != before[name]))
             for name in names

@@ -307,3 +307,65 @@ def test_jbrain_eval_distal_reward_runs_its_protocol_and_control(tmp_path):
     with pytest.raises(ValueError) as e:
         distal_reward.evaluate(model_seconds=5)
     assert str(e.value) == "--distal_seconds=5 must be >= 10 s of model time"
+
+
+# ---- mood and the held reply: brain state, shown by /stats, saved and restored ----
+
+
+def test_mood_and_the_held_reply_are_state_that_a_checkpoint_keeps(tmp_path):
+    """A reply is held in the state (`reward.held`), so a brain saved between
+    its reply and the user's /good still credits it after a restart; each
+    feedback moves the mood m <- m + (r - m) / MOOD_FEEDBACKS inside the
+    feedback burst; /stats shows it; save and restore keep it exactly."""
+    config = rewardable()
+    s = Session.open(config, seed=0, workdir=str(tmp_path))
+    out = io.StringIO()
+    chat = Chat(s, Codec.for_circuit(s.circuit), out=out, err=io.StringIO())
+    chat.handle("hello")
+    assert s.reply_held and s.mood == 0.0
+    where = s.close()
+    again = Session.open(config, seed=0, workdir=str(tmp_path))
+    assert again.warnings == [] and again.reply_held  # the flag came back with the brain
+    out = io.StringIO()
+    chat = Chat(again, Codec.for_circuit(again.circuit), out=out, err=io.StringIO())
+    chat.handle("/stats")
+    assert out.getvalue().splitlines()[1] == (
+        "mood +0.000 (average reward of the last ~20 of 0 feedbacks; a reply awaits /good or /bad)"
+    )
+    chat.handle("/good")
+    assert out.getvalue().splitlines()[-1].startswith("rewarded the last reply: ")
+    n = brain.MOOD_FEEDBACKS
+    mood = np.float32(0.0) + (np.float32(1.0) - np.float32(0.0)) * np.float32(1.0 / n)
+    assert not again.reply_held and again.mood == pytest.approx(1.0 / n)
+    chat.handle("again")
+    chat.handle("/bad")
+    mood = mood + (np.float32(-1.0) - mood) * np.float32(1.0 / n)
+    assert again.mood == pytest.approx(float(mood), abs=1e-7) and int(again.state.reward.feedbacks) == 2
+    out.truncate(0), out.seek(0)
+    chat.handle("/stats")
+    assert out.getvalue().splitlines()[1] == (
+        f"mood {float(mood):+.3f} (average reward of the last ~20 of 2 feedbacks; no reply held)"
+    )
+    kept = {k: np.asarray(v) for k, v in again.state.reward.items()}
+    again.close()
+    third = Session.open(config, seed=0, workdir=str(tmp_path))
+    for k, v in third.state.reward.items():
+        assert np.asarray(v).tobytes() == kept[k].tobytes() and np.asarray(v).dtype == kept[k].dtype, k
+    third.close(save=False)
+    assert where  # the first checkpoint was written
+
+
+def test_a_checkpoint_without_mood_restores_as_a_newborn_mood_with_a_warning(tmp_path):
+    config = rewardable()
+    s = Session.open(config, seed=1, workdir=str(tmp_path))
+    s.run(20)
+    s.state = s.state.replace(reward=None)  # as a brain saved before it had mood
+    where = s.close()
+    again = Session.open(config, seed=1, workdir=str(tmp_path))
+    assert again.warnings == [
+        f"checkpoint {where} was written before a rewardable brain kept its mood and held reply in its "
+        "state: mood 0, no feedback counted, no reply held (the weights and everything else are restored)"
+    ]
+    assert again.mood == 0.0 and not again.reply_held and int(again.state.reward.feedbacks) == 0
+    again.run(10)
+    again.close(save=False)
