@@ -196,6 +196,16 @@ def teacher_signal(circuit: Circuit, stim: jax.Array | None) -> tuple[jax.Array,
     return None
 
 
+def reward_channel(circuit: Circuit) -> int:
+    """The stimulus column of the "reward" port's channel (ValueError without one)."""
+    first = 0
+    for port in circuit.inputs:
+        if port.name == "reward":
+            return first
+        first += port.channels
+    raise ValueError(f"the {circuit.name} circuit has no reward port")
+
+
 def reward_signal(circuit: Circuit, stim: jax.Array | None) -> jax.Array:
     """() f32: the reward delivered this step, the stimulus's "reward" port
     channel (0 without a reward port or stimulus). It feeds the dopamine of
@@ -662,9 +672,13 @@ def _burst_packed(circuit, plan, wiring, state, stims, length):
                 projections[q.name] = ps.replace(x_pre=jnp.zeros_like(ps.x_pre))
         state = state.replace(projections=projections)
     if plan.feedback and state.reward is not None and stims is not None:
-        # the feedback's reward (its first step, `learn.reward`) moves the mood
+        # The feedback's reward r (its first step, `learn.reward`) arrives as
+        # dopamine minus what the brain expected, its mood m: delta = r - m
+        # (a critic: Fremaux et al. 2010, reward-modulated STDP learns only
+        # from reward minus expected reward); then m <- m + (r - m) / n.
         r = reward_signal(circuit, stims[0])
         rs = state.reward
+        stims = stims.at[0, reward_channel(circuit)].set(r - rs.mood)
         state = state.replace(
             reward=rs.replace(
                 mood=rs.mood + (r - rs.mood) * (1.0 / MOOD_FEEDBACKS),
