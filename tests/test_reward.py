@@ -369,3 +369,52 @@ def test_a_checkpoint_without_mood_restores_as_a_newborn_mood_with_a_warning(tmp
     assert again.mood == 0.0 and not again.reply_held and int(again.state.reward.feedbacks) == 0
     again.run(10)
     again.close(save=False)
+
+
+# ---- jbrain eval reward: the choice, and what /good and /bad teach ----
+
+
+def bandit_brain():
+    """reward_small's learning circuit beside a 1,000-neuron sheet (no sheet plasticity)."""
+    return preset_config(
+        "reward_small", sheet=(25, 40), n_neurons=1000, radius=4, memory_neurons=256, teach_fan_in=128,
+        plasticity=False, inh_plasticity=False,
+    )  # fmt: skip
+
+
+def test_the_choice_is_the_reply_group_that_fired_most_in_the_first_window():
+    from jbrain.evals import reward as task
+    from jbrain.text import ALPHABET
+
+    codec = Codec(reply_steps=20, reply_chars=2, input_channels=64)
+    counts = np.zeros((20, 64), np.int32)
+    y, n = ALPHABET.index("y"), ALPHABET.index("n")
+    counts[10, y], counts[11, n], counts[12, ALPHABET.index("q")] = 2, 1, 9  # q: not a reply
+    counts[16, n] = 5  # the second window does not count
+    assert task.choice(codec, counts) == 0
+    counts[10, n] = 1
+    assert task.choice(codec, counts) == -1  # a tie is no choice
+    assert task.choice(codec, np.zeros((20, 64), np.int32)) == -1  # nor is silence
+
+
+def test_the_feedback_releases_reward_minus_the_mood():
+    """The dopamine of a feedback is r - m (the mood before it): a reward
+    the brain expected (m = r) moves no synapse; the same reply's /good at
+    mood -1 moves the paired synapses twice as far as at mood 0."""
+    moved = {}
+    for mood in (0.0, 1.0, -1.0):
+        session = Session.new(rewardable(), seed=0)
+        session.state = session.state.replace(
+            reward=session.state.reward.replace(mood=jnp.asarray(mood, jnp.float32))
+        )
+        learn.answer(session, "hello")
+        before = np.asarray(session.state.projections["memory_reward"].weights)
+        learn.reward(session, 1.0)
+        moved[mood] = np.asarray(session.state.projections["memory_reward"].weights) - before
+        born = before
+        assert session.mood == pytest.approx(mood + (1.0 - mood) / brain.MOOD_FEEDBACKS)
+    assert not np.any(moved[1.0]) and np.count_nonzero(moved[0.0]) > 100
+    twice = born + 2 * moved[0.0]
+    free = (moved[0.0] != 0) & (twice > 1e-6) & (twice < 1.0 - 1e-6)  # away from the bounds [0, 1]
+    # (f32 rounding of w + eta d e over the burst's 1,000 steps: ~1e-5 a synapse)
+    np.testing.assert_allclose(moved[-1.0][free], 2 * moved[0.0][free], rtol=0.01, atol=5e-5)
