@@ -21,7 +21,9 @@ def test_a_small_personality_run_restores_its_profile_exactly():
         "reward_small", sheet=(25, 40), n_neurons=1000, radius=4, memory_neurons=256, teach_fan_in=128,
         plasticity=False, inh_plasticity=False,
     )  # fmt: skip
-    record = personality.evaluate(config, probings=2, presentations=1, reward_trials=2, warmup=0, reply_steps=40, seed=0)
+    record = personality.evaluate(
+        config, probings=2, presentations=1, reward_trials=2, warmup=0, reply_steps=40, seed=0
+    )
     assert record["restored_equal"] is True
     assert record["probes"] == len(personality.PROBES) == 20 and record["chance"] == 0.5
     assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["control_accuracy"] <= 1.0
