@@ -124,6 +124,7 @@ _HELP = {
     "wm_noise": "--working_memory: noise sd per step of the memory's neurons.",
     "wm_tau_m": "--working_memory: membrane time constant (ms) of the memory's neurons.",
     "wm_facilitation": "--working_memory: facilitation on (false: u held at U, the ablation).",
+    "reward_noise": "cortex --teach --reward: noise (sd per step) of the motor layer, its exploration.",
     "long_radius": "cortex: radius in cells of each place of --long_clusters.",
     "long_w_max": "cortex: upper bound of the long-range weights under STDP (born like the local ones).",
     "plasticity": "STDP on the excitatory recurrent synapses (on in chat).",

@@ -54,6 +54,21 @@ Tasks:
                 (`multi`, per item; --multi_trials messages), and single
                 letters at 1000 steps with facilitation off (`ablated`);
                 chance 1/26 (jbrain/evals/memory.py).
+  reward        four cues, four possible replies, each cue with its own rewarded
+                reply; the only teacher is /good or /bad after each of --trials
+                trials (learn.reward), then the rewarded replies are swapped for
+                --reversal more; accuracy over the last 50 of each phase, the
+                curve, untrained and ablated (reward readout put back)
+                baselines, chance 0.25 (jbrain/evals/reward.py). Needs a
+                rewardable brain (--teach --reward); --reply_chars defaults to
+                1 here (the choice is read in the first reply window).
+
+  personality   two brains born of one seed, with different histories (taught
+                pairs, rewards), probed --probings times each with 20 fixed
+                messages; each probing's profile (reply statistics and mood)
+                is classified to the nearer brain (`accuracy`, chance 0.5),
+                and a brain's profile after save and restore is compared with
+                its profile before (`restored_equal`) (jbrain/evals/personality.py).
 
     jbrain eval selectivity --flagfile=experiments/configs/cortex_small.flags --out=sel.json
     jbrain eval associations --flagfile=experiments/configs/teach_small.flags --out=assoc.json
@@ -61,6 +76,8 @@ Tasks:
     jbrain eval digits --out=digits.json
     jbrain eval distal-reward --distal_seconds=1200 --out=distal.json --plot=distal.png
     jbrain eval memory --flagfile=experiments/configs/teach_small.flags --working_memory --out=mem.json
+    jbrain eval reward --flagfile=experiments/configs/reward_small.flags --out=reward.json
+    jbrain eval personality --flagfile=experiments/configs/reward_small.flags --out=personality.json
 
 Writes the JSON record to --out (if given) and prints a table. Model flags
 and flagfiles work as in `jbrain run` and `jbrain chat`; selectivity
@@ -101,8 +118,20 @@ flags.DEFINE_integer("digits_train", 0, "digits: training images used (10..901; 
 flags.DEFINE_integer("distal_seconds", 1200, "distal-reward: seconds of model time of each run (>= 10).")
 flags.DEFINE_integer("multi_trials", 8, "memory: 4-letter messages held at once (>= 1).")
 flags.DEFINE_string("plot", "", "distal-reward: write the weights' plot (PNG) here.")
+flags.DEFINE_integer("trials", 300, "reward: trials (cue, reply, /good or /bad) before the reversal.")
+flags.DEFINE_integer("reversal", 300, "reward: trials after the rewarded replies are swapped (0: none).")
+flags.DEFINE_integer("probings", 8, "personality: probings of each brain (20 messages each).")
 
-TASKS = ("selectivity", "consistency", "associations", "digits", "distal-reward", "memory")
+TASKS = (
+    "selectivity",
+    "consistency",
+    "associations",
+    "digits",
+    "distal-reward",
+    "memory",
+    "reward",
+    "personality",
+)
 TASK = TASKS[0]  # the task of this launch (`launch` sets it)
 USAGE = f"usage: jbrain eval {{{','.join(TASKS)}}} [--flags]   (jbrain eval TASK --help for flags)"
 
@@ -126,6 +155,42 @@ def table(record: dict) -> str:
             "| chance | " + " | ".join(f"{record['chance']:.3f}" for _ in delays) + " |",
             "targets: single >= 0.90 and 4 at once >= 0.80 per item at 1000 steps; anchors: Mi, Katkov & "
             "Tsodyks 2017 (~4 items), Rolls et al. 2013 (9 items), e-prop store-recall (95% at 1,200 ms)",
+        ])  # fmt: skip
+    if record["task"] == "reward":
+        pct = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        rows = [
+            ("untrained (newborn, no feedback)", record["untrained_accuracy"]),
+            (f"trained: last {50} of {record['trials']} trials", record["last50_accuracy"]),
+            ("trained, tested without feedback", record["trained_accuracy"]),
+            ("ablated (reward readout put back), no feedback", record["ablated_accuracy"]),
+            (f"reversal: first 50 of {record['reversal']} trials", record["reversal_first50_accuracy"]),
+            (f"reversal: last 50 of {record['reversal']} trials", record["reversal_accuracy"]),
+            ("chance", record["chance"]),
+        ]
+        curve = ", ".join(f"{c['trial']}: {c['accuracy']:.2f}" for c in record["curve"])
+        return "\n".join([
+            f"reward learning on {record['preset']} ({record['n_neurons']} neurons, {record['device']}): "
+            f"4 cues x 4 replies, /good or /bad after each trial; seed {record['seed']}, "
+            f"{record['seconds']:.0f} s",
+            "| brain | correct choices |",
+            "|---|---|",
+            *[f"| {name} | {pct(x)} |" for name, x in rows],
+            f"curve (accuracy per {25} trials, by last trial): {curve}",
+            "mood at the end of each phase: " + ", ".join(f"{m:+.3f}" for m in record["mood"]),
+        ])  # fmt: skip
+    if record["task"] == "personality":
+        chance = f"{record['chance']:.2f}"
+        return "\n".join([
+            f"personality on {record['preset']} ({record['n_neurons']} neurons, {record['device']}): "
+            f"{record['probes']} probe messages, {record['probings']} probings of each brain; seed "
+            f"{record['seed']}, {record['seconds']:.0f} s",
+            "| brains | nearest-profile accuracy | chance |",
+            "|---|---|---|",
+            f"| different histories (taught pairs, rewards) | {record['accuracy']:.3f} | {chance} |",
+            f"| control: the same history twice | {record['control_accuracy']:.3f} | {chance} |",
+            f"profile after save and restore equals the profile before: {record['restored_equal']}; "
+            f"moods {record['moods'][0]:+.3f} and {record['moods'][1]:+.3f}; distance between the brains' "
+            f"mean profiles {record['between']:.3f}, between probings of one brain {record['within']:.3f}",
         ])  # fmt: skip
     if record["task"] == "distal-reward":
         cap = record["w_max"]
@@ -221,7 +286,7 @@ def table(record: dict) -> str:
 
 def main(argv: list[str]) -> None:
     del argv
-    from jbrain.evals import associations, consistency, selectivity  # jax: only when running
+    from jbrain.evals import associations, consistency, personality, reward, selectivity  # jax: when running
 
     if FLAGS.out:
         benchkit.check_out(FLAGS.out)
@@ -252,6 +317,17 @@ def main(argv: list[str]) -> None:
             steps=FLAGS.eval_steps,
             **shared,
         )
+    elif task == "reward":
+        reply_chars = FLAGS.reply_chars if FLAGS["reply_chars"].present else 1
+        record = reward.evaluate(
+            config, trials=FLAGS.trials, reversal=FLAGS.reversal, test_trials=4 * FLAGS.test_reps,
+            reply_steps=FLAGS.reply_steps, reply_chars=reply_chars, **shared,
+        )  # fmt: skip
+    elif task == "personality":
+        record = personality.evaluate(
+            config, probings=FLAGS.probings, reply_steps=FLAGS.reply_steps, reply_chars=FLAGS.reply_chars,
+            **shared,
+        )  # fmt: skip
     elif task == "associations":
         presentations = FLAGS.presentations if FLAGS["presentations"].present else 10
         record = associations.evaluate(

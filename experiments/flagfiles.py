@@ -20,9 +20,17 @@ def config_from_flagfile(name: str, **changes: Any) -> BrainConfig:
     return BrainConfig(**{**_flag_values(name), **changes})
 
 
+PLAN_FLAGS = (
+    "propagation", "stdp", "backend", "spike_buffer", "unroll", "record_spikes", "record_sheet", "devices",
+    "exchange",
+)  # fmt: skip
+
+
 def _flag_values(name: str) -> dict[str, Any]:
     """{field: value} of a flagfile; a `--flagfile=PATH` line (PATH relative
-    to the checkout, as absl reads it from there) includes that file."""
+    to the checkout, as absl reads it from there) includes that file. Plan
+    flags (how a device runs the brain, e.g. --spike_buffer in teach.flags)
+    are not the model's: skipped."""
     path = name if os.path.isfile(name) else os.path.join(CONFIGS, f"{name}.flags")
     fields = {f.name: f for f in dataclasses.fields(BrainConfig)}
     values: dict[str, Any] = {}
@@ -38,6 +46,8 @@ def _flag_values(name: str) -> dict[str, Any]:
             continue
         if not eq and key.startswith("no") and key[2:] in fields:
             values[key[2:]] = False
+            continue
+        if key in PLAN_FLAGS:
             continue
         if key not in fields:
             raise ValueError(f"{path}: unknown flag --{key}")

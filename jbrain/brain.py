@@ -49,8 +49,14 @@ from jbrain.state import (
     Metrics,
     NeuronState,
     ProjectionState,
+    RewardState,
     Wiring,
 )
+
+# A rewardable brain's mood is an exponential average of its rewards over
+# about this many feedbacks (`RewardState`): slow enough that one /bad does
+# not turn it, fast enough that a run of them shows within a conversation.
+MOOD_FEEDBACKS = 20
 
 
 def footprint(circuit: Circuit) -> dict[str, int]:
@@ -114,8 +120,16 @@ def init_brain(circuit: Circuit, *, seed: int) -> tuple[Wiring, BrainState]:
         step=jnp.zeros((), jnp.int32),
         key=jax.random.key_data(k_run).astype(jnp.uint32),
         status=jnp.zeros((), jnp.uint32),
+        reward=_newborn_reward() if any(_is_reward(q) for q in circuit.projections) else None,
     )
     return Wiring(projections=wirings), state
+
+
+def _newborn_reward() -> RewardState:
+    """Mood 0, no feedback received, no reply held."""
+    return RewardState(
+        mood=jnp.zeros((), jnp.float32), feedbacks=jnp.zeros((), jnp.int32), held=jnp.zeros((), jnp.uint8)
+    )
 
 
 def _is_reward(q: Projection) -> bool:
@@ -223,6 +237,16 @@ def teacher_signal(circuit: Circuit, stim: jax.Array | None) -> tuple[jax.Array,
             return port_values(circuit, port, values), jnp.any(values != 0)
         first += port.channels
     return None
+
+
+def reward_channel(circuit: Circuit) -> int:
+    """The stimulus column of the "reward" port's channel (ValueError without one)."""
+    first = 0
+    for port in circuit.inputs:
+        if port.name == "reward":
+            return first
+        first += port.channels
+    raise ValueError(f"the {circuit.name} circuit has no reward port")
 
 
 def reward_signal(circuit: Circuit, stim: jax.Array | None) -> jax.Array:
@@ -695,6 +719,21 @@ def _burst_packed(circuit, plan, wiring, state, stims, length):
                 ps = projections[q.name]
                 projections[q.name] = ps.replace(x_pre=jnp.zeros_like(ps.x_pre))
         state = state.replace(projections=projections)
+    if plan.feedback and state.reward is not None and stims is not None:
+        # The feedback's reward r (its first step, `learn.reward`) arrives as
+        # dopamine minus what the brain expected, its mood m: delta = r - m
+        # (a critic: Fremaux et al. 2010, reward-modulated STDP learns only
+        # from reward minus expected reward); then m <- m + (r - m) / n.
+        r = reward_signal(circuit, stims[0])
+        rs = state.reward
+        stims = stims.at[0, reward_channel(circuit)].set(r - rs.mood)
+        state = state.replace(
+            reward=rs.replace(
+                mood=rs.mood + (r - rs.mood) * (1.0 / MOOD_FEEDBACKS),
+                feedbacks=rs.feedbacks + 1,
+                held=jnp.zeros_like(rs.held),
+            )
+        )
     state, lags, release = _working_order(circuit, plan, wiring, state)
     many = len(circuit.populations) > 1
 
@@ -789,24 +828,31 @@ def _reward_projections(circuit: Circuit, state: BrainState, fields: Callable[[P
     return state.replace(projections=out)
 
 
+def _held(state: BrainState, held: int) -> BrainState:
+    if state.reward is None:
+        return state
+    return state.replace(reward=state.reward.replace(held=jnp.full((), held, jnp.uint8)))
+
+
 def _hold(circuit: Circuit, state: BrainState) -> BrainState:
-    return _reward_projections(circuit, state, lambda ps: {"tag": ps.elig + 0.0})
+    return _held(_reward_projections(circuit, state, lambda ps: {"tag": ps.elig + 0.0}), 1)
 
 
 def _spend(circuit: Circuit, state: BrainState) -> BrainState:
-    return _reward_projections(
+    state = _reward_projections(
         circuit, state, lambda ps: {"tag": jnp.zeros_like(ps.tag), "dopamine": jnp.zeros_like(ps.dopamine)}
     )
+    return _held(state, 0)
 
 
 hold_eligibility = jax.jit(_hold, static_argnames=("circuit",), donate_argnames=("state",))
 hold_eligibility.__doc__ = """The state with every reward projection's tag set to
 its eligibility (tag <- c): a reply's eligibility held, without decay, for
-its delayed feedback (`learn.reward`). `state` is donated."""
+its delayed feedback (`learn.reward`); `reward.held` <- 1. `state` is donated."""
 spend_feedback = jax.jit(_spend, static_argnames=("circuit",), donate_argnames=("state",))
 spend_feedback.__doc__ = """The state after a feedback burst: every reward
 projection's tag and dopamine back to 0 (the feedback spent on the reply it
-credited; later live steps credit nothing). `state` is donated."""
+credited; later live steps credit nothing); `reward.held` <- 0. `state` is donated."""
 
 
 def reward_projections(circuit: Circuit) -> list[str]:

@@ -19,7 +19,7 @@ import sys
 from collections.abc import Callable, Iterator
 from typing import TextIO
 
-from jbrain import learn
+from jbrain import brain, learn
 from jbrain.live import LiveLoop
 from jbrain.session import Session
 from jbrain.text import Codec, reply
@@ -72,7 +72,7 @@ class Chat:
             f"{c.reply_steps}-step reply.",
             "Commands:",
             "  /help    this help",
-            "  /stats   step, firing rate, mean threshold, messages so far",
+            "  /stats   step, firing rate, mean threshold, messages so far, mood",
         ]
         if self.codec.teacher:
             lines.append("  /teach CUE => REPLY   teach the brain to answer CUE with REPLY")
@@ -86,11 +86,12 @@ class Chat:
         return "\n".join(lines)
 
     def stats_text(self) -> str:
+        """Two lines: step, rate, threshold and messages; then the mood (`mood_text`)."""
         with self.guard():
             s = self.session
             return (
                 f"step {s.step}, firing rate {s.last_rate:.4f}, "
-                f"mean threshold {s.mean_threshold():.4f}, messages {s.messages}"
+                f"mean threshold {s.mean_threshold():.4f}, messages {s.messages}\n{mood_text(s.state)}"
             )
 
     def handle(self, line: str) -> bool:
@@ -184,6 +185,20 @@ class Chat:
     def flush_warnings(self) -> None:
         while self.session.warnings:
             self.note(f"warning: {self.session.warnings.pop(0)}")
+
+
+def mood_text(state) -> str:
+    """The /stats line of a brain's mood (`state.RewardState`): its average
+    reward over its last ~`brain.MOOD_FEEDBACKS` feedbacks, the feedbacks so
+    far, and whether a reply awaits one."""
+    rs = state.reward
+    if rs is None:
+        return "mood -- (this brain has no reward synapses: start one with --reward)"
+    n, held = int(rs.feedbacks), bool(rs.held)
+    return (
+        f"mood {float(rs.mood):+.3f} (average reward of the last ~{brain.MOOD_FEEDBACKS} of {n} "
+        f"feedback{'s' if n != 1 else ''}; {'a reply awaits /good or /bad' if held else 'no reply held'})"
+    )
 
 
 def piped_lines(stream) -> Iterator[str]:

@@ -25,7 +25,9 @@ meta: {"format", "jbrain_version", "config": BrainConfig.to_dict(),
 
 Upgrades: a checkpoint that lacks a reward projection's eligibility, tag
 or dopamine (`state.projections.*.elig|tag|dopamine`) restores with them at
-zero, as a newborn brain has them, and a warning (`MIGRATED_REWARD`).
+zero, as a newborn brain has them, and a warning (`MIGRATED_REWARD`); one
+that lacks a rewardable brain's mood, feedback count and held-reply flag
+(`state.reward.*`) restores them as a newborn's (`MIGRATED_MOOD`).
 A "jbrain-checkpoint/1" (one population, flat state: jbrain up to
 the circuits redesign) restores as the seed preset it was, its arrays moved
 into the sub-states (`_from_v1`); the next save writes format 2 beside it.
@@ -321,7 +323,9 @@ def restore(path: str, *, device: jax.Device | None = None, devices: int = 1) ->
         fill = {
             name: t
             for name, t in flat.items()
-            if isinstance(saved, dict) and _REWARD_LEAF.fullmatch(name) and name not in saved
+            if isinstance(saved, dict)
+            and (_REWARD_LEAF.fullmatch(name) or _MOOD_LEAF.fullmatch(name))
+            and name not in saved
         }
         for name, t in flat.items():
             info = saved.get(name) if isinstance(saved, dict) else None
@@ -333,7 +337,12 @@ def restore(path: str, *, device: jax.Device | None = None, devices: int = 1) ->
             loaded = _flat(_load(path, _unflat({k: t for k, t in flat.items() if k not in fill}), saved))
             zeros = {k: jax.device_put(np.zeros(t.shape, t.dtype), t.sharding) for k, t in fill.items()}
             tree = _unflat({**loaded, **zeros})
-            meta = {**meta, "migrated": MIGRATED_REWARD}
+            said = [
+                why
+                for pattern, why in ((_REWARD_LEAF, MIGRATED_REWARD), (_MOOD_LEAF, MIGRATED_MOOD))
+                if any(pattern.fullmatch(k) for k in fill)
+            ]
+            meta = {**meta, "migrated": "; and ".join(said)}
         else:
             tree = _load(path, target, saved)
         if v1:
@@ -362,6 +371,13 @@ _REWARD_LEAF = re.compile(r"state\.projections\.[^.]+\.(elig|tag|dopamine)")
 MIGRATED_REWARD = (
     "written without the reward rule's eligibility, tag and dopamine: they start at zero "
     "(the weights and everything else are restored)"
+)
+
+
+_MOOD_LEAF = re.compile(r"state\.reward\.(mood|feedbacks|held)")
+MIGRATED_MOOD = (
+    "written before a rewardable brain kept its mood and held reply in its state: mood 0, no "
+    "feedback counted, no reply held (the weights and everything else are restored)"
 )
 
 

@@ -171,6 +171,7 @@ class BrainConfig:
     wm_noise: float = 0.02
     wm_tau_m: float = 5.0
     wm_facilitation: bool = True
+    reward_noise: float = 0.0
     # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
@@ -686,6 +687,8 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     )  # fmt: skip
     memory = Population("M", m, "E", neuron, c.target_rate, kwta=(c.memory_k, c.clock_channels))
     reader = dataclasses.replace(neuron, theta=c.theta_init)  # fired by its drive, not gated by a clock
+    if c.reward:  # exploration: the motor layer's own noise lets a group other than the most driven win
+        reader = dataclasses.replace(reader, noise_sd=c.reward_noise)
     motor = Population("O", c.output_channels * c.motor_group, "E", reader, c.target_rate)
     pool = Population("P", c.motor_pool, "I", dataclasses.replace(reader, noise_sd=0.0), c.target_rate)
     fixed = lambda w: {"w_lo": w, "w_hi": w, "w_max": w, "delay": c.delay}  # noqa: E731

@@ -20,11 +20,21 @@ have forgotten the reply: at the end of each reply burst the session holds
 it (`Session.hold_reply`: tag <- c, kept without decay; the live steps
 change c, never the tag). Feedback r in [-1, 1] is then one burst of the
 feedback program (`Plan.feedback`, FEEDBACK_TAUS dopamine time constants
-long) whose first step delivers r on the "reward" port:
-    d_t = r exp(-t dt/tau_dopamine),   w <- clip(w + eta d_t tag, 0, w_max)
-so each synapse moves by about eta r tag tau_dopamine/dt (up for /good on
-the pairings of the reply, down for /bad; synapses that did not pair in the
-reply keep their weights), inside the jitted burst, as ordinary learning.
+long) whose first step delivers r on the "reward" port. The dopamine it
+releases is r minus what the brain expected, its mood m (`RewardState`: an
+exponential average of its past rewards, brain.MOOD_FEEDBACKS of them), and
+the mood then moves toward r, all inside the jitted burst:
+    delta = r - m,   m <- m + (r - m) / MOOD_FEEDBACKS
+    d_t = delta exp(-t dt/tau_dopamine),   w <- clip(w + eta d_t tag, 0, w_max)
+so each synapse moves by about eta delta tag tau_dopamine/dt (for /good on
+a newborn brain up on the pairings of the reply, for /bad down; synapses
+that did not pair in the reply keep their weights), as ordinary learning.
+Why minus the mood: reward-modulated STDP learns only from reward minus
+expected reward (Fremaux, Sprekeler & Gerstner 2010). Every motor neuron
+that fired in a reply pairs with the memory's code, not only the group that
+won; with r alone, a brain that is mostly wrong would depress every one of
+them (and one mostly right potentiate them all), while with r - m only
+what goes with better-than-usual rewards grows (EVALS.md, reward learning).
 Then the tag and dopamine are spent (zeroed): one feedback per reply.
 
 Working memory: `/recall` and `recall(session)` make a brain with a
@@ -108,7 +118,7 @@ def reward_problem(session, r: object) -> str | None:
         return f"reward r={r!r} must be a number in [-1, 1] (1: good, -1: bad)"
     if not brain.reward_projections(session.circuit):
         return NOT_REWARDABLE
-    if not getattr(session, "reply_held", False):
+    if not session.reply_held:
         return NO_REPLY
     return None
 
@@ -145,7 +155,6 @@ def reward(session, r: float) -> int:
             first += port.channels
         session.run(length, stims, feedback=True)
         session.state = brain.spend_feedback(circuit, session.state)
-        session.reply_held = False
         return sum(
             int(np.count_nonzero(np.asarray(session.state.projections[name].weights) != before[name]))
             for name in names

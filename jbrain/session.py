@@ -68,9 +68,6 @@ class Session:
         self.last_rate = float(state.homeostasis.rate)
         self.messages = messages
         self.warnings: list[str] = []
-        # a reply's eligibility is held for /good or /bad (`hold_reply`, `learn.reward`);
-        # a restored brain starts with none (its held tag, if any, is not credited)
-        self.reply_held = False
         self.notes: list[str] = []  # what `open` did (restored, flags applied, ...)
         self.faulted = False
         # checkpoints: the store, the autosave policy, the step saved last
@@ -344,12 +341,24 @@ class Session:
     def hold_reply(self) -> None:
         """After a reply burst: hold its eligibility for its feedback
         (`brain.hold_eligibility`, tag <- c on every reward projection) and
-        note that a reply awaits credit (`reply_held`). Nothing for a brain
-        without reward projections."""
+        note, in the state, that a reply awaits credit (`reply_held`).
+        Nothing for a brain without reward projections."""
         with self.lock:
             if brain.reward_projections(self.circuit):
                 self.state = brain.hold_eligibility(self.circuit, self.state)
-                self.reply_held = True
+
+    @property
+    def reply_held(self) -> bool:
+        """Whether a reply awaits /good or /bad (`state.reward.held`: part of
+        the state, so a restored brain can still credit its last reply)."""
+        with self.lock:
+            return self.state.reward is not None and bool(self.state.reward.held)
+
+    @property
+    def mood(self) -> float | None:
+        """The brain's mood (`state.reward.mood`, in [-1, 1]), None without reward synapses."""
+        with self.lock:
+            return None if self.state.reward is None else float(self.state.reward.mood)
 
     def mean_threshold(self) -> float:
         with self.lock:

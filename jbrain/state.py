@@ -120,13 +120,33 @@ class HomeostasisState:
 
 
 @chex.dataclass(frozen=True)
+class RewardState:
+    """What a rewardable brain (`--reward`) keeps of its feedback beside its
+    synapses: its mood and whether a reply awaits credit.
+
+    mood: () f32, the brain's mood m, an exponential average of the
+    rewards r in [-1, 1] it received, one update per feedback burst
+    (`brain.MOOD_FEEDBACKS` = n: m <- m + (r - m) / n, so m weighs the
+    last ~n feedbacks; 0 at birth); feedbacks: () int32 feedback bursts
+    received (/good and /bad); held: () uint8, 1 while a reply's
+    eligibility is held for its feedback (set by `brain.hold_eligibility`
+    at the end of a reply, cleared by the feedback burst that credits it).
+    """
+
+    mood: jax.Array
+    feedbacks: jax.Array
+    held: jax.Array
+
+
+@chex.dataclass(frozen=True)
 class BrainState:
     """Everything that changes (carried through `lax.scan`, donated).
 
     neurons: NeuronState; projections: {name: ProjectionState};
     homeostasis: HomeostasisState; step: () int32 steps since birth; key:
     (2,) uint32 key data of the run stream (noise); status: () uint32
-    sticky status bits.
+    sticky status bits; reward: RewardState of a brain with reward-rule
+    projections, else None.
     """
 
     neurons: NeuronState
@@ -135,6 +155,7 @@ class BrainState:
     step: jax.Array
     key: jax.Array
     status: jax.Array
+    reward: RewardState | None = None
 
 
 @chex.dataclass(frozen=True)

@@ -30,7 +30,7 @@ HELP = [
     "Type a message; the brain answers with 8 characters after a 200-step reply.",
     "Commands:",
     "  /help    this help",
-    "  /stats   step, firing rate, mean threshold, messages so far",
+    "  /stats   step, firing rate, mean threshold, messages so far, mood",
     "  /save    save the brain (a checkpoint in the workdir)",
     "  /quit    leave (so do Ctrl-D and Ctrl-C)",
 ]
@@ -66,7 +66,8 @@ def test_commands_answer_without_stepping_the_brain():
     lines = out.getvalue().splitlines()
     stats = f"step 200, firing rate {s.last_rate:.4f}, mean threshold {s.mean_threshold():.4f}, messages 1"
     assert STATS.fullmatch(stats)
-    assert lines == [stats, stats, *HELP, "unknown command /nonsense", *HELP]
+    mood = "mood -- (this brain has no reward synapses: start one with --reward)"
+    assert lines == [stats, mood, stats, mood, *HELP, "unknown command /nonsense", *HELP]
     assert chat.handle("/quit") is False
     assert chat.handle("/2 is not a command") is True  # a slash without a letter is text
     assert s.step == 400 and REPLY.fullmatch(out.getvalue().splitlines()[-1])
@@ -183,8 +184,9 @@ def test_piped_chat_answers_each_line_and_runs_commands(conversation):
     assert all(REPLY.fullmatch(ln) for ln in brain), brain
     assert "You:" not in out  # no prompts when piped
     assert STATS.fullmatch(lines[1]) and STATS.fullmatch(lines[1]).group(1, 4) == ("200", "1")
-    assert lines[2 : 2 + len(HELP)] == HELP
-    assert lines[2 + len(HELP)] == "unknown command /nonsense"
+    assert lines[2].startswith("mood -- ")
+    assert lines[3 : 3 + len(HELP)] == HELP
+    assert lines[3 + len(HELP)] == "unknown command /nonsense"
     assert lines[-1] == f"saved step 1200 to {base}/wd/checkpoints/1200"
     err = first.stderr.decode()
     assert "Traceback" not in err
@@ -209,7 +211,8 @@ def test_a_restored_chat_answers_as_the_chat_that_never_stopped(conversation):
     assert second.returncode == 0, second.stderr
     assert second.stdout.decode() == whole[1]
     lines = whole[1].splitlines()
-    assert len(lines) == 3 and STATS.fullmatch(lines[2]).group(1, 4) == ("1600", "8")
+    assert len(lines) == 4 and STATS.fullmatch(lines[2]).group(1, 4) == ("1600", "8")
+    assert lines[3].startswith("mood -- ")
     err = second.stderr.decode()
     assert f"jbrain chat: restored step 1200 from {base}/wd/checkpoints/1200 (saved " in err
     # end of input without /quit: exit 0 and the summary

@@ -67,7 +67,7 @@ def test_eval_launcher_errors_are_one_line():
     assert r.returncode == 2
     assert r.stderr.decode() == (
         "jbrain eval: error: unknown task 'recall'; usage: jbrain eval "
-        "{selectivity,consistency,associations,digits,distal-reward,memory} [--flags]   "
+        "{selectivity,consistency,associations,digits,distal-reward,memory,reward,personality} [--flags]   "
         "(jbrain eval TASK --help for flags)\n"
     )
     r = jbrain_cli("eval", "selectivity", "--presentations=0", "--n_neurons=2000")
@@ -90,6 +90,24 @@ def test_eval_launcher_errors_are_one_line():
     assert r.returncode == 2
     assert r.stderr.decode().strip() == (
         "jbrain eval distal-reward: error: --distal_seconds=5 must be >= 10 (seconds of model time)"
+    )
+    r = jbrain_cli("eval", "reward", "--trials=10")
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == (
+        "jbrain eval reward: error: --trials=10 must be >= 50, --reversal=300 0 or >= 50 (accuracy is read "
+        "over the last 50 trials of each phase) and --test_reps >= 1 (test trials of each cue)"
+    )
+    for task in ("reward", "personality"):
+        r = jbrain_cli("eval", task, "--n_neurons=2000")
+        assert r.returncode == 2
+        assert r.stderr.decode().strip() == (
+            f"jbrain eval {task}: error: jbrain eval {task} needs a rewardable brain: pass "
+            "--flagfile=experiments/configs/reward_small.flags (or --teach --reward)"
+        )
+    r = jbrain_cli("eval", "personality", "--probings=1")
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == (
+        "jbrain eval personality: error: --probings=1 must be >= 2 (classification leaves one probing out)"
     )
     r = jbrain_cli("eval", "distal-reward", "--plot=/no/such/dir/d.png")
     assert r.returncode == 2

@@ -307,3 +307,114 @@ def test_jbrain_eval_distal_reward_runs_its_protocol_and_control(tmp_path):
     with pytest.raises(ValueError) as e:
         distal_reward.evaluate(model_seconds=5)
     assert str(e.value) == "--distal_seconds=5 must be >= 10 s of model time"
+
+
+# ---- mood and the held reply: brain state, shown by /stats, saved and restored ----
+
+
+def test_mood_and_the_held_reply_are_state_that_a_checkpoint_keeps(tmp_path):
+    """A reply is held in the state (`reward.held`), so a brain saved between
+    its reply and the user's /good still credits it after a restart; each
+    feedback moves the mood m <- m + (r - m) / MOOD_FEEDBACKS inside the
+    feedback burst; /stats shows it; save and restore keep it exactly."""
+    config = rewardable()
+    s = Session.open(config, seed=0, workdir=str(tmp_path))
+    out = io.StringIO()
+    chat = Chat(s, Codec.for_circuit(s.circuit), out=out, err=io.StringIO())
+    chat.handle("hello")
+    assert s.reply_held and s.mood == 0.0
+    where = s.close()
+    again = Session.open(config, seed=0, workdir=str(tmp_path))
+    assert again.warnings == [] and again.reply_held  # the flag came back with the brain
+    out = io.StringIO()
+    chat = Chat(again, Codec.for_circuit(again.circuit), out=out, err=io.StringIO())
+    chat.handle("/stats")
+    assert out.getvalue().splitlines()[1] == (
+        "mood +0.000 (average reward of the last ~20 of 0 feedbacks; a reply awaits /good or /bad)"
+    )
+    chat.handle("/good")
+    assert out.getvalue().splitlines()[-1].startswith("rewarded the last reply: ")
+    n = brain.MOOD_FEEDBACKS
+    mood = np.float32(0.0) + (np.float32(1.0) - np.float32(0.0)) * np.float32(1.0 / n)
+    assert not again.reply_held and again.mood == pytest.approx(1.0 / n)
+    chat.handle("again")
+    chat.handle("/bad")
+    mood = mood + (np.float32(-1.0) - mood) * np.float32(1.0 / n)
+    assert again.mood == pytest.approx(float(mood), abs=1e-7) and int(again.state.reward.feedbacks) == 2
+    out.truncate(0), out.seek(0)
+    chat.handle("/stats")
+    assert out.getvalue().splitlines()[1] == (
+        f"mood {float(mood):+.3f} (average reward of the last ~20 of 2 feedbacks; no reply held)"
+    )
+    kept = {k: np.asarray(v) for k, v in again.state.reward.items()}
+    again.close()
+    third = Session.open(config, seed=0, workdir=str(tmp_path))
+    for k, v in third.state.reward.items():
+        assert np.asarray(v).tobytes() == kept[k].tobytes() and np.asarray(v).dtype == kept[k].dtype, k
+    third.close(save=False)
+    assert where  # the first checkpoint was written
+
+
+def test_a_checkpoint_without_mood_restores_as_a_newborn_mood_with_a_warning(tmp_path):
+    config = rewardable()
+    s = Session.open(config, seed=1, workdir=str(tmp_path))
+    s.run(20)
+    s.state = s.state.replace(reward=None)  # as a brain saved before it had mood
+    where = s.close()
+    again = Session.open(config, seed=1, workdir=str(tmp_path))
+    assert again.warnings == [
+        f"checkpoint {where} was written before a rewardable brain kept its mood and held reply in its "
+        "state: mood 0, no feedback counted, no reply held (the weights and everything else are restored)"
+    ]
+    assert again.mood == 0.0 and not again.reply_held and int(again.state.reward.feedbacks) == 0
+    again.run(10)
+    again.close(save=False)
+
+
+# ---- jbrain eval reward: the choice, and what /good and /bad teach ----
+
+
+def bandit_brain():
+    """reward_small's learning circuit beside a 1,000-neuron sheet (no sheet plasticity)."""
+    return preset_config(
+        "reward_small", sheet=(25, 40), n_neurons=1000, radius=4, memory_neurons=256, teach_fan_in=128,
+        plasticity=False, inh_plasticity=False,
+    )  # fmt: skip
+
+
+def test_the_choice_is_the_reply_group_that_fired_most_in_the_first_window():
+    from jbrain.evals import reward as task
+    from jbrain.text import ALPHABET
+
+    codec = Codec(reply_steps=20, reply_chars=2, input_channels=64)
+    counts = np.zeros((20, 64), np.int32)
+    y, n = ALPHABET.index("y"), ALPHABET.index("n")
+    counts[10, y], counts[11, n], counts[12, ALPHABET.index("q")] = 2, 1, 9  # q: not a reply
+    counts[16, n] = 5  # the second window does not count
+    assert task.choice(codec, counts) == 0
+    counts[10, n] = 1
+    assert task.choice(codec, counts) == -1  # a tie is no choice
+    assert task.choice(codec, np.zeros((20, 64), np.int32)) == -1  # nor is silence
+
+
+def test_the_feedback_releases_reward_minus_the_mood():
+    """The dopamine of a feedback is r - m (the mood before it): a reward
+    the brain expected (m = r) moves no synapse; the same reply's /good at
+    mood -1 moves the paired synapses twice as far as at mood 0."""
+    moved = {}
+    for mood in (0.0, 1.0, -1.0):
+        session = Session.new(rewardable(), seed=0)
+        session.state = session.state.replace(
+            reward=session.state.reward.replace(mood=jnp.asarray(mood, jnp.float32))
+        )
+        learn.answer(session, "hello")
+        before = np.asarray(session.state.projections["memory_reward"].weights)
+        learn.reward(session, 1.0)
+        moved[mood] = np.asarray(session.state.projections["memory_reward"].weights) - before
+        born = before
+        assert session.mood == pytest.approx(mood + (1.0 - mood) / brain.MOOD_FEEDBACKS)
+    assert not np.any(moved[1.0]) and np.count_nonzero(moved[0.0]) > 100
+    twice = born + 2 * moved[0.0]
+    free = (moved[0.0] != 0) & (twice > 1e-6) & (twice < 1.0 - 1e-6)  # away from the bounds [0, 1]
+    # (f32 rounding of w + eta d e over the burst's 1,000 steps: ~1e-5 a synapse)
+    np.testing.assert_allclose(moved[-1.0][free], 2 * moved[0.0][free], rtol=0.01, atol=5e-5)

@@ -1,0 +1,31 @@
+"""jbrain eval personality: a brain's profile over a fixed probe set, told
+apart from another history's, and equal after save and restore."""
+
+from __future__ import annotations
+
+import numpy as np
+from conftest import preset_config
+
+from jbrain.evals import personality
+
+
+def test_profiles_classify_by_nearest_centroid_leaving_each_one_out():
+    a, b = np.zeros(3), np.ones(3)
+    assert personality.classify([a, a + 0.1, b, b - 0.1], [0, 0, 1, 1]) == 1.0
+    # two identical brains: every left-out profile is as near the other centroid (ties are wrong)
+    assert personality.classify([a, a, a, a], [0, 1, 0, 1]) == 0.0
+
+
+def test_a_small_personality_run_restores_its_profile_exactly():
+    config = preset_config(
+        "reward_small", sheet=(25, 40), n_neurons=1000, radius=4, memory_neurons=256, teach_fan_in=128,
+        plasticity=False, inh_plasticity=False,
+    )  # fmt: skip
+    record = personality.evaluate(
+        config, probings=2, presentations=1, reward_trials=2, warmup=0, reply_steps=40, seed=0
+    )
+    assert record["restored_equal"] is True
+    assert record["probes"] == len(personality.PROBES) == 20 and record["chance"] == 0.5
+    assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["control_accuracy"] <= 1.0
+    # both brains were rewarded twice: their moods moved away from the newborn's 0
+    assert all(m != 0.0 for m in record["moods"]) and record["between"] > 0.0
