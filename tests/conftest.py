@@ -6,7 +6,6 @@ backend is a GPU (through the device tool: `pytest -m gpu`).
 
 from __future__ import annotations
 
-import atexit
 import os
 import shutil
 import subprocess
@@ -65,10 +64,22 @@ def assert_trees_equal(a, b) -> None:
         assert la[k].tobytes() == lb[k].tobytes(), f"{k} differs"
 
 
-# one persistent compilation cache for every CLI subprocess of a test run: the
-# same programs (a preset's bursts) are compiled once, not once per process
-_CLI_CACHE = tempfile.mkdtemp(prefix="jbrain-test-jit-")
-atexit.register(shutil.rmtree, _CLI_CACHE, True)
+# One persistent compilation cache for a whole test run: both pytest-xdist
+# workers and every CLI subprocess they start share it, so a program (a tiny
+# brain's bursts, a preset's) is compiled once per run, not once per process.
+# The process that starts the run (xdist's controller, which loads this file
+# first) makes the folder; the workers inherit it through the environment;
+# the controller removes it at the end.
+_MADE_HERE = "JBRAIN_TEST_JIT_CACHE" not in os.environ
+_CLI_CACHE = os.environ.setdefault("JBRAIN_TEST_JIT_CACHE", tempfile.mkdtemp(prefix="jbrain-test-jit-"))
+jax.config.update("jax_compilation_cache_dir", _CLI_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def pytest_sessionfinish(session):
+    if _MADE_HERE:  # the controller, or a run without xdist
+        shutil.rmtree(_CLI_CACHE, ignore_errors=True)
 
 
 def cli_env() -> dict[str, str]:

@@ -14,6 +14,13 @@ def test_profiles_classify_by_nearest_centroid_leaving_each_one_out():
     assert personality.classify([a, a + 0.1, b, b - 0.1], [0, 0, 1, 1]) == 1.0
     # two identical brains: every left-out profile is as near the other centroid (ties are wrong)
     assert personality.classify([a, a, a, a], [0, 1, 0, 1]) == 0.0
+    # one probe answered the same every time (a taught pair: 'hi' or 'yo') among
+    # 40 redrawn by noise: weighed by its spread it decides; in raw distance the noise would
+    rng = np.random.default_rng(0)
+    labels = [0, 1] * 8
+    profiles = [np.concatenate([[0.125 * c], rng.uniform(0, 1, 40)]) for c in labels]
+    assert personality.classify(profiles, labels) == 1.0
+    assert personality.classify(profiles, labels, sd_floor=1e9) < 0.8  # every feature alike: Euclidean
 
 
 def test_a_small_personality_run_restores_its_profile_exactly():

@@ -19,7 +19,8 @@ vector. Probing does not teach or reward.
 
 Keys: accuracy (leave-one-out nearest-centroid classification of each of
 the 2 x `probings` profiles: the brain whose other probings' mean profile
-is nearer, Euclidean; a tie is wrong; chance 0.5), control_accuracy (the
+is nearer, Euclidean in units of each feature's within-brain spread
+(`classify`); a tie is wrong; chance 0.5), control_accuracy (the
 same with both brains given the SAME history, A's, probed with their own
 gaps: history, not the probing, must be what tells them apart),
 restored_equal (brain A saved, probed, restored from the checkpoint and
@@ -50,6 +51,9 @@ PROBES = (
 )  # fmt: skip
 HISTORY_A = (("hello", "hi"), ("bye", "ciao"), ("how are you", "fine"))
 HISTORY_B = (("hello", "yo"), ("bye", "later"), ("how are you", "meh"))
+# The least spread `classify` divides a feature by: a twentieth of a
+# character's share of an 8-character reply's histogram (1/8).
+SD_FLOOR = 0.125 / 20
 
 
 def profile(session: Session, codec: Codec, gaps: list[int]) -> np.ndarray:
@@ -83,13 +87,20 @@ def live_history(
         learn.reward(session, 1.0 if said == rewarded[i] else -1.0)
 
 
-def classify(profiles: list[np.ndarray], labels: list[int]) -> float:
-    """Leave-one-out nearest-centroid accuracy (module docstring)."""
-    x, y = np.asarray(profiles), np.asarray(labels)
+def classify(profiles: list[np.ndarray], labels: list[int], sd_floor: float = SD_FLOOR) -> float:
+    """Leave-one-out nearest-centroid accuracy (module docstring), in units
+    of each feature's spread within a brain: with the left-out profile k
+    removed, feature j is divided by s_j = max(sd_floor, pooled within-brain
+    sd of j), so a probe whose reply a brain gives every time (a taught
+    pair) weighs more than one whose reply its noise redraws each probing."""
+    x, y = np.asarray(profiles, np.float64), np.asarray(labels)
     hits = []
     for k in range(len(x)):
         keep = np.arange(len(x)) != k
-        d = [np.linalg.norm(x[k] - x[keep & (y == c)].mean(axis=0)) for c in (0, 1)]
+        means = [x[keep & (y == c)].mean(axis=0) for c in (0, 1)]
+        resid = np.concatenate([x[keep & (y == c)] - means[c] for c in (0, 1)])
+        sd = np.maximum(sd_floor, np.sqrt((resid**2).sum(axis=0) / max(1, len(resid) - 2)))
+        d = [np.linalg.norm((x[k] - m) / sd) for m in means]
         hits.append(d[y[k]] < d[1 - y[k]])
     return float(np.mean(hits))
 
