@@ -71,7 +71,9 @@ def assert_trees_equal(a, b) -> None:
 # first) makes the folder; the workers inherit it through the environment;
 # the controller removes it at the end.
 _MADE_HERE = "JBRAIN_TEST_JIT_CACHE" not in os.environ
-_CLI_CACHE = os.environ.setdefault("JBRAIN_TEST_JIT_CACHE", tempfile.mkdtemp(prefix="jbrain-test-jit-"))
+if _MADE_HERE:
+    os.environ["JBRAIN_TEST_JIT_CACHE"] = tempfile.mkdtemp(prefix="jbrain-test-jit-")
+_CLI_CACHE = os.environ["JBRAIN_TEST_JIT_CACHE"]
 jax.config.update("jax_compilation_cache_dir", _CLI_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
