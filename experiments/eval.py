@@ -116,6 +116,11 @@ flags.DEFINE_integer("digits_neurons", 400, "digits: excitatory neurons (1..4096
 flags.DEFINE_integer("digits_epochs", 2, "digits: passes over the training images.")
 flags.DEFINE_integer("digits_train", 0, "digits: training images used (10..901; 0: all 901).")
 flags.DEFINE_integer("distal_seconds", 1200, "distal-reward: seconds of model time of each run (>= 10).")
+flags.DEFINE_float(
+    "distal_eta",
+    1.25e-4,
+    "distal-reward: learning rate of the reward rule (> 0; smaller: more rewards to the cap).",
+)
 flags.DEFINE_integer("multi_trials", 8, "memory: 4-letter messages held at once (>= 1).")
 flags.DEFINE_string("plot", "", "distal-reward: write the weights' plot (PNG) here.")
 flags.DEFINE_integer("trials", 300, "reward: trials (cue, reply, /good or /bad) before the reversal.")
@@ -371,6 +376,8 @@ def _distal(progress) -> None:
 
     if FLAGS.distal_seconds < 10:
         raise ValueError(f"--distal_seconds={FLAGS.distal_seconds} must be >= 10 (seconds of model time)")
+    if not FLAGS.distal_eta > 0:
+        raise ValueError(f"--distal_eta={FLAGS.distal_eta} must be > 0")
     if FLAGS.plot:
         from jbrain.plots import pyplot
 
@@ -378,7 +385,10 @@ def _distal(progress) -> None:
         folder = os.path.dirname(os.path.abspath(FLAGS.plot))
         if not os.path.isdir(folder):
             raise ValueError(f"--plot={FLAGS.plot!r}: its folder {folder} does not exist: create it")
-    record = distal_reward.evaluate(seed=FLAGS.seed, model_seconds=FLAGS.distal_seconds, progress=progress)
+    params = distal_reward.Params(eta=FLAGS.distal_eta)
+    record = distal_reward.evaluate(
+        seed=FLAGS.seed, params=params, model_seconds=FLAGS.distal_seconds, progress=progress
+    )
     record["device"] = benchkit.device_name()
     if FLAGS.out:
         benchkit.write_json(FLAGS.out, record)

@@ -91,6 +91,9 @@ def test_eval_launcher_errors_are_one_line():
     assert r.stderr.decode().strip() == (
         "jbrain eval distal-reward: error: --distal_seconds=5 must be >= 10 (seconds of model time)"
     )
+    r = jbrain_cli("eval", "distal-reward", "--distal_eta=0")
+    assert r.returncode == 2
+    assert r.stderr.decode().strip() == "jbrain eval distal-reward: error: --distal_eta=0.0 must be > 0"
     r = jbrain_cli("eval", "reward", "--trials=10")
     assert r.returncode == 2
     assert r.stderr.decode().strip() == (
