@@ -61,7 +61,9 @@ Tasks:
                 curve, untrained and ablated (reward readout put back)
                 baselines, chance 0.25 (jbrain/evals/reward.py). Needs a
                 rewardable brain (--teach --reward); --reply_chars defaults to
-                1 here (the choice is read in the first reply window).
+                1 and --reply_steps to 40 here (the choice is read in the
+                first reply window); --offer drives the four replies' motor
+                groups in it, alike for every cue.
 
   personality   two brains born of one seed, with different histories (taught
                 pairs, rewards), probed --probings times each with 20 fixed
@@ -125,6 +127,9 @@ flags.DEFINE_integer("multi_trials", 8, "memory: 4-letter messages held at once 
 flags.DEFINE_string("plot", "", "distal-reward: write the weights' plot (PNG) here.")
 flags.DEFINE_integer("trials", 300, "reward: trials (cue, reply, /good or /bad) before the reversal.")
 flags.DEFINE_integer("reversal", 300, "reward: trials after the rewarded replies are swapped (0: none).")
+flags.DEFINE_float(
+    "offer", 0.5, "reward: drive (x --teacher_gain) on the four replies' motor groups in the reply window."
+)
 flags.DEFINE_integer("probings", 8, "personality: probings of each brain (20 messages each).")
 
 TASKS = (
@@ -324,9 +329,10 @@ def main(argv: list[str]) -> None:
         )
     elif task == "reward":
         reply_chars = FLAGS.reply_chars if FLAGS["reply_chars"].present else 1
+        reply_steps = FLAGS.reply_steps if FLAGS["reply_steps"].present else reward.REPLY_STEPS
         record = reward.evaluate(
             config, trials=FLAGS.trials, reversal=FLAGS.reversal, test_trials=4 * FLAGS.test_reps,
-            reply_steps=FLAGS.reply_steps, reply_chars=reply_chars, **shared,
+            reply_steps=reply_steps, reply_chars=reply_chars, offer=FLAGS.offer, **shared,
         )  # fmt: skip
     elif task == "personality":
         record = personality.evaluate(

@@ -840,7 +840,13 @@ def _hold(circuit: Circuit, state: BrainState) -> BrainState:
 
 def _spend(circuit: Circuit, state: BrainState) -> BrainState:
     state = _reward_projections(
-        circuit, state, lambda ps: {"tag": jnp.zeros_like(ps.tag), "dopamine": jnp.zeros_like(ps.dopamine)}
+        circuit,
+        state,
+        lambda ps: {
+            "elig": jnp.zeros_like(ps.elig),
+            "tag": jnp.zeros_like(ps.tag),
+            "dopamine": jnp.zeros_like(ps.dopamine),
+        },
     )
     return _held(state, 0)
 
@@ -851,8 +857,10 @@ its eligibility (tag <- c): a reply's eligibility held, without decay, for
 its delayed feedback (`learn.reward`); `reward.held` <- 1. `state` is donated."""
 spend_feedback = jax.jit(_spend, static_argnames=("circuit",), donate_argnames=("state",))
 spend_feedback.__doc__ = """The state after a feedback burst: every reward
-projection's tag and dopamine back to 0 (the feedback spent on the reply it
-credited; later live steps credit nothing); `reward.held` <- 0. `state` is donated."""
+projection's eligibility, tag and dopamine back to 0 (the feedback spent on
+the reply it credited; later live steps credit nothing, and the next reply's
+tag holds that reply's pairings alone, not the decayed rest of this one's);
+`reward.held` <- 0. `state` is donated."""
 
 
 def reward_projections(circuit: Circuit) -> list[str]:

@@ -172,6 +172,11 @@ class BrainConfig:
     wm_tau_m: float = 5.0
     wm_facilitation: bool = True
     reward_noise: float = 0.0
+    motor_k: int = 0
+    motor_self: float = 0.0
+    motor_self_tau_d: float = 0.0
+    reward_tau_dopamine: float = 200.0
+    reward_a_minus: float = 1.0
     # plasticity
     plasticity: bool = False
     tau_pre: float = 20.0
@@ -274,6 +279,12 @@ class BrainConfig:
                 f"--motor_pool_fan_in={self.motor_pool_fan_in} must be >= 1 and --motor_inh="
                 f"{self.motor_inh} > 0",
             )  # fmt: skip
+            size = self.output_channels * self.motor_group
+            need(
+                0 <= self.motor_k <= size and self.motor_self >= 0 and self.motor_self_tau_d >= 0,
+                f"need 0 <= --motor_k={self.motor_k} <= the motor layer's {size} neurons, "
+                f"--motor_self={self.motor_self} >= 0 and --motor_self_tau_d >= 0",
+            )
             need(
                 0 <= self.teach_w <= self.teach_w_max and self.teach_eta > 0 and self.teach_target > 0
                 and self.memory_w > 0,
@@ -286,9 +297,15 @@ class BrainConfig:
             "use --flagfile=experiments/configs/teach_small.flags --reward",
         )
         need(
-            not self.reward or (0 <= self.reward_w <= self.reward_w_max and self.reward_eta > 0),
-            f"need 0 <= --reward_w={self.reward_w} <= --reward_w_max={self.reward_w_max} and "
-            "--reward_eta > 0",
+            not self.reward
+            or (
+                0 <= self.reward_w <= self.reward_w_max
+                and self.reward_eta > 0
+                and self.reward_tau_dopamine > 0
+                and self.reward_a_minus >= 0
+            ),
+            f"need 0 <= --reward_w={self.reward_w} <= --reward_w_max={self.reward_w_max}, --reward_eta > 0, "
+            "--reward_tau_dopamine > 0 and --reward_a_minus >= 0",
         )
         need(
             not self.working_memory or self.teach,
@@ -660,11 +677,18 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     inhibitory pool `P` (--motor_pool neurons, each fired by any spike of
     the --motor_pool_fan_in random motor neurons it hears, and inhibiting as
     many, weight --motor_inh): a window's most driven group fires and holds
-    the others down (winner-take-all). With --reward, a second readout
+    the others down (winner-take-all). A stricter decision (the rewardable
+    brain's, reward_small.flags): --motor_k lets at most k motor neurons fire
+    per step (k-winners-take-all), and --motor_self excites each group from
+    itself (rule "groups"), through synapses that depress with use (U 0.5,
+    recovery --motor_self_tau_d ms), so the first group to fire ignites and
+    takes the window while the others stay silent, then falls silent once
+    its inputs end. With --reward, a second readout
     memory_reward M -> O (--teach_fan_in synapses per motor neuron, born
     U[0, --reward_w), within [0, --reward_w_max]) learns by reward-modulated
-    STDP (Izhikevich 2007; eligibility tau 1 s, dopamine tau 0.2 s, rate
-    --reward_eta) from a "reward" port that /good and /bad feed
+    STDP (Izhikevich 2007; eligibility tau 1 s, dopamine tau
+    --reward_tau_dopamine ms, rate --reward_eta, post-before-pre loss
+    --reward_a_minus) from a "reward" port that /good and /bad feed
     (jbrain/learn.py). The taught readout memory_output
     M -> O (--teach_fan_in synapses per motor neuron, born
     U[-teach_w, teach_w): random drive, so an untaught brain's reply already
@@ -689,7 +713,8 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     reader = dataclasses.replace(neuron, theta=c.theta_init)  # fired by its drive, not gated by a clock
     if c.reward:  # exploration: the motor layer's own noise lets a group other than the most driven win
         reader = dataclasses.replace(reader, noise_sd=c.reward_noise)
-    motor = Population("O", c.output_channels * c.motor_group, "E", reader, c.target_rate)
+    size = c.output_channels * c.motor_group
+    motor = Population("O", size, "E", reader, c.target_rate, kwta=(c.motor_k, 1))
     pool = Population("P", c.motor_pool, "I", dataclasses.replace(reader, noise_sd=0.0), c.target_rate)
     fixed = lambda w: {"w_lo": w, "w_hi": w, "w_max": w, "delay": c.delay}  # noqa: E731
     taught = [
@@ -712,7 +737,10 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
         InputPort("teacher", "O", c.output_channels, c.motor_group, 0, c.teacher_gain),
     )
     if c.reward:  # /good and /bad (jbrain/learn.py): reward-modulated STDP on a second readout M -> O
-        rule = STDP(20.0, 20.0, 1.0, 1.0, False, "reward", c.reward_eta, tau_elig=1000.0, tau_dopamine=200.0)
+        rule = STDP(
+            20.0, 20.0, 1.0, c.reward_a_minus, False, "reward", c.reward_eta, tau_elig=1000.0,
+            tau_dopamine=c.reward_tau_dopamine,
+        )  # fmt: skip
         taught.append(
             Projection(
                 "memory_reward", "M", "O", "random", c.teach_fan_in, w_lo=0.0, w_hi=c.reward_w,
@@ -720,6 +748,14 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
             )
         )  # fmt: skip
         ports = (*ports, InputPort("reward", "O", 1, 1, 0, 0.0))
+    if c.motor_self:  # each motor group excites itself: the group that leads a window holds it
+        g = c.motor_group
+        # its synapses depress with use (each spike releases half of what is left, recovering with
+        # --motor_self_tau_d): a group ignites at once, then lives on its inputs alone, and falls
+        # silent when they end (a reply does not outlast its window)
+        stp = STP(0.5, 1.0, c.motor_self_tau_d, False) if c.motor_self_tau_d else None
+        self_w = fixed(c.motor_self)
+        taught.append(Projection("motor_self", "O", "O", "groups", g, group=g, stp=stp, **self_w))
     if c.working_memory:
         w_pop, w_proj, w_ports = _working_memory(c)
         return (relay, memory, motor, pool, w_pop), taught + w_proj, ports + w_ports
@@ -790,5 +826,5 @@ SHAPE_FIELDS = (
     "preset", "n_neurons", "fan_in", "sheet", "inh_fraction", "connectivity", "synapse", "delay",
     "long_fan_in", "input_channels", "output_channels", "teach", "memory_neurons", "memory_fan_in",
     "relay_group", "clock_channels", "teach_fan_in", "motor_group", "motor_pool", "motor_pool_fan_in",
-    "reward", "working_memory", "wm_positions", "wm_group",
+    "reward", "working_memory", "wm_positions", "wm_group", "motor_self", "motor_self_tau_d",
 )  # fmt: skip

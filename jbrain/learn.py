@@ -35,7 +35,8 @@ that fired in a reply pairs with the memory's code, not only the group that
 won; with r alone, a brain that is mostly wrong would depress every one of
 them (and one mostly right potentiate them all), while with r - m only
 what goes with better-than-usual rewards grows (EVALS.md, reward learning).
-Then the tag and dopamine are spent (zeroed): one feedback per reply.
+Then the eligibility, tag and dopamine are spent (zeroed): one feedback per
+reply, and the next reply's tag holds that reply's pairings alone.
 
 Working memory: `/recall` and `recall(session)` make a brain with a
 working memory (`--working_memory`, config._working_memory) replay what it

@@ -3,17 +3,24 @@ contextual bandit.
 
 Four cues (CUES), four possible replies (REPLIES); each cue has its own
 rewarded reply, cue i -> reply i. A trial sends one cue as an ordinary
-message (one reply burst, `text.reply`'s stimulus) and reads the brain's
-choice: the reply whose first character's motor group (jbrain/config.py,
-`_teachable`: the motor layer O, a group per character) fired most in the
-first reply window, among the four replies' groups. A tie, silence
-included, is no choice, and wrong. Then the only teacher speaks: /good
-(`learn.reward(session, 1)`) after the rewarded reply, /bad (-1) after any
-other, credited to the reply's held eligibility on the reward readout
-M -> O (reward-modulated STDP inside the feedback burst, learn.py). Nothing
-else is taught: the brain's choice comes from its spiking, its exploration
-from the motor layer's own noise (`--reward_noise`), and what it learns
-lives in the reward readout's weights.
+message (one reply burst, `text.reply`'s stimulus) in which the four
+replies are offered: through the motor layer's input port (the teacher's
+in a lesson) their first characters' motor groups get a drive of `offer`
+x --teacher_gain per step over the reply window, the same for every cue
+and trial (the menu, as a bandit's levers are in view: it says what may be
+answered, never which), too weak to fire a group alone. The brain's choice
+is its reply: the group (jbrain/config.py, `_teachable`: the motor layer
+O, a group per character) that fired most in the first reply window,
+among all 64, if it is one of the four replies' first characters; a tie,
+silence or any other character is no choice, and wrong. Then the only
+teacher speaks: /good (`learn.reward(session, 1)`) after the rewarded
+reply, /bad (-1) after any other, credited to the reply's held eligibility
+on the reward readout M -> O (reward-modulated STDP inside the feedback
+burst, learn.py). Nothing else is taught: the choice comes from the
+brain's spiking (the motor groups' competition, `--motor_k`,
+`--motor_self`), its exploration from the motor layer's own noise
+(`--reward_noise`), and what it learns lives in the reward readout's
+weights.
 
 Cues come in shuffled blocks of four (each cue once per block). After
 `trials` trials the rewarded replies are swapped (reversal: cue 0 <-> reply
@@ -29,8 +36,8 @@ feedback), trained_accuracy (the same test after the first phase),
 ablated_accuracy (the same test with the reward readout's weights put back
 to their newborn values, then restored), chance (0.25), mood (the brain's
 mood, `RewardState.mood`, at the end of each phase), choices (per trial:
-cue, choice or -1, correct). A test trial is a message and a quiet burst
-of the same length, no feedback.
+cue, choice or -1, correct), offer. A test trial is a message and a quiet
+burst of the same length, no feedback.
 """
 
 from __future__ import annotations
@@ -44,23 +51,45 @@ import numpy as np
 from jbrain import brain, learn
 from jbrain.config import BrainConfig
 from jbrain.session import Session
-from jbrain.text import ALPHABET, Codec
+from jbrain.text import ALPHABET, CLOCK_LEAD, Codec
 
 CUES = ("cat", "dog", "sun", "key")  # no letter shared: distinct memory codes
 REPLIES = ("yes", "no", "up", "hi")  # distinct first characters: distinct motor groups
 REVERSED = (1, 0, 3, 2)  # cue i's rewarded reply after the reversal
 CURVE_BLOCK = 25
 LAST = 50
+# Steps of a trial's reply burst: a 20-step input phase and a 20-step reply
+# window, about as long as a motor group's ignition lasts (its depressing
+# self-excitation, --motor_self_tau_d), so the window holds one decision.
+REPLY_STEPS = 40
 
 
 def choice(codec: Codec, out_counts: np.ndarray) -> int:
     """The reply chosen in a reply burst's `out_counts` (T, 64): the index
-    into REPLIES whose first character's group fired most in window 0, or
-    -1 when the most is shared (silence included)."""
+    into REPLIES whose first character's group fired most in window 0,
+    among all groups (the brain's reply, as `Codec.decode` reads it), or
+    -1 when the most is shared (silence included) or another character's."""
     first = codec.window_counts(out_counts)[0]
-    counts = first[[ALPHABET.index(r[0]) for r in REPLIES]]
-    best = np.flatnonzero(counts == counts.max())
-    return int(best[0]) if best.size == 1 and counts.max() > 0 else -1
+    best = np.flatnonzero(first == first.max())
+    heads = [ALPHABET.index(r[0]) for r in REPLIES]
+    if best.size != 1 or first.max() == 0 or int(best[0]) not in heads:
+        return -1
+    return heads.index(int(best[0]))
+
+
+def offered(codec: Codec, text: str, offer: float) -> np.ndarray:
+    """The stimulus of a trial: `codec.encode(text)` with `offer` on the
+    teacher channels of the four replies' first characters from the reply
+    window's clock on (module docstring)."""
+    stims = codec.encode(text)
+    if offer:
+        if not codec.teacher:
+            raise ValueError("the offer needs the motor layer's input port: a --teach brain")
+        first = codec.input_channels * (2 if codec.relay else 1) + codec.clock_channels
+        start = codec.window_edges()[0] - CLOCK_LEAD
+        for r in REPLIES:
+            stims[start:, first + ALPHABET.index(r[0])] = offer
+    return stims
 
 
 def evaluate(
@@ -69,8 +98,9 @@ def evaluate(
     trials: int = 300,
     reversal: int = 300,
     test_trials: int = 40,
-    reply_steps: int = 200,
+    reply_steps: int = REPLY_STEPS,
     reply_chars: int = 1,
+    offer: float = 0.5,
     seed: int = 0,
     warmup: int = 2000,
     plan_options: dict | None = None,
@@ -106,14 +136,14 @@ def evaluate(
         """Accuracy over `test_trials` trials without feedback."""
         hits = []
         for i in cues(test_trials):
-            said = choice(codec, session.run(reply_steps, codec.encode(CUES[i]))["out_counts"])
+            said = choice(codec, session.run(reply_steps, offered(codec, CUES[i], offer))["out_counts"])
             hits.append(said == rewarded[i])
             session.run(reply_steps, quiet)
         return float(np.mean(hits))
 
     def train(count: int, rewarded: tuple[int, ...], log: list[dict]) -> None:
         for i in cues(count):
-            said = choice(codec, session.run(reply_steps, codec.encode(CUES[i]))["out_counts"])
+            said = choice(codec, session.run(reply_steps, offered(codec, CUES[i], offer))["out_counts"])
             session.hold_reply()
             correct = said == rewarded[i]
             learn.reward(session, 1.0 if correct else -1.0)
@@ -169,6 +199,8 @@ def evaluate(
         "curve": curve,
         "choices": log,
         "reply_chars": reply_chars,
+        "reply_steps": reply_steps,
+        "offer": offer,
         "feedback_steps": learn.feedback_steps(session.circuit),
         "seed": seed,
         "steps": session.step,
