@@ -14,8 +14,10 @@ A probing sends the 20 PROBES as ordinary messages, in order, each after
 noise (the motor layer's exploration, --reward_noise, and the sheet's)
 makes repeated probings differ. Its profile (`profile`): for each probe,
 the histogram of the reply's characters over the 64-character alphabet
-(R characters, divided by R), then the probing's mood: a (20 * 64 + 1,)
-vector. Probing does not teach or reward.
+(R characters, divided by R): a (20 * 64,) vector. Only what the brain
+says is classified: the mood (which /stats shows, and which differs
+between the two histories) is reported beside it, not used, or it alone
+would tell them apart. Probing does not teach or reward.
 
 Keys: accuracy (leave-one-out nearest-centroid classification of each of
 the 2 x `probings` profiles: the brain whose other probings' mean profile
@@ -25,7 +27,7 @@ same with both brains given the SAME history, A's, probed with their own
 gaps: history, not the probing, must be what tells them apart),
 restored_equal (brain A saved, probed, restored from the checkpoint and
 probed with the same gaps: the two profiles are equal, element for
-element), moods (A's and B's), within and between (mean distance of a
+element, and so are the moods), moods (A's and B's), within and between (mean distance of a
 probing's profile to its own brain's mean and between the two means).
 """
 
@@ -57,8 +59,8 @@ SD_FLOOR = 0.125 / 20
 
 
 def profile(session: Session, codec: Codec, gaps: list[int]) -> np.ndarray:
-    """One probing (module docstring): (len(PROBES) * 64 + 1,) f32, the
-    per-probe character histograms of the replies (each sums to 1) and the mood."""
+    """One probing (module docstring): (len(PROBES) * 64,) f32, the
+    per-probe character histograms of the replies (each sums to 1)."""
     quiet = np.zeros((codec.reply_steps, codec.stim_channels), np.float32)
     rows = np.zeros((len(PROBES), len(ALPHABET)), np.float32)
     for p, (text, gap) in enumerate(zip(PROBES, gaps, strict=True)):
@@ -67,8 +69,7 @@ def profile(session: Session, codec: Codec, gaps: list[int]) -> np.ndarray:
         said = learn.answer(session, text, codec=codec)
         for ch in said:
             rows[p, ALPHABET.index(ch)] += 1.0 / len(said)
-    mood = session.mood or 0.0
-    return np.concatenate([rows.reshape(-1), np.asarray([mood], np.float32)])
+    return rows.reshape(-1)
 
 
 def live_history(
@@ -162,11 +163,11 @@ def evaluate(
         a, _ = brain_with(HISTORY_A, identity, seed + 1, workdir)
         a.save(wait=True)
         same_gaps = gaps()
-        before = profile(a, codec, same_gaps)
+        before, mood_before = profile(a, codec, same_gaps), a.mood
         a.close(save=False)
         a = Session.open(config, seed=seed, workdir=workdir, plan_options=plan_options)
         after = profile(a, codec, same_gaps)
-        restored_equal = bool(np.array_equal(before, after))
+        restored_equal = bool(np.array_equal(before, after)) and a.mood == mood_before
         progress(f"profile after save and restore equals the profile before: {restored_equal}")
         moods = [a.mood, b.mood]
         profiles, labels = probe_pair(a, b, codec)
