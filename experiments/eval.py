@@ -78,7 +78,7 @@ Tasks:
     jbrain eval digits --out=digits.json
     jbrain eval distal-reward --distal_seconds=1200 --out=distal.json --plot=distal.png
     jbrain eval memory --flagfile=experiments/configs/teach_small.flags --working_memory --out=mem.json
-    jbrain eval reward --flagfile=experiments/configs/reward_small.flags --out=reward.json
+    jbrain eval reward --flagfile=experiments/configs/choice_small.flags --out=reward.json
     jbrain eval personality --flagfile=experiments/configs/reward_small.flags --out=personality.json
 
 Writes the JSON record to --out (if given) and prints a table. Model flags

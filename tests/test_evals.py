@@ -100,12 +100,12 @@ def test_eval_launcher_errors_are_one_line():
         "jbrain eval reward: error: --trials=10 must be >= 50, --reversal=300 0 or >= 50 (accuracy is read "
         "over the last 50 trials of each phase) and --test_reps >= 1 (test trials of each cue)"
     )
-    for task in ("reward", "personality"):
+    for task, preset in (("reward", "choice_small"), ("personality", "reward_small")):
         r = jbrain_cli("eval", task, "--n_neurons=2000")
         assert r.returncode == 2
         assert r.stderr.decode().strip() == (
             f"jbrain eval {task}: error: jbrain eval {task} needs a rewardable brain: pass "
-            "--flagfile=experiments/configs/reward_small.flags (or --teach --reward)"
+            f"--flagfile=experiments/configs/{preset}.flags (or --teach --reward)"
         )
     r = jbrain_cli("eval", "personality", "--probings=1")
     assert r.returncode == 2

@@ -27,11 +27,6 @@ def test_a_small_personality_run_restores_its_profile_exactly():
     config = preset_config(
         "reward_small", sheet=(25, 40), n_neurons=1000, radius=4, memory_neurons=256, teach_fan_in=128,
         plasticity=False, inh_plasticity=False,
-        # reward_small as it was before the bandit's strict decision (motor layer, reward readout):
-        # 8-character replies in 40 steps leave windows of 2-3 steps, shorter than a motor group's
-        # ignition, and with the strict decision the two brains' profiles came out equal (between 0)
-        motor_k=0, motor_self=0.0, motor_self_tau_d=0.0, teach_w=0.25, reward_noise=0.3, reward_a_minus=1.0,
-        reward_tau_dopamine=200.0, reward_eta=3e-4,
     )  # fmt: skip
     record = personality.evaluate(
         config, probings=2, presentations=1, reward_trials=2, warmup=0, reply_steps=40, seed=0

@@ -376,10 +376,10 @@ def test_a_checkpoint_without_mood_restores_as_a_newborn_mood_with_a_warning(tmp
 
 
 def bandit_brain(**kw):
-    """reward_small's learning circuit beside a 1,000-neuron sheet (no sheet
+    """choice_small's learning circuit beside a 1,000-neuron sheet (no sheet
     plasticity): EVALS.md's tiny CPU brain."""
     return preset_config(
-        "reward_small", sheet=(25, 40), n_neurons=1000, radius=4, memory_neurons=512, teach_fan_in=128,
+        "choice_small", sheet=(25, 40), n_neurons=1000, radius=4, memory_neurons=512, teach_fan_in=128,
         plasticity=False, inh_plasticity=False, **kw,
     )  # fmt: skip
 

@@ -115,7 +115,7 @@ def evaluate(
     if not config.reward:
         raise ValueError(
             "jbrain eval reward needs a rewardable brain: pass "
-            "--flagfile=experiments/configs/reward_small.flags (or --teach --reward)"
+            "--flagfile=experiments/configs/choice_small.flags (or --teach --reward)"
         )
     rng = np.random.default_rng(seed)
     t0 = time.perf_counter()
