@@ -56,12 +56,14 @@ import contextlib
 import dataclasses
 import datetime
 import functools
+import gc
 import glob
 import inspect
 import json
 import os
 import re
 import shutil
+import sys
 import time
 import zlib
 from typing import Any
@@ -385,7 +387,7 @@ def _load(path: str, target: dict[str, Any], saved: dict[str, Any]) -> dict[str,
     """The arrays of checkpoint `path` as `target` lays them out, each
     checked against its saved crc32 (DamagedCheckpoint if not)."""
     try:
-        with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
+        with _quiet_abandoned_reads(), ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
             tree = ckptr.restore(os.path.join(path, "arrays"), args=ocp.args.StandardRestore(target))
     except Exception as e:  # tensorstore and orbax raise many types
         raise DamagedCheckpoint(f"its arrays do not load ({one_line(e)})") from None
@@ -393,6 +395,29 @@ def _load(path: str, target: dict[str, Any], saved: dict[str, Any]) -> dict[str,
         if _crc32(shard.host_array(x)) != saved[name]["crc32"]:
             raise DamagedCheckpoint(f"checksum mismatch in {name}")
     return tree
+
+
+@contextlib.contextmanager
+def _quiet_abandoned_reads():
+    """Drop the "Exception ignored in <coroutine ...>" tracebacks that orbax's
+    sibling reads print when one array of a damaged checkpoint fails: the
+    failure itself reaches the caller as one DamagedCheckpoint line. Such a
+    coroutine may be collected any time later (at exit, even), so the filter
+    stays installed once set; it drops only never-awaited orbax coroutines."""
+    if not getattr(sys.unraisablehook, "_drops_orbax_reads", False):
+        previous = sys.unraisablehook
+
+        def hook(unraisable):
+            code = getattr(unraisable.object, "cr_code", None)
+            if code is None or "orbax" not in code.co_filename:
+                previous(unraisable)
+
+        hook._drops_orbax_reads = True
+        sys.unraisablehook = hook
+    try:
+        yield
+    finally:
+        gc.collect()
 
 
 def _unflat(flat: dict[str, Any]) -> dict[str, Any]:
@@ -626,6 +651,12 @@ class Checkpointer:
                 "meta": ocp.JsonCheckpointHandler(),
             },
         )
+        # orbax removes a previous run's unfinished (tmp) folders in a thread
+        # of its own, awaited only by the first save: wait for it here, so that
+        # nothing lists or deletes in the folder once the store is open
+        # (a folder moved away meanwhile failed that thread, and with it the
+        # next save). A private method of orbax (0.12); where it is gone, the first save waits as before.
+        getattr(self._manager, "_maybe_await_cleanup_tmp_directory", lambda: None)()
         self._wiring: tuple[Wiring, dict[str, np.ndarray], dict[str, dict]] | None = None
         self._errors: list[tuple[int, str]] = []
         self.pending: int | None = None  # step of the save being written

@@ -6,11 +6,15 @@ backend is a GPU (through the device tool: `pytest -m gpu`).
 
 from __future__ import annotations
 
+import fcntl
+import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
+from typing import Any
 
 import jax
 import numpy as np
@@ -77,6 +81,24 @@ _CLI_CACHE = os.environ["JBRAIN_TEST_JIT_CACHE"]
 jax.config.update("jax_compilation_cache_dir", _CLI_CACHE)
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+
+
+def once_per_run(name: str, compute: Callable[[], Any]) -> Any:
+    """compute()'s JSON-able result, computed by one process of the test
+    run: xdist's workers each build a module-scoped fixture of their own
+    when the module's tests are shared out, so an expensive one is computed
+    under a lock and kept as JSON in the run's folder for the others."""
+    path = os.path.join(_CLI_CACHE, f"{name}.json")
+    with open(path + ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if os.path.exists(path):
+            with open(path, encoding="utf-8") as f:
+                return json.load(f)
+        text = json.dumps(compute())
+        with open(path + ".tmp", "w", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(path + ".tmp", path)
+        return json.loads(text)  # as the other processes read it
 
 
 def pytest_sessionfinish(session):

@@ -75,11 +75,6 @@ def test_eval_launcher_errors_are_one_line():
     assert r.stderr.decode().strip() == (
         "jbrain eval selectivity: error: --presentations must be >= 1, --test_reps >= 2 and --eval_steps >= 2"
     )
-    r = jbrain_cli("eval", "consistency", "--sends=1", "--n_neurons=2000")
-    assert r.returncode == 2
-    assert r.stderr.decode().strip() == (
-        "jbrain eval consistency: error: consistency needs at least 2 messages and --sends >= 2"
-    )
     r = jbrain_cli("eval", "associations", "--pairs=/no/such/file", "--n_neurons=2000")
     assert r.returncode == 2
     assert r.stderr.decode().strip() == (
@@ -94,29 +89,39 @@ def test_eval_launcher_errors_are_one_line():
     r = jbrain_cli("eval", "distal-reward", "--distal_eta=0")
     assert r.returncode == 2
     assert r.stderr.decode().strip() == "jbrain eval distal-reward: error: --distal_eta=0.0 must be > 0"
-    r = jbrain_cli("eval", "reward", "--trials=10")
-    assert r.returncode == 2
-    assert r.stderr.decode().strip() == (
-        "jbrain eval reward: error: --trials=10 must be >= 50, --reversal=300 0 or >= 50 (accuracy is read "
-        "over the last 50 trials of each phase) and --test_reps >= 1 (test trials of each cue)"
-    )
-    for task, preset in (("reward", "choice_small"), ("personality", "reward_small")):
-        r = jbrain_cli("eval", task, "--n_neurons=2000")
-        assert r.returncode == 2
-        assert r.stderr.decode().strip() == (
-            f"jbrain eval {task}: error: jbrain eval {task} needs a rewardable brain: pass "
-            f"--flagfile=experiments/configs/{preset}.flags (or --teach --reward)"
-        )
-    r = jbrain_cli("eval", "personality", "--probings=1")
-    assert r.returncode == 2
-    assert r.stderr.decode().strip() == (
-        "jbrain eval personality: error: --probings=1 must be >= 2 (classification leaves one probing out)"
-    )
     r = jbrain_cli("eval", "distal-reward", "--plot=/no/such/dir/d.png")
     assert r.returncode == 2
     assert r.stderr.decode().strip() == (
         "jbrain eval distal-reward: error: --plot='/no/such/dir/d.png': its folder /no/such/dir does not "
         "exist: create it"
+    )
+
+
+def test_evaluations_refuse_bad_settings_with_the_line_the_launcher_prints():
+    """What the tasks themselves refuse (the launcher prints the message
+    after "jbrain eval TASK: error: " and exits 2, as above)."""
+    from jbrain.evals import personality, reward
+
+    def refused(call) -> str:
+        with pytest.raises(ValueError) as e:
+            call()
+        return str(e.value)
+
+    seed = preset_config("small", n_neurons=2000)
+    assert refused(lambda: consistency.evaluate(seed, sends=1)) == (
+        "consistency needs at least 2 messages and --sends >= 2"
+    )
+    assert refused(lambda: reward.evaluate(seed, trials=10)) == (
+        "--trials=10 must be >= 50, --reversal=300 0 or >= 50 (accuracy is read over the last 50 trials of "
+        "each phase) and --test_reps >= 1 (test trials of each cue)"
+    )
+    for task, preset in ((reward, "choice_small"), (personality, "reward_small")):
+        assert refused(lambda task=task: task.evaluate(seed)) == (
+            f"jbrain eval {task.__name__.rsplit('.', 1)[-1]} needs a rewardable brain: pass "
+            f"--flagfile=experiments/configs/{preset}.flags (or --teach --reward)"
+        )
+    assert refused(lambda: personality.evaluate(seed, probings=1)) == (
+        "--probings=1 must be >= 2 (classification leaves one probing out)"
     )
 
 

@@ -14,6 +14,12 @@ def test_profiles_classify_by_nearest_centroid_leaving_each_one_out():
     assert personality.classify([a, a + 0.1, b, b - 0.1], [0, 0, 1, 1]) == 1.0
     # two identical brains: every left-out profile is as near the other centroid (ties are wrong)
     assert personality.classify([a, a, a, a], [0, 1, 0, 1]) == 0.0
+    # two brains alike but for noise, 4 probings each: near chance (0.43 over these 40 draws),
+    # not the bias of the distance to the others' mean (0.16: the left-out probing's own
+    # brain, one probing short, has the noisier mean, which lies farther from it)
+    draws = [np.random.default_rng(s).uniform(0, 1, (8, 1280)) for s in range(40)]
+    noisy = [personality.classify(list(x), [0, 1] * 4) for x in draws]
+    assert np.mean(noisy) >= 0.35
     # one probe answered the same every time (a taught pair: 'hi' or 'yo') among
     # 40 redrawn by noise: weighed by its spread it decides; in raw distance the noise would
     rng = np.random.default_rng(0)
@@ -29,7 +35,7 @@ def test_a_small_personality_run_restores_its_profile_exactly():
         plasticity=False, inh_plasticity=False,
     )  # fmt: skip
     record = personality.evaluate(
-        config, probings=2, presentations=1, reward_trials=2, warmup=0, reply_steps=40, seed=0
+        config, probings=2, presentations=1, reward_trials=2, warmup=0, reply_steps=20, seed=0
     )
     assert record["restored_equal"] is True
     assert record["probes"] == len(personality.PROBES) == 20 and record["chance"] == 0.5

@@ -142,11 +142,12 @@ def test_a_feedback_burst_reads_the_tag_not_the_live_trace():
 def rewardable(**kw):
     """A tiny teachable cortex (1,000 sheet neurons) with the reward readout,
     its weights strong enough that the motor layer answers without teaching;
-    no other plasticity, so only the reward readout can learn."""
+    no other plasticity, so only the reward readout can learn; a 20 ms
+    dopamine pulse (choice_small's), so a feedback is a 100-step burst."""
     return preset_config(
         "cortex_small", teach=True, sheet=(25, 40), n_neurons=1000, radius=4, memory_neurons=256,
-        teach_fan_in=64, reward=True, reward_w=0.6, reward_w_max=1.0, plasticity=False,
-        inh_plasticity=False, **kw,
+        teach_fan_in=64, reward=True, reward_w=0.6, reward_w_max=1.0, reward_tau_dopamine=20.0,
+        plasticity=False, inh_plasticity=False, **kw,
     )  # fmt: skip
 
 
@@ -171,7 +172,7 @@ def test_good_and_bad_credit_the_last_reply_after_many_live_steps_and_nothing_el
         chat.handle("hello")
         tag = np.asarray(session.state.projections["memory_reward"].tag)
         assert np.count_nonzero(tag > 0) > 100 and np.count_nonzero(tag < 0) > 10
-        session.run(3000)  # the user types for 3 s of a --live brain: c moves on, the tag does not
+        session.run(1500)  # the user types for 1.5 s of a --live brain: c moves on, the tag does not
         live = np.asarray(session.state.projections["memory_reward"].elig)
         assert not np.array_equal(live, tag)
         np.testing.assert_array_equal(np.asarray(session.state.projections["memory_reward"].tag), tag)
@@ -450,5 +451,5 @@ def test_the_feedback_releases_reward_minus_the_mood():
     assert not np.any(moved[1.0]) and np.count_nonzero(moved[0.0]) > 100
     twice = born + 2 * moved[0.0]
     free = (moved[0.0] != 0) & (twice > 1e-6) & (twice < 1.0 - 1e-6)  # away from the bounds [0, 1]
-    # (f32 rounding of w + eta d e over the burst's 1,000 steps: ~1e-5 a synapse)
+    # (f32 rounding of w + eta d e over the burst's 100 steps)
     np.testing.assert_allclose(moved[-1.0][free], 2 * moved[0.0][free], rtol=0.01, atol=5e-5)

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 import dataclasses
 
+import jax
 import numpy as np
 import pytest
-from conftest import jbrain_cli, preset_config, small
+from conftest import jbrain_cli, once_per_run, preset_config, small
 
 from jbrain import brain, stress
 from jbrain import plan as plans
@@ -117,7 +118,8 @@ def cortex():
 
 @pytest.fixture(scope="module")
 def newborn(cortex):
-    return brain.init_brain(cortex, seed=0)
+    # under jit: one program instead of a compile per op (the values are the same for this preset)
+    return jax.jit(brain.init_brain, static_argnames=("circuit", "seed"))(cortex, seed=0)
 
 
 def _by_name(name: str) -> tuple[int, stress.Perturbation]:
@@ -181,8 +183,11 @@ def test_removed_neurons_never_fire(cortex, newborn):
 @pytest.fixture(scope="module")
 def record(cortex):
     """The whole record on the tiny cortex with the seed baseline at 2,000 neurons (short windows)."""
-    return stress.evaluate(
-        cortex, seed=0, warmup=1500, after=600, after_permanent=600, baseline=small().circuit()
+    return once_per_run(
+        "stress_record",
+        lambda: stress.evaluate(
+            cortex, seed=0, warmup=1500, after=600, after_permanent=600, baseline=small().circuit()
+        ),
     )
 
 

@@ -20,8 +20,8 @@ between the two histories) is reported beside it, not used, or it alone
 would tell them apart. Probing does not teach or reward.
 
 Keys: accuracy (leave-one-out nearest-centroid classification of each of
-the 2 x `probings` profiles: the brain whose other probings' mean profile
-is nearer, Euclidean in units of each feature's within-brain spread
+the 2 x `probings` profiles: the brain whose other probings are nearer on
+average, Euclidean in units of each feature's within-brain spread
 (`classify`); a tie is wrong; chance 0.5), control_accuracy (the
 same with both brains given the SAME history, A's, probed with their own
 gaps: history, not the probing, must be what tells them apart),
@@ -89,19 +89,26 @@ def live_history(
 
 
 def classify(profiles: list[np.ndarray], labels: list[int], sd_floor: float = SD_FLOOR) -> float:
-    """Leave-one-out nearest-centroid accuracy (module docstring), in units
-    of each feature's spread within a brain: with the left-out profile k
-    removed, feature j is divided by s_j = max(sd_floor, pooled within-brain
-    sd of j), so a probe whose reply a brain gives every time (a taught
-    pair) weighs more than one whose reply its noise redraws each probing."""
+    """Leave-one-out classification (module docstring) by the mean squared
+    distance to each brain's other probings, in units of each feature's
+    spread within a brain: with the left-out profile k removed, feature j
+    is divided by s_j = max(sd_floor, pooled within-brain sd of j), so a
+    probe whose reply a brain gives every time (a taught pair) weighs more
+    than one whose reply its noise redraws each probing. k goes to the
+    brain c with the smaller
+        D_c = mean over c's other probings i of sum_j ((x_kj - x_ij) / s_j)^2,
+    whose noise part (twice the spread) is the same for both brains however
+    many probings each holds; the distance to a mean of the others would
+    not be: the left-out probing's own brain, one probing short, has the
+    noisier mean, which pushes k away from it where the brains do not differ."""
     x, y = np.asarray(profiles, np.float64), np.asarray(labels)
     hits = []
     for k in range(len(x)):
         keep = np.arange(len(x)) != k
-        means = [x[keep & (y == c)].mean(axis=0) for c in (0, 1)]
-        resid = np.concatenate([x[keep & (y == c)] - means[c] for c in (0, 1)])
+        groups = [x[keep & (y == c)] for c in (0, 1)]
+        resid = np.concatenate([g - g.mean(axis=0) for g in groups])
         sd = np.maximum(sd_floor, np.sqrt((resid**2).sum(axis=0) / max(1, len(resid) - 2)))
-        d = [np.linalg.norm((x[k] - m) / sd) for m in means]
+        d = [float((((x[k] - g) / sd) ** 2).sum(axis=1).mean()) for g in groups]
         hits.append(d[y[k]] < d[1 - y[k]])
     return float(np.mean(hits))
 
