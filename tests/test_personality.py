@@ -42,3 +42,15 @@ def test_a_small_personality_run_restores_its_profile_exactly():
     assert 0.0 <= record["accuracy"] <= 1.0 and 0.0 <= record["control_accuracy"] <= 1.0
     # both brains were rewarded twice: their moods moved away from the newborn's 0
     assert all(m != 0.0 for m in record["moods"]) and record["between"] > 0.0
+
+
+def test_a_round_is_left_out_whole_so_twins_of_one_history_are_not_told_apart_by_their_age():
+    # two identical brains whose replies drift as they age: each round's two probings
+    # are alike; leaving out one profile at a time puts it beside its twin (always
+    # wrong), leaving out its round compares it with other ages only (chance)
+    rng = np.random.default_rng(0)
+    ages = [rng.uniform(0, 1, 64) for _ in range(6)]
+    profiles = [age + rng.normal(0, 0.01, 64) for age in ages for _ in (0, 1)]
+    labels, rounds = [0, 1] * 6, [n for n in range(6) for _ in (0, 1)]
+    assert personality.classify(profiles, labels) == 0.0
+    assert 0.25 <= personality.classify(profiles, labels, rounds) <= 0.75

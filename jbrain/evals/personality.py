@@ -19,10 +19,10 @@ says is classified: the mood (which /stats shows, and which differs
 between the two histories) is reported beside it, not used, or it alone
 would tell them apart. Probing does not teach or reward.
 
-Keys: accuracy (leave-one-out nearest-centroid classification of each of
-the 2 x `probings` profiles: the brain whose other probings are nearer on
-average, Euclidean in units of each feature's within-brain spread
-(`classify`); a tie is wrong; chance 0.5), control_accuracy (the
+Keys: accuracy (leave-one-round-out classification of each of the 2 x
+`probings` profiles: the brain whose probings of the other rounds are
+nearer on average, Euclidean in units of each feature's within-brain
+spread (`classify`); a tie is wrong; chance 0.5), control_accuracy (the
 same with both brains given the SAME history, A's, probed with their own
 gaps: history, not the probing, must be what tells them apart),
 restored_equal (brain A saved, probed, restored from the checkpoint and
@@ -88,23 +88,29 @@ def live_history(
         learn.reward(session, 1.0 if said == rewarded[i] else -1.0)
 
 
-def classify(profiles: list[np.ndarray], labels: list[int], sd_floor: float = SD_FLOOR) -> float:
-    """Leave-one-out classification (module docstring) by the mean squared
-    distance to each brain's other probings, in units of each feature's
-    spread within a brain: with the left-out profile k removed, feature j
-    is divided by s_j = max(sd_floor, pooled within-brain sd of j), so a
-    probe whose reply a brain gives every time (a taught pair) weighs more
-    than one whose reply its noise redraws each probing. k goes to the
-    brain c with the smaller
-        D_c = mean over c's other probings i of sum_j ((x_kj - x_ij) / s_j)^2,
+def classify(
+    profiles: list[np.ndarray], labels: list[int], rounds: list[int] | None = None, sd_floor: float = SD_FLOOR
+) -> float:
+    """Leave-one-round-out classification (module docstring) by the mean
+    squared distance to each brain's probings of the other rounds, in units
+    of each feature's spread within a brain. Round r holds both brains'
+    r-th probing (`rounds`; default: each profile its own round); all of it
+    is left out with k, because two brains probed at the same point of
+    their lives are alike for that alone (the same number of replies and
+    quiet bursts behind them; twins of one history would be classified by
+    it, always wrongly). Feature j is divided by s_j = max(sd_floor, pooled
+    within-brain sd of j over the kept probings), so a probe whose reply a
+    brain gives every time (a taught pair) weighs more than one whose reply
+    its noise redraws. k goes to the brain c with the smaller
+        D_c = mean over c's kept probings i of sum_j ((x_kj - x_ij) / s_j)^2,
     whose noise part (twice the spread) is the same for both brains however
-    many probings each holds; the distance to a mean of the others would
-    not be: the left-out probing's own brain, one probing short, has the
-    noisier mean, which pushes k away from it where the brains do not differ."""
+    many probings each holds (the distance to their mean would not be: the
+    brain with fewer probings kept has the noisier mean). A tie is wrong."""
     x, y = np.asarray(profiles, np.float64), np.asarray(labels)
+    r = np.arange(len(x)) if rounds is None else np.asarray(rounds)
     hits = []
     for k in range(len(x)):
-        keep = np.arange(len(x)) != k
+        keep = r != r[k]
         groups = [x[keep & (y == c)] for c in (0, 1)]
         resid = np.concatenate([g - g.mean(axis=0) for g in groups])
         sd = np.maximum(sd_floor, np.sqrt((resid**2).sum(axis=0) / max(1, len(resid) - 2)))
@@ -154,14 +160,16 @@ def evaluate(
     def gaps() -> list[int]:
         return [int(g) for g in rng.integers(0, 2, len(PROBES))]
 
-    def probe_pair(a: Session, b: Session, codec: Codec) -> tuple[list[np.ndarray], list[int]]:
-        profiles, labels = [], []
+    def probe_pair(a: Session, b: Session, codec: Codec) -> tuple[list[np.ndarray], list[int], list[int]]:
+        """(profiles, labels, rounds): round n probes A, then B."""
+        profiles, labels, rounds = [], [], []
         for n in range(probings):
             for label, s in ((0, a), (1, b)):
                 profiles.append(profile(s, codec, gaps()))
                 labels.append(label)
+                rounds.append(n)
             progress(f"  probing {n + 1} of {probings}")
-        return profiles, labels
+        return profiles, labels, rounds
 
     progress(f"two brains of seed {seed}: A taught {len(HISTORY_A)} pairs, B {len(HISTORY_B)} other ones")
     b, codec = brain_with(HISTORY_B, reward.REVERSED, seed + 2)
@@ -177,9 +185,9 @@ def evaluate(
         restored_equal = bool(np.array_equal(before, after)) and a.mood == mood_before
         progress(f"profile after save and restore equals the profile before: {restored_equal}")
         moods = [a.mood, b.mood]
-        profiles, labels = probe_pair(a, b, codec)
+        profiles, labels, rounds = probe_pair(a, b, codec)
         a.close(save=False)
-    accuracy = classify(profiles, labels)
+    accuracy = classify(profiles, labels, rounds)
     progress(f"different histories: nearest-profile accuracy {accuracy:.3f}")
     x, y = np.asarray(profiles), np.asarray(labels)
     means = [x[y == c].mean(axis=0) for c in (0, 1)]
