@@ -79,7 +79,7 @@ if _MADE_HERE:
     os.environ["JBRAIN_TEST_JIT_CACHE"] = tempfile.mkdtemp(prefix="jbrain-test-jit-")
 _CLI_CACHE = os.environ["JBRAIN_TEST_JIT_CACHE"]
 jax.config.update("jax_compilation_cache_dir", _CLI_CACHE)
-jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.2)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
