@@ -56,7 +56,6 @@ import contextlib
 import dataclasses
 import datetime
 import functools
-import gc
 import glob
 import inspect
 import json
@@ -386,8 +385,9 @@ MIGRATED_MOOD = (
 def _load(path: str, target: dict[str, Any], saved: dict[str, Any]) -> dict[str, Any]:
     """The arrays of checkpoint `path` as `target` lays them out, each
     checked against its saved crc32 (DamagedCheckpoint if not)."""
+    _drop_abandoned_orbax_reads()
     try:
-        with _quiet_abandoned_reads(), ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
+        with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
             tree = ckptr.restore(os.path.join(path, "arrays"), args=ocp.args.StandardRestore(target))
     except Exception as e:  # tensorstore and orbax raise many types
         raise DamagedCheckpoint(f"its arrays do not load ({one_line(e)})") from None
@@ -397,27 +397,23 @@ def _load(path: str, target: dict[str, Any], saved: dict[str, Any]) -> dict[str,
     return tree
 
 
-@contextlib.contextmanager
-def _quiet_abandoned_reads():
-    """Drop the "Exception ignored in <coroutine ...>" tracebacks that orbax's
-    sibling reads print when one array of a damaged checkpoint fails: the
-    failure itself reaches the caller as one DamagedCheckpoint line. Such a
-    coroutine may be collected any time later (at exit, even), so the filter
-    stays installed once set; it drops only never-awaited orbax coroutines."""
-    if not getattr(sys.unraisablehook, "_drops_orbax_reads", False):
-        previous = sys.unraisablehook
+def _drop_abandoned_orbax_reads() -> None:
+    """Install (once) a filter for the "Exception ignored in <coroutine ...>"
+    tracebacks that orbax's sibling reads print when one array of a damaged
+    checkpoint fails: the failure itself reaches the caller as one
+    DamagedCheckpoint line. Such a coroutine may be collected any time later
+    (at exit, even), so the filter stays; it drops only orbax's coroutines."""
+    if getattr(sys.unraisablehook, "_drops_orbax_reads", False):
+        return
+    previous = sys.unraisablehook
 
-        def hook(unraisable):
-            code = getattr(unraisable.object, "cr_code", None)
-            if code is None or "orbax" not in code.co_filename:
-                previous(unraisable)
+    def hook(unraisable):
+        code = getattr(unraisable.object, "cr_code", None)
+        if code is None or "orbax" not in code.co_filename:
+            previous(unraisable)
 
-        hook._drops_orbax_reads = True
-        sys.unraisablehook = hook
-    try:
-        yield
-    finally:
-        gc.collect()
+    hook._drops_orbax_reads = True
+    sys.unraisablehook = hook
 
 
 def _unflat(flat: dict[str, Any]) -> dict[str, Any]:
