@@ -33,11 +33,11 @@ from __future__ import annotations
 
 import functools
 import math
+from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.experimental import sparse
 
 from jbrain.circuit import WEIGHT_FRAC_BITS, Circuit, Population, Projection, tiles
 from jbrain.state import STATUS_SPIKE_OVERFLOW, ProjectionWiring
@@ -279,8 +279,12 @@ def _cyclic_tables(key: jax.Array, n: int, k: int) -> tuple[jax.Array, jax.Array
     return pre.T, out_post.T
 
 
-def to_bcoo(wiring: ProjectionWiring, weights: jax.Array, n_pre: int) -> sparse.BCOO:
-    """W as a BCOO (N_post x N_pre), row-major: entry e = i*K + k is (i, pre[i, k])."""
+def to_bcoo(wiring: ProjectionWiring, weights: jax.Array, n_pre: int) -> Any:
+    """W as a `jax.experimental.sparse.BCOO` (N_post x N_pre), row-major:
+    entry e = i*K + k is (i, pre[i, k]). Imported here: the module (and the
+    scipy.sparse it loads) adds ~0.2 s to every launch that never uses it."""
+    from jax.experimental import sparse
+
     n, k = wiring.pre.shape
     rows = jnp.arange(n * k, dtype=jnp.int32) // k
     idx = jnp.stack([rows, wiring.pre.reshape(-1)], axis=1)

@@ -65,11 +65,14 @@ def kernels_per_step(session: Session, steps: int) -> float | None:
             names[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
     stream = {k for k, v in names.items() if "Stream" in v}
     kernels = [e for e in events if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in stream]
-    total: dict[str, float] = {}
+    total: dict[str, list[float]] = {}
     for e in kernels:
-        total[e.get("name", "?")] = total.get(e.get("name", "?"), 0.0) + float(e.get("dur", 0.0))
-    top = sorted(total.items(), key=lambda x: -x[1])[:8]
-    print("  top kernels (us/step):", ", ".join(f"{n[:40]} {d / steps:.1f}" for n, d in top), flush=True)
+        t = total.setdefault(e.get("name", "?"), [0, 0.0])
+        t[0] += 1
+        t[1] += float(e.get("dur", 0.0))
+    print("  kernels (launches/step, us/step), by time:", flush=True)
+    for n, (count, dur) in sorted(total.items(), key=lambda x: -x[1][1]):
+        print(f"    {count / steps:6.2f} {dur / steps:7.2f}  {n[:90]}", flush=True)
     return len(kernels) / steps
 
 
