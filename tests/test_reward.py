@@ -378,9 +378,12 @@ def test_a_checkpoint_without_mood_restores_as_a_newborn_mood_with_a_warning(tmp
 
 def bandit_brain(**kw):
     """choice_small's learning circuit beside a 1,000-neuron sheet (no sheet
-    plasticity): EVALS.md's tiny CPU brain."""
+    plasticity): EVALS.md's tiny CPU brain, with the readout settings tuned
+    on it (a motor neuron hears a quarter of this memory, against half of
+    cortex_small's, for which choice_small's are scaled down)."""
     return preset_config(
         "choice_small", sheet=(25, 40), n_neurons=1000, radius=4, memory_neurons=512, teach_fan_in=128,
+        memory_fan_in=8, reward_w=0.6, reward_w_max=1.0, reward_eta=4e-3,
         plasticity=False, inh_plasticity=False, **kw,
     )  # fmt: skip
 
