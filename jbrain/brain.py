@@ -568,8 +568,13 @@ def _step(
     # Fusion fences (kept by XLA:GPU). Without them XLA fuses the 32-wide
     # gather and the noise hash into every reduction that reads them (metrics,
     # isfinite), recomputing them inside poorly parallel reduction kernels.
-    zero = jnp.zeros((n,), jnp.float32)
-    i_syn = jax.lax.optimization_barrier(zero if i_syn is None else i_syn)
+    # A GPU plan whose every projection scatters (event) needs none on I_syn:
+    # the scatter's sums are in memory already, and the fixed-point -> f32
+    # conversion fuses into the update instead of running as a kernel of its own.
+    if i_syn is None:
+        i_syn = jax.lax.optimization_barrier(jnp.zeros((n,), jnp.float32))
+    elif plan.platform != "gpu" or any(p != "event" for p in plan.paths):
+        i_syn = jax.lax.optimization_barrier(i_syn)
     i_nbr = neighbour_input(circuit, heard.neurons.spikes)
     if i_nbr is not None:  # several devices: from the whole spike vector, on every device (no exchange)
         i_nbr = shard.replicated(plan.devices, i_nbr)
@@ -599,8 +604,10 @@ def _step(
     if ns.lesion is not None:  # silenced neurons integrate but never fire
         spikes = spikes & (ns.lesion == 0)
     theta = homeostasis.threshold_step(circuit, ns.theta, spikes)
-    v, spikes, adapt, refrac, mode, theta = jax.lax.optimization_barrier(
-        (v, spikes, adapt, refrac, mode, theta)
+    # the uint8 spikes (state, spike list, readouts) are converted inside the
+    # update's kernel: after the fence the conversion is a kernel of its own
+    v, spikes_u8, adapt, refrac, mode, theta = jax.lax.optimization_barrier(
+        (v, spikes.astype(jnp.uint8), adapt, refrac, mode, theta)
     )
     # One stacked reduction gives the count and the three means (one kernel,
     # not four). Sums of 0/1 in float32 are exact below 2**24 neurons; beyond,
@@ -610,14 +617,13 @@ def _step(
     rows = [i_in, theta, v]
     exact_f32 = n < 2**24
     if exact_f32:
-        rows.append(spikes.astype(jnp.float32))
+        rows.append(spikes_u8.astype(jnp.float32))
     sums = population_sums(plan, rows)
-    count = sums[3].astype(jnp.int32) if exact_f32 else jnp.sum(spikes, dtype=jnp.int32)
+    count = sums[3].astype(jnp.int32) if exact_f32 else jnp.sum(spikes_u8, dtype=jnp.int32)
     mean_input, mean_threshold, mean_voltage = sums[0] / n, sums[1] / n, sums[2] / n
     finite = jnp.isfinite(sums[1]) & jnp.isfinite(sums[2])
     status = state.status | status | jnp.where(finite, jnp.uint32(0), jnp.uint32(STATUS_NONFINITE))
     rate = count.astype(jnp.float32) / n
-    spikes_u8 = spikes.astype(jnp.uint8)
     history = ns.history
     if history is not None:
         history = (history << jnp.uint32(1)) | ns.spikes.astype(jnp.uint32)
