@@ -16,6 +16,6 @@ if [ ! -f "$stamp" ] || [ "$ROOT/pyproject.toml" -nt "$stamp" ]; then
   # PYTHONWARNINGS: setuptools notes on editable installs are not for users
   PYTHONWARNINGS=ignore "$VENV/bin/python" -m pip install -q -e "$ROOT[test]" >&2
   # the compiled CPU kernel, now rather than at the first run (no compiler: XLA runs instead)
-  JAX_PLATFORMS=cpu "$VENV/bin/python" -m jbrain.backends.cpu_native >/dev/null || true
+  JAX_PLATFORMS=cpu "$VENV/bin/python" -c 'from jbrain.backends import cpu_native; cpu_native.main()' >/dev/null || true
   touch "$stamp"
 fi

@@ -11,8 +11,8 @@ The library is built on first use with the system C++ compiler ($CXX, else
 c++/g++/clang++) against jaxlib's FFI headers, and cached in $JBRAIN_CACHE
 (default ~/.cache/jbrain) under a hash of the source, jaxlib's version and
 the compiler, written to a temporary file and renamed (concurrent builds
-cannot leave a half-written library). `python -m jbrain.backends.cpu_native` builds
-it ahead of time (scripts/_venv.sh does). Without a compiler, or if the build
+cannot leave a half-written library). `main()` builds it ahead of time
+(scripts/_venv.sh calls it). Without a compiler, or if the build
 fails, `available()` is False, one warning says why and how to fix it, and the
 plan picks the "xla" backend (`--backend=xla` asks for it).
 """
@@ -211,14 +211,13 @@ def event_stdp(
 
 
 def main() -> int:
-    """`python -m jbrain.backends.cpu_native`: build now; prints the library's path."""
+    """Build now; prints the library's path. Called as
+    `python -c "from jbrain.backends import cpu_native; cpu_native.main()"`
+    (`python -m` would run this module a second time beside the copy that
+    jbrain.backends imports, and runpy warns about it)."""
     path, why = _compile()
     if path is None:
         print(f"jbrain: CPU kernels not built: {why}", file=sys.stderr)
         return 1
     print(path)
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
