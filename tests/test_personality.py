@@ -9,10 +9,10 @@ from conftest import preset_config
 from jbrain.evals import personality
 
 
-def test_profiles_classify_by_nearest_centroid_leaving_each_one_out():
+def test_profiles_classify_by_mean_distance_to_each_brains_other_probings():
     a, b = np.zeros(3), np.ones(3)
     assert personality.classify([a, a + 0.1, b, b - 0.1], [0, 0, 1, 1]) == 1.0
-    # two identical brains: every left-out profile is as near the other centroid (ties are wrong)
+    # two identical brains: every left-out profile is as near the other brain's (ties are wrong)
     assert personality.classify([a, a, a, a], [0, 1, 0, 1]) == 0.0
     # two brains alike but for noise, 4 probings each: near chance (0.43 over these 40 draws),
     # not the bias of the distance to the others' mean (0.16: the left-out probing's own
