@@ -388,7 +388,7 @@ def _working_order(
             pw, w = wiring.projections[q.name], out[q.name].weights
             if q.name in lags:
                 fence = lambda t: materialize(plan, t, s.step)  # noqa: B023
-                w = plasticity.flush(q, circuit.dt, backend, plan.replay_rows, pw, w, lags[q.name], fence)
+                w = plasticity.flush(q, circuit.dt, backend, pw, w, lags[q.name], fence)
             out[q.name] = out[q.name].replace(weights=synapses.to_post_major(pw, w))
         return s.replace(projections=out)
 
@@ -430,11 +430,13 @@ def projection_step(
     s_pre = _span(circuit, _delayed(plan, state.neurons, q.delay), q, "pre")
     s_post = _span(circuit, state.neurons.spikes, q, "post")
     w, x_pre, y_post, dt = ps.weights, ps.x_pre, ps.y_post, circuit.dt
-    if path == "event":
+    if path == "event" and form is None and backend.push_event is not None:
+        current = backend.push_event(pw, w, s_pre)  # no spike list
+    elif path == "event":
         ids, raw, count = lists[q.pre]
         if form == "deferred":
             w, x_pre, y_post, lag = plasticity.deferred_step(
-                q, dt, backend, plan.replay_rows, pw, w, x_pre, y_post, s_pre, s_post, raw, count, lag,
+                q, dt, backend, pw, w, x_pre, y_post, s_pre, s_post, raw, count, lag,
                 state.step, fence,
             )  # fmt: skip
         elif (

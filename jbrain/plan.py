@@ -53,8 +53,7 @@ class Plan:
     records neurons [0, R); record_sheet: every step also emits all N
     spikes bit-packed, ceil(N/32) uint32 words (`brain.unpack_sheet`; the
     session turns it on for its --record_sheet budget, then off: one
-    recompile); replay_rows: out-rows per program of the Pallas
-    deferred-STDP kernel; teaching: this burst runs the teacher-gated
+    recompile); teaching: this burst runs the teacher-gated
     delta rule (stdp form "delta"; a program of its own, so ordinary
     bursts never touch a taught readout); feedback: this burst credits a
     chat reply's held eligibility (stdp form "reward" reads its tag, not its
@@ -76,7 +75,6 @@ class Plan:
     unroll: int
     record_spikes: int = 0
     record_sheet: bool = False
-    replay_rows: int = 16
     teaching: bool = False
     feedback: bool = False
     devices: int = 1
@@ -266,11 +264,14 @@ def resolve(
                 form = stdp
         paths.append(path)
         forms.append(form)
+    # a static event projection pushes its spikes without a list where the backend can
+    pushes = backends.REGISTRY[name].push_event is not None
     listed = []
     for p in circuit.populations:
         on = False
         for q, path, form in zip(circuit.projections, paths, forms, strict=True):
-            if path == "event" and (q.pre == p.name or (form == "eager" and q.post == p.name)):
+            needs_pre = q.pre == p.name and not (pushes and form is None)
+            if path == "event" and (needs_pre or (form == "eager" and q.post == p.name)):
                 on = True
         listed.append(on)
     return Plan(

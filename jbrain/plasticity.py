@@ -343,12 +343,11 @@ def _replay_rows(
     return w.at[rows].set(new, mode="drop").reshape(-1)
 
 
-def _kernel(backend, q: Projection, dt: float, rows: int, wiring, weights_pre, lag: Lag, **kw) -> jax.Array:
+def _kernel(backend, q: Projection, dt: float, wiring, weights_pre, lag: Lag, **kw) -> jax.Array:
     """The backend's `replay_stdp` kernel with the lag's arrays and the rule's numbers."""
     return backend.replay_stdp(
         wiring.out_post.reshape(-1), weights_pre, lag.hist, lag.pending, lag.anchor,
-        _decay(q, dt).reshape(1), history=HISTORY, a_plus=q.plasticity.a_plus, w_max=q.w_max,
-        rows=rows, **kw,
+        _decay(q, dt).reshape(1), history=HISTORY, a_plus=q.plasticity.a_plus, w_max=q.w_max, **kw,
     )  # fmt: skip
 
 
@@ -356,7 +355,6 @@ def deferred_step(
     q: Projection,
     dt: float,
     backend: Any,
-    rows: int,
     wiring: ProjectionWiring,
     weights_pre: jax.Array,
     x_pre: jax.Array,
@@ -373,8 +371,7 @@ def deferred_step(
     `flush`ed. No synaptic scaling. ids[:n_ids]: the pre population's spike
     list (any order; the backend's raw list); step: the step counter (picks
     the round-robin block); backend: one with a `replay_stdp` kernel (one
-    kernel for both sets of rows, `rows` out-rows per program) or without
-    (XLA). Returns (weights, x_pre, y_post, lag)."""
+    kernel for both sets of rows) or without (XLA). Returns (weights, x_pre, y_post, lag)."""
     n = wiring.pre.shape[0]
     _, ltd, x_new, y_new = trace_step(q, dt, x_pre, y_post, s_pre, s_post, fence)
     fired = s_pre != 0
@@ -386,7 +383,7 @@ def deferred_step(
     start = jnp.minimum((step % HISTORY).astype(jnp.int32) * size, n - size)
     if backend.replay_stdp is not None:  # one kernel for both sets of rows
         w = _kernel(
-            backend, q, dt, rows, wiring, weights_pre, lag._replace(hist=hist),
+            backend, q, dt, wiring, weights_pre, lag._replace(hist=hist),
             spikes=s_pre.astype(jnp.uint8), ltd=ltd, ids=ids, n_ids=n_ids, start=start, block=size, extra=1,
         )  # fmt: skip
     else:
@@ -406,7 +403,6 @@ def flush(
     q: Projection,
     dt: float,
     backend: Any,
-    rows: int,
     wiring: ProjectionWiring,
     weights_pre: jax.Array,
     lag: Lag,
@@ -419,7 +415,7 @@ def flush(
     if backend.replay_stdp is not None:
         zero = jnp.zeros((n,), jnp.float32)
         return _kernel(
-            backend, q, dt, rows, wiring, weights_pre, lag, spikes=jnp.zeros((n,), jnp.uint8), ltd=zero,
+            backend, q, dt, wiring, weights_pre, lag, spikes=jnp.zeros((n,), jnp.uint8), ltd=zero,
             ids=every, n_ids=jnp.int32(n), start=jnp.int32(0), block=0, extra=0,
         )  # fmt: skip
     return _replay_rows(q, dt, wiring, weights_pre, lag.hist, lag.pending, lag.anchor, every, fence)

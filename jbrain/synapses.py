@@ -294,8 +294,8 @@ def to_bcoo(wiring: ProjectionWiring, weights: jax.Array, n_pre: int) -> Any:
 def quantize(w: jax.Array) -> jax.Array:
     """f32 weight -> int32 fixed point, round half up for w >= 0.
 
-    w * 2**F is exact, so this is the same integer in XLA and in Triton (even
-    if Triton contracts it into an FMA): all paths agree bit for bit.
+    w * 2**F is exact, so this is the same integer in XLA and in the Mosaic
+    GPU push (even if it is contracted into an FMA): all paths agree bit for bit.
     """
     return (w * _SCALE + 0.5).astype(jnp.int32)
 

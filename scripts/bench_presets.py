@@ -83,6 +83,7 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2000)
     ap.add_argument("--kernels", action="store_true", help="count kernels per step (GPUs)")
+    ap.add_argument("--backend", default="auto", help="the plan's backend (auto: the device's fastest)")
     ap.add_argument("--out", default="")
     args = ap.parse_args()
     rows = []
@@ -90,7 +91,7 @@ def main() -> None:
         name, changes = parse_entry(entry)
         config = config_from_flagfile(name, **changes)
         circuit = config.circuit()
-        plan = resolve(circuit)
+        plan = resolve(circuit, backend=args.backend)
         session = Session.new(config, seed=0, plan=plan)
         t0 = time.perf_counter()
         session.run(args.steps)

@@ -1,15 +1,14 @@
 """Backends (jbrain/backends): the registry and its fallbacks, and each
 backend's kernels against the XLA reference, bit for bit.
 
-"pallas_gpu" runs through Pallas's interpreter here (the same kernel
-bodies) and compiled under the `gpu` marker on a GPU, where whole plastic
-bursts on its plans are compared with XLA's (what scripts/check_kernels_gpu.py
-checked); "cpu_native" runs compiled on the CPU, with its build's fallbacks.
+"pallas_gpu" (Mosaic GPU kernels: no interpreter runs them) is lowered
+for CUDA here and compiled under the `gpu` marker on a GPU, where whole
+bursts on its plans are compared with XLA's; "cpu_native" runs compiled on
+the CPU, with its build's fallbacks.
 Whole bursts on every plan of this device: test_brain.py."""
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 import subprocess
@@ -27,23 +26,6 @@ from jbrain import plan as plans
 from jbrain.backends import cpu_native, pallas_gpu
 
 on_cpu = pytest.mark.skipif(jax.default_backend() != "cpu", reason="the CPU kernels run on the CPU backend")
-
-
-class PallasInterpreted(backends.PallasGPU):
-    """The "pallas_gpu" backend with its kernels run by Pallas's interpreter."""
-
-    @staticmethod
-    def supports(platform: str) -> bool:
-        return True
-
-    @staticmethod
-    def spike_list(spikes, capacity):
-        raw, count = pallas_gpu.spike_list(spikes, capacity=capacity, interpret=True)
-        return pallas_gpu.listed(raw, count, spikes.shape[0]), raw, count
-
-    @staticmethod
-    def replay_stdp(*args, **kw):
-        return pallas_gpu.replay_stdp(*args, **kw, interpret=True)
 
 
 def plastic_brain(n: int, k: int, seed: int, **flags):
@@ -64,8 +46,8 @@ def test_auto_picks_the_compiled_kernels_on_this_cpu():
     assert plans.resolve(small().circuit()).backend == "cpu_native"
 
 
-def test_a_jax_without_pallas_triton_runs_gpus_on_xla_with_one_warning(monkeypatch):
-    monkeypatch.setattr(pallas_gpu, "IMPORT_ERROR", "ImportError: cannot import name 'triton'")
+def test_a_jax_without_pallas_mosaic_gpu_runs_gpus_on_xla_with_one_warning(monkeypatch):
+    monkeypatch.setattr(pallas_gpu, "IMPORT_ERROR", "ImportError: cannot import name 'mosaic_gpu'")
     monkeypatch.setattr(backends, "_warned", set())
     circuit = small(plasticity=True).circuit()
     with warnings.catch_warnings(record=True) as caught:
@@ -77,8 +59,8 @@ def test_a_jax_without_pallas_triton_runs_gpus_on_xla_with_one_warning(monkeypat
     assert [(w.category, str(w.message)) for w in caught] == [
         (
             RuntimeWarning,
-            "jbrain: this jax has no Pallas Triton backend (ImportError: cannot import name 'triton'); "
-            "running the XLA kernels (slower)",
+            "jbrain: this jax has no Pallas Mosaic GPU backend "
+            "(ImportError: cannot import name 'mosaic_gpu'); running the XLA kernels (slower)",
         )
     ]
     with pytest.raises(ValueError) as e:
@@ -86,9 +68,10 @@ def test_a_jax_without_pallas_triton_runs_gpus_on_xla_with_one_warning(monkeypat
     assert str(e.value) == "--backend=pallas_gpu does not run on this gpu: use --backend=xla or auto"
 
 
-def test_importing_the_pallas_backend_lets_no_deprecation_warning_through():
-    """jax 0.11 deprecates Pallas's Triton lowering with a warning on import:
-    jbrain filters it where it imports Pallas."""
+def test_importing_the_pallas_backend_raises_no_deprecation_warning():
+    """The GPU kernels are Mosaic GPU's (Pallas's Triton lowering, deprecated
+    in jax 0.11, warned on import): importing them is silent, with
+    DeprecationWarnings made errors."""
     done = subprocess.run(
         [sys.executable, "-W", "error::DeprecationWarning", "-c", "import jbrain.backends"],
         capture_output=True,
@@ -101,24 +84,46 @@ def test_importing_the_pallas_backend_lets_no_deprecation_warning_through():
     assert "Deprecat" not in done.stderr
 
 
-# ------------------------------------------------- Pallas, interpreted here --
+# ------------------------------------------ Pallas, lowered here for CUDA --
 
 
-@pytest.mark.parametrize("n,rate,capacity", [(5000, 0.05, 500), (4099, 0.4, 4099), (3000, 0.05, 60)])
-def test_pallas_spike_list_lists_the_neurons_that_fired(n, rate, capacity):
-    spikes = jnp.asarray((np.random.default_rng(n).random(n) < rate).astype(np.uint8))
-    raw, count = pallas_gpu.spike_list(spikes, capacity=capacity, interpret=True)
-    ids, count_xla = synapses.spike_list(spikes, capacity)
-    fired = np.flatnonzero(np.asarray(spikes))
-    assert int(count) == int(count_xla) == len(fired)  # counted in full, even past the capacity
-    got = np.asarray(pallas_gpu.listed(raw, count, n))
-    assert got.shape == (capacity,)
-    kept = min(len(fired), capacity)
-    # on a GPU the order is free; every listed id fired, none twice, the tail is padding
-    assert set(got[:kept]) <= set(fired) and len(set(got[:kept])) == kept
-    np.testing.assert_array_equal(got[kept:], n)
-    # the interpreter runs programs in order, so there it is XLA's list exactly
-    np.testing.assert_array_equal(got, ids)
+def _lowers_for_cuda(f, *shapes) -> str:
+    """The StableHLO of f lowered for CUDA (no GPU needed): Mosaic GPU
+    builds each kernel's MLIR here, so an API it no longer has fails now."""
+    return jax.export.export(jax.jit(f), platforms=["cuda"])(*shapes).mlir_module()
+
+
+@pytest.mark.parametrize("k", [32, 12])
+def test_the_pallas_kernels_lower_to_mosaic_gpu_calls(k):
+    n, cap = 3000, 500
+    S = jax.ShapeDtypeStruct
+    lowered = [
+        _lowers_for_cuda(
+            lambda s, p, w: pallas_gpu.push_event(s, p, w, n_post=n),
+            S((n,), jnp.uint8), S((n, k), jnp.int32), S((n * k,), jnp.float32),
+        ),
+        _lowers_for_cuda(lambda s: pallas_gpu.spike_list(s, capacity=cap), S((n,), jnp.uint8)),
+        _lowers_for_cuda(
+            lambda *a: pallas_gpu.replay_stdp(*a, block=63, extra=1, history=32, a_plus=0.01, w_max=1.0),
+            S((n * k,), jnp.int32), S((n * k,), jnp.float32), S((n,), jnp.uint32), S((n,), jnp.int32),
+            S((n,), jnp.float32), S((1,), jnp.float32), S((n,), jnp.uint8), S((n,), jnp.float32),
+            S((cap,), jnp.int32), S((), jnp.int32), S((), jnp.int32),
+        ),
+    ]  # fmt: skip
+    for text in lowered:
+        assert text.count("custom_call @mosaic_gpu") == 1, text[:400]
+
+
+def test_static_event_projections_push_without_a_spike_list_on_pallas():
+    """The Pallas plan lists no population whose event projections are all
+    static (the push kernel needs no list), XLA's lists it; plasticity
+    brings the list back (STDP walks it)."""
+    static = small().circuit()
+    assert plans.resolve(static, platform="gpu", backend="pallas_gpu").listed == (False,)
+    assert plans.resolve(static, platform="gpu", backend="xla").listed == (True,)
+    plastic = small(plasticity=True).circuit()
+    assert plans.resolve(plastic, platform="gpu", backend="pallas_gpu").listed == (True,)
+    assert not plans.resolve(static, platform="gpu", backend="pallas_gpu").uses_spike_list
 
 
 def _replay_case(n: int, k: int, seed: int):
@@ -144,7 +149,7 @@ def _replay_both(backend, q, dt, wiring, w_pre, lag, ltd, fired, ids, start=700,
     row, no LTD)."""
     n = fired.size
     kernel = plasticity._kernel(
-        backend, q, dt, 16, wiring, jnp.array(w_pre), lag, spikes=jnp.asarray(fired, jnp.uint8), ltd=ltd,
+        backend, q, dt, wiring, jnp.array(w_pre), lag, spikes=jnp.asarray(fired, jnp.uint8), ltd=ltd,
         ids=jnp.asarray(ids), n_ids=jnp.int32(fired.sum()), start=jnp.int32(start), block=size, extra=1,
     )  # fmt: skip
     same = lambda t: t
@@ -155,34 +160,9 @@ def _replay_both(backend, q, dt, wiring, w_pre, lag, ltd, fired, ids, start=700,
     xla = plasticity._replay_rows(
         q, dt, wiring, xla, lag.hist, lag.pending + 1, lag.anchor, listed, same, ltd=ltd
     )
-    flush_kernel = plasticity.flush(q, dt, backend, 16, wiring, jnp.array(w_pre), lag)
-    flush_xla = plasticity.flush(q, dt, backends.get("xla"), 16, wiring, w_pre, lag)
+    flush_kernel = plasticity.flush(q, dt, backend, wiring, jnp.array(w_pre), lag)
+    flush_xla = plasticity.flush(q, dt, backends.get("xla"), wiring, w_pre, lag)
     return (kernel, xla), (flush_kernel, flush_xla)
-
-
-def test_pallas_replay_stdp_equals_xla():
-    q, dt, wiring, w_pre, lag, ltd, fired, ids = _replay_case(2000, 16, seed=4)
-    (kernel, xla), (flush_kernel, flush_xla) = _replay_both(
-        PallasInterpreted, q, dt, wiring, w_pre, lag, ltd, fired, ids
-    )
-    w0 = np.asarray(w_pre)
-    assert (np.asarray(xla) != w0).mean() > 0.02 and (np.asarray(flush_xla) != w0).mean() > 0.1
-    np.testing.assert_array_equal(kernel, xla)
-    np.testing.assert_array_equal(flush_kernel, flush_xla)
-
-
-def test_a_plastic_burst_through_the_pallas_interpreter_equals_xla(monkeypatch):
-    """The whole event path with the Pallas spike list and deferred STDP
-    (interpreted) gives XLA's brain bit for bit, weights included."""
-    monkeypatch.setitem(backends.REGISTRY, "pallas_gpu", PallasInterpreted)
-    config = small(plasticity=True, a_plus=0.01, a_minus=0.012)
-    circuit, xla, wiring, s0 = tiny(config, seed=2, propagation="event", stdp="deferred", backend="xla")
-    pallas = dataclasses.replace(xla, backend="pallas_gpu")
-    want = brain.burst(circuit, xla, wiring, jax.tree.map(jnp.copy, s0), None, length=40)
-    got = brain.burst(circuit, pallas, wiring, jax.tree.map(jnp.copy, s0), None, length=40)
-    assert int(np.asarray(want[1].spikes).sum()) > 0
-    assert not np.array_equal(np.asarray(want[0].projections["W"].weights), s0.projections["W"].weights)
-    assert_trees_equal(got, want)
 
 
 # ------------------------------------------------------ CPU kernels (FFI) --
@@ -337,6 +317,25 @@ def test_build_is_cached_by_source_and_compiler(fresh_build, capsys):
 
 
 @pytest.mark.gpu
+@pytest.mark.parametrize("case", ["natural", "random30%", "K=12"])
+def test_compiled_pallas_push_equals_the_xla_scatter(case):
+    n, k = 200_000, 12 if case == "K=12" else 32
+    circuit, plan, wiring, state = tiny(small(n_neurons=n, fan_in=k), propagation="event", backend="xla")
+    if case == "natural":
+        state, _ = brain.burst(circuit, plan, wiring, state, None, length=300)
+        spikes = state.neurons.spikes
+    else:
+        spikes = jnp.asarray((np.random.default_rng(0).random(n) < 0.3).astype(np.uint8))
+    pw = wiring.projections["W"]
+    w_pre = synapses.to_pre_major(pw, state.projections["W"].weights)
+    ids, _ = synapses.spike_list(spikes, n)
+    want = synapses.propagate_event(pw, w_pre, ids)
+    got = backends.PallasGPU.push_event(pw, w_pre, spikes)
+    assert float(jnp.abs(want).sum()) > 0
+    np.testing.assert_array_equal(got, want)
+
+
+@pytest.mark.gpu
 @pytest.mark.parametrize("case", ["natural", "random30%"])
 def test_compiled_pallas_spike_list_lists_what_xla_lists(case):
     n = 200_000
@@ -372,6 +371,23 @@ def test_compiled_pallas_replay_stdp_equals_xla():
 
 @pytest.mark.gpu
 @pytest.mark.parametrize("preset", ["seed", "ei"])
+def test_static_bursts_on_the_pallas_plan_equal_xla(preset):
+    """200,000 neurons, 300 steps without plasticity: the Pallas plan pushes
+    every spike (no list) and gives XLA's event plan's brain bit for bit."""
+    config = small(n_neurons=200_000, preset=preset)
+    circuit = config.circuit()
+    wiring, s0 = brain.init_brain(circuit, seed=5)
+    pallas = plans.resolve(circuit, propagation="event")
+    assert pallas.backend == "pallas_gpu" and not pallas.uses_spike_list
+    xla = plans.resolve(circuit, propagation="event", backend="xla")
+    got = brain.burst(circuit, pallas, wiring, jax.tree.map(jnp.copy, s0), None, length=300)
+    want = brain.burst(circuit, xla, wiring, jax.tree.map(jnp.copy, s0), None, length=300)
+    assert int(np.asarray(want[1].spikes).sum()) > 0
+    assert_trees_equal(jax.device_get(got), jax.device_get(want))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("preset", ["seed", "ei"])
 def test_plastic_bursts_on_the_pallas_plans_equal_xla(preset):
     """200,000 neurons, 300 plastic steps: the Pallas plans (eager and
     deferred STDP on the event path) and XLA's event plans give the gather
@@ -402,10 +418,10 @@ def test_plastic_bursts_on_the_pallas_plans_equal_xla(preset):
 
 
 @pytest.mark.gpu
-def test_compiling_the_pallas_kernels_lets_no_deprecation_warning_through():
-    """jax 0.11 warns 'The Pallas Triton backend is deprecated' at every
-    lowering of a Triton kernel; even with warnings shown (-W default), none
-    reaches the terminal of a process that compiles jbrain's kernels."""
+def test_compiling_the_pallas_kernels_raises_no_deprecation_warning():
+    """With warnings shown (-W default), a process that compiles and runs
+    jbrain's Mosaic GPU kernels prints no deprecation (jax 0.11 warned at
+    every lowering of the Triton kernels they replace)."""
     code = (
         "import jax, jax.numpy as jnp\n"
         "from jbrain.backends import pallas_gpu\n"

@@ -7,12 +7,14 @@ bit for bit (tests check each against XLA):
 
     spike_list(s, capacity)            -> (ids padded with N, raw ids, count)
     propagate_event(wiring, w_pre, ids) -> W @ s, (N,) f32
+    push_event(wiring, w_pre, s)        W @ s of a static event projection
+                                        with no spike list, or None
     event_stdp                          eager STDP over a spike list, or None
     replay_stdp                         the deferred-STDP kernel, or None
 
-"pallas_gpu" (pallas_gpu.py: spike list and deferred STDP as Pallas Triton
-kernels) and "cpu_native" (cpu_native.py: the event scatter and eager STDP
-as compiled C++ through the XLA FFI). The plan (plan.py) names one;
+"pallas_gpu" (pallas_gpu.py: the push, the spike list and deferred STDP as
+Pallas Mosaic GPU kernels) and "cpu_native" (cpu_native.py: the event
+scatter and eager STDP as compiled C++ through the XLA FFI). The plan (plan.py) names one;
 `pick(platform)` is what "auto" resolves to.
 """
 
@@ -22,6 +24,7 @@ import warnings
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from jbrain import synapses
 from jbrain.backends import cpu_native, pallas_gpu
@@ -31,6 +34,7 @@ class XLA:
     """The reference: every kernel in plain XLA."""
 
     name = "xla"
+    push_event = None
     event_stdp = None
     replay_stdp = None
 
@@ -49,12 +53,18 @@ class XLA:
 
 
 class PallasGPU(XLA):
-    """Pallas (Triton) spike list and deferred STDP on NVIDIA GPUs. The list
-    is in no fixed order (every consumer is order-free); `raw` is the
-    kernel's list, `ids` the same padded with N."""
+    """Pallas Mosaic GPU push, spike list and deferred STDP on NVIDIA GPUs.
+    The list is in no fixed order (every consumer is order-free); `raw` is
+    the kernel's list, `ids` the same padded with N."""
 
     name = "pallas_gpu"
     replay_stdp = staticmethod(pallas_gpu.replay_stdp)
+
+    @staticmethod
+    def push_event(wiring: Any, weights_pre: jax.Array, spikes: jax.Array) -> jax.Array:
+        n = wiring.out_post.shape[0]
+        acc = pallas_gpu.push_event(spikes.astype(jnp.uint8), wiring.out_post, weights_pre, n_post=n)
+        return synapses.from_fixed(acc)
 
     @staticmethod
     def supports(platform: str) -> bool:
@@ -92,14 +102,14 @@ def get(name: str) -> type[XLA]:
 def pick(platform: str) -> str:
     """The fastest backend that runs on `platform` ("cpu" or "gpu"): the
     compiled kernels on CPUs (if they build), Pallas on GPUs (if this jax
-    has its Triton backend; one warning if not), else XLA."""
+    has its Mosaic GPU backend; one warning if not), else XLA."""
     if platform == "gpu":
         if PallasGPU.supports(platform):
             return "pallas_gpu"
         if "pallas" not in _warned:
             _warned.add("pallas")
             warnings.warn(
-                "jbrain: this jax has no Pallas Triton backend "
+                "jbrain: this jax has no Pallas Mosaic GPU backend "
                 f"({pallas_gpu.IMPORT_ERROR}); running the XLA kernels (slower)",
                 RuntimeWarning,
                 stacklevel=2,

@@ -1,111 +1,307 @@
-"""The "pallas_gpu" backend: Pallas (Triton) kernels for NVIDIA GPUs.
+"""The "pallas_gpu" backend: Pallas Mosaic GPU kernels for NVIDIA GPUs.
 
-Two kernels, each bit-exact with its XLA counterpart (tests run them through
-Pallas's interpreter on the CPU, and compiled under the `gpu` pytest marker
-on a GPU):
+Three kernels, each bit-exact with its XLA counterpart (tests compare them
+compiled, under the `gpu` pytest marker):
 
-  spike_list   the event path's list of neurons that fired, one kernel (XLA's
-               `synapses.spike_list` takes four).
+  push_event   W @ s of an event projection with no spike list: each warp
+               votes on its 32 neurons' spikes and walks the ones that fired,
+               one lane per out-synapse, adding the K weights (int32 fixed
+               point, `synapses.quantize`) into the post accumulator with
+               atomics. Integer sums are order-free, so the result is XLA's
+               `propagate_event` exactly (that takes a spike list, a gather
+               and a scatter: three kernels and a mask).
+  spike_list   the neurons that fired, one kernel (XLA's takes four).
   replay_stdp  deferred STDP (`plasticity.deferred_step`) over that list and
                a round-robin block of rows, one kernel per step.
 
-Everything else runs in XLA (the "xla" backend's functions). Pallas's Triton
-lowering is deprecated in jax 0.11 ("will be removed in a future JAX
-version"): its deprecation warning is filtered here, where it is imported,
-and `IMPORT_ERROR` says why the module is unusable on a jax without it (the
-plan then falls back to the "xla" backend with one warning).
+Why SIMT code: Pallas Mosaic GPU (jax.experimental.pallas.mosaic_gpu, the
+supported GPU route; Pallas's Triton lowering is deprecated in jax 0.11)
+works on warpgroup-wide tiles and has no per-lane gather or scatter, which
+is all a sparse brain does. `plgpu.inline_mgpu` hands a kernel body the raw
+global-memory refs, and the bodies here emit per-thread MLIR through `_T`:
+loads and stores at computed indices, `red`/`atom` atomics, warp votes.
+Every kernel runs in CTAs of 128 threads (one warpgroup) over a 1-D grid.
 
-`interpret=True` runs the same kernel bodies through Pallas's interpreter (any
-backend; for tests).
+`IMPORT_ERROR` says why the module is unusable on a jax without Mosaic GPU
+(the plan then falls back to the "xla" backend with one warning).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import warnings
+import math
 
 import jax
 import jax.numpy as jnp
 
-# jax 0.11 warns at every lowering of a Triton pallas_call; the backend is
-# a supported choice of jbrain's plan until Mosaic GPU kernels replace it.
-warnings.filterwarnings(
-    "ignore", message="The Pallas Triton backend is deprecated", category=DeprecationWarning
-)
+from jbrain import synapses
+
 IMPORT_ERROR: str | None = None
-with warnings.catch_warnings():
-    warnings.simplefilter("ignore", DeprecationWarning)
-    try:
-        from jax.experimental import pallas as pl
-        from jax.experimental.pallas import triton as plgpu
-    except ImportError as e:  # a jax without Pallas's Triton backend
-        IMPORT_ERROR = f"{type(e).__name__}: {e}"
-        pl = plgpu = None
+try:
+    from jax._src.lib.mlir import ir
+    from jax._src.lib.mlir.dialects import arith, gpu, llvm, memref, scf
+    from jax.experimental import pallas as pl
+    from jax.experimental.mosaic.gpu import utils as mu
+    from jax.experimental.pallas import mosaic_gpu as plgpu
+except ImportError as e:  # a jax without Pallas's Mosaic GPU backend
+    IMPORT_ERROR = f"{type(e).__name__}: {e}"
 
-LIST_BLOCK = 2048  # neurons per program of `spike_list` (a power of two: Triton's cumsum)
-
-
-def _compiler_params(num_warps: int):
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", DeprecationWarning)
-        return plgpu.CompilerParams(num_warps=num_warps, num_stages=1)
+CTA = 128  # threads per CTA (one warpgroup: what a Mosaic GPU program runs on)
+WARP = 32
+REPLAY_CTAS = 1024  # `replay_stdp`'s grid at most: its threads loop over the rows
 
 
-class _Mem:
-    """Masked gathers and scatters: Triton pointer ops, or whole-array jnp ops
-    in interpret mode (masked lanes read `other`; programs run one after
-    another there, so a scatter is a plain update)."""
+class _T:
+    """One CUDA thread's view, as MLIR emitters (call inside an inline_mgpu
+    body). Integers are i32 (uint32 data too: shifts and compares say which),
+    floats f32; `ref` arguments are the kernel's global-memory memrefs."""
 
-    def __init__(self, interpret: bool):
-        self.interpret = interpret
+    def __init__(self):
+        self.i32 = ir.IntegerType.get_signless(32)
+        self.f32 = ir.F32Type.get()
+        self.index = ir.IndexType.get()
+        block = arith.index_cast(self.i32, gpu.block_dim(gpu.Dimension.x))
+        self.tid = arith.index_cast(self.i32, gpu.thread_id(gpu.Dimension.x))
+        cta = arith.index_cast(self.i32, gpu.block_id(gpu.Dimension.x))
+        self.gid = arith.addi(arith.muli(cta, block), self.tid)
+        self.lane = arith.andi(self.tid, self.c(WARP - 1))
 
-    def load(self, ref, idx, mask, other):
-        if self.interpret:
-            return jnp.where(mask, ref[...][jnp.where(mask, idx, 0)], other)
-        return plgpu.load(ref.at[idx], mask=mask, other=other)
+    # constants and arithmetic
+    def c(self, v: int | float):
+        return mu.c(v, self.f32 if isinstance(v, float) else self.i32)
 
-    def store(self, ref, idx, val, mask):
-        if self.interpret:
-            ref[...] = ref[...].at[jnp.where(mask, idx, ref.shape[0])].set(val, mode="drop")
-        else:
-            plgpu.store(ref.at[idx], val, mask=mask)
+    def add(self, a, b):
+        return arith.addi(a, b)
+
+    def sub(self, a, b):
+        return arith.subi(a, b)
+
+    def mul(self, a, b):
+        return arith.muli(a, b)
+
+    def lt(self, a, b):  # signed
+        return arith.cmpi(arith.CmpIPredicate.slt, a, b)
+
+    def ne(self, a, b):
+        return arith.cmpi(arith.CmpIPredicate.ne, a, b)
+
+    def eq(self, a, b):
+        return arith.cmpi(arith.CmpIPredicate.eq, a, b)
+
+    def min(self, a, b):
+        return arith.minsi(a, b)
+
+    def max(self, a, b):
+        return arith.maxsi(a, b)
+
+    def select(self, cond, a, b):
+        return arith.select(cond, a, b)
+
+    def both(self, a, b):
+        return arith.andi(a, b)
+
+    def asm(self, text: str, constraints: str, *args, result=None):
+        return llvm.inline_asm(
+            result or self.i32, list(args), text, constraints, has_side_effects=False, asm_dialect=0
+        )
+
+    def mul_rn(self, a, b):
+        """a * b in f32, rounded on its own (never contracted into an FMA)."""
+        return self.asm("mul.rn.f32 $0, $1, $2;", "=f,f,f", a, b, result=self.f32)
+
+    # memory
+    def load(self, ref, i):
+        return memref.load(ref, [arith.index_cast(self.index, i)])
+
+    def store(self, ref, i, v) -> None:
+        memref.store(v, ref, [arith.index_cast(self.index, i)])
+
+    def _ptr(self, ref, i):
+        return mu.getelementptr(mu.memref_ptr(ref), [i], self.i32)
+
+    def red_add(self, ref, i, v) -> None:
+        """ref[i] += v (int32, atomic, no result)."""
+        llvm.inline_asm(
+            ir.Type.parse("!llvm.void"), [self._ptr(ref, i), v], "red.add.s32 [$0], $1;", "l,r",
+            has_side_effects=True,
+        )  # fmt: skip
+
+    def atom_add(self, ref, i, v):
+        """old = ref[i]; ref[i] += v (int32, atomic); returns old."""
+        return llvm.inline_asm(
+            self.i32, [self._ptr(ref, i), v], "atom.add.s32 $0, [$1], $2;", "=r,l,r", has_side_effects=True
+        )
+
+    # the warp
+    def ballot(self, pred):
+        """Bit l: lane l's pred (all 32 lanes vote)."""
+        x = arith.extui(self.i32, pred)
+        return self.asm(
+            "{ .reg .pred p; setp.ne.u32 p, $1, 0; vote.sync.ballot.b32 $0, p, 0xffffffff; }", "=r,r", x
+        )
+
+    def popc(self, x):
+        return self.asm("popc.b32 $0, $1;", "=r,r", x)
+
+    def lowest_bit(self, x):
+        """Index of x's lowest set bit (x != 0)."""
+        return self.asm("{ .reg .b32 r; brev.b32 r, $1; clz.b32 $0, r; }", "=r,r", x)
+
+    def from_lane(self, x, lane: int):
+        return mu._warp_bcast(x, lane)
+
+    # control flow
+    when = staticmethod(mu.when)
+
+    def if_else(self, cond, then, otherwise):
+        """scf.if with one i32 result: then() where cond, else otherwise()."""
+        op = scf.IfOp(cond, [self.i32], has_else=True)
+        with ir.InsertionPoint(op.then_block):
+            scf.yield_([then()])
+        with ir.InsertionPoint(op.else_block):
+            scf.yield_([otherwise()])
+        return op.result
+
+    @contextlib.contextmanager
+    def rows(self, first, end, stride: int):
+        """for r in range(first, end, stride) (i32; end may be dynamic)."""
+        op = scf.ForOp(first, end, self.c(stride))
+        with ir.InsertionPoint(op.body):
+            yield op.induction_variable
+            scf.yield_([])
+
+    def loop(self, count, carry):
+        """for _ in range(count) with one i32 carry (mu.fori)."""
+        return mu.fori(count, carry)
 
 
-@functools.partial(jax.jit, static_argnames=("capacity", "interpret"))
-def spike_list(spikes: jax.Array, *, capacity: int, interpret: bool = False) -> tuple[jax.Array, jax.Array]:
+def _call(body, n_threads: int, args, inout, out_shape, name: str):
+    """Run `body(t, *refs)` on ceil(n_threads / CTA) CTAs. t: `_T`; refs:
+    global-memory memrefs of `args` (read), then of `inout` (arrays the
+    kernel updates in place: passed as mutable jax Refs, which a Mosaic GPU
+    kernel aliases in and out), then of fresh outputs of `out_shape`.
+    Returns (the updated `inout` arrays, the outputs)."""
+    refs = [jax.new_ref(x) for x in inout]
+
+    def kernel(*all_refs):
+        @plgpu.inline_mgpu(arg_types=tuple(plgpu.RefType() for _ in all_refs))
+        def simt(ctx, *raw):
+            del ctx
+            body(_T(), *raw)
+
+        simt(*all_refs)
+
+    mesh = plgpu.Mesh(grid=(max(1, -(-n_threads // CTA)),), grid_names=("cta",))
+    outs = pl.kernel(
+        kernel, out_type=tuple(out_shape), mesh=mesh, compiler_params=plgpu.CompilerParams(), name=name
+    )(*args, *refs)
+    return [r[...] for r in refs], list(outs)
+
+
+def _spike(t: _T, ref, n: int, i=None):
+    """Did neuron i (default: this thread's gid) fire? (n,) uint8 spike ref."""
+    i = t.gid if i is None else i
+    inside = t.lt(i, t.c(n))
+    s = t.load(ref, t.min(i, t.c(n - 1)))
+    return t.both(inside, arith.cmpi(arith.CmpIPredicate.ne, s, mu.c(0, s.type)))
+
+
+PUSH_AT_ONCE = 4  # spikers a warp reads before it adds (loads in flight, not one latency each)
+
+
+@functools.partial(jax.jit, static_argnames=("n_post",))
+def push_event(spikes: jax.Array, out_post: jax.Array, weights_pre: jax.Array, *, n_post: int) -> jax.Array:
+    """(n_post,) int32 fixed-point sum of the out-weights of the neurons that
+    fired: acc[out_post[j, k]] += quantize(w[j*K + k]) for every j with
+    spikes[j]. spikes (N,) uint8; out_post (N, K) int32; weights_pre (N*K,)
+    f32 (presynaptic order). Each warp votes on its 32 neurons, then takes
+    its spikers PUSH_AT_ONCE at a time, lowest lane first: lane l reads
+    out-synapses l, l + 32, ... of each (one coalesced read of a row), all
+    the reads before any add, so a warp whose neighbours fired together
+    (the ring's excitation clusters spikes) waits one memory latency per
+    PUSH_AT_ONCE spikers, not per spiker. `synapses.from_fixed` gives W @ s."""
+    n, k = out_post.shape
+    scale = float(2**synapses.WEIGHT_FRAC_BITS)
+
+    def body(t, s_ref, post_ref, w_ref, acc_ref):
+        fired = t.ballot(_spike(t, s_ref, n))
+        first = t.sub(t.gid, t.lane)
+        rounds = arith.divui(t.add(t.popc(fired), t.c(PUSH_AT_ONCE - 1)), t.c(PUSH_AT_ONCE))
+
+        @t.loop(rounds, fired)
+        def _(i, left):
+            del i
+            pending = []
+            for _ in range(PUSH_AT_ONCE):
+                valid = t.ne(left, t.c(0))
+                pre = t.add(first, t.select(valid, t.lowest_bit(left), t.c(0)))
+                left = arith.andi(left, t.sub(left, t.c(1)))  # 0 stays 0
+                for chunk in range(-(-k // WARP)):
+                    slot = t.add(t.lane, t.c(chunk * WARP))
+                    ok = valid if k % WARP == 0 else t.both(valid, t.lt(slot, t.c(k)))
+                    e = t.select(ok, t.add(t.mul(pre, t.c(k)), slot), t.c(0))
+                    pending.append((ok, t.load(post_ref, e), t.load(w_ref, e)))
+            for ok, post, w in pending:
+                with t.when(ok):
+                    q = arith.fptosi(t.i32, arith.addf(arith.mulf(w, t.c(scale)), t.c(0.5)))
+                    t.red_add(acc_ref, post, q)
+            return left
+
+    (acc,), _ = _call(
+        body, n, (spikes, out_post.reshape(-1), weights_pre), [jnp.zeros((n_post,), jnp.int32)], [],
+        name="jbrain_push_event",
+    )  # fmt: skip
+    return acc
+
+
+LIST_BYTES = 8  # neurons per lane of `spike_list`: a warp lists 256 with one atomic
+
+
+@functools.partial(jax.jit, static_argnames=("capacity",))
+def spike_list(spikes: jax.Array, *, capacity: int) -> tuple[jax.Array, jax.Array]:
     """(ids (C,) int32, count () int32): the neurons that fired, one kernel.
 
-    Each program compacts LIST_BLOCK neurons (a prefix sum in registers) and
-    reserves its slice of the list with one atomic add on a counter, so the
-    list is in no fixed order on a GPU (ascending in interpret mode). Every
-    consumer is order-free: `event_stdp` writes disjoint weights and the
-    scatter-add sums in int32. Only positions < min(count, C) are written;
-    `listed` masks the rest. XLA's `synapses.spike_list` (ascending, padded)
-    takes four kernels: a bitmask, popcounts, a prefix by matmul, a scatter.
+    Lane l of a warp takes LIST_BYTES adjacent neurons; a scan over the
+    warp's lanes (shuffles) gives each lane the spikers before it, lane 0
+    reserves the warp's slice of the list with one atomic add on the
+    counter (one per 256 neurons: one per 32 contended too much), and each
+    lane writes its spikers' ids in order from there. The slices' order
+    follows the atomics, so the list is in no fixed order. Every consumer is
+    order-free: `event_stdp` writes disjoint weights and the scatter-add sums
+    in int32. Only positions < min(count, C) are written; `listed` masks the
+    rest. XLA's `synapses.spike_list` (ascending, padded) takes four
+    kernels: a bitmask, popcounts, a prefix by matmul, a scatter.
     """
     n = spikes.shape[0]
-    mem = _Mem(interpret)
 
-    def kernel(s_ref, zero_ref, ids_ref, count_ref):
-        del zero_ref  # aliased with count_ref
-        idx = pl.program_id(0) * LIST_BLOCK + jnp.arange(LIST_BLOCK, dtype=jnp.int32)
-        fired = mem.load(s_ref, idx, idx < n, jnp.uint8(0)) != 0
-        f = fired.astype(jnp.int32)
-        start = plgpu.atomic_add(count_ref, jnp.int32(0), jnp.sum(f))  # the counter before this block
-        pos = start + jnp.cumsum(f) - f
-        mem.store(ids_ref, pos, idx, fired & (pos < capacity))
+    def body(t, s_ref, count_ref, ids_ref):
+        first = t.mul(t.gid, t.c(LIST_BYTES))
+        fired = []
+        for b in range(LIST_BYTES):
+            i = t.add(first, t.c(b))
+            fired.append(_spike(t, s_ref, n, i))
+        mine = functools.reduce(t.add, [arith.extui(t.i32, f) for f in fired])
+        upto = mine  # inclusive scan over the warp's lanes
+        for d in (1, 2, 4, 8, 16):
+            below = t.asm(f"shfl.sync.up.b32 $0, $1, {d}, 0, 0xffffffff;", "=r,r", upto)
+            upto = t.select(t.lt(t.lane, t.c(d)), upto, t.add(upto, below))
+        total = t.from_lane(upto, WARP - 1)
+        start = t.if_else(
+            t.both(t.eq(t.lane, t.c(0)), t.ne(total, t.c(0))),
+            lambda: t.atom_add(count_ref, t.c(0), total),
+            lambda: t.c(0),
+        )
+        pos = t.sub(t.add(t.from_lane(start, 0), upto), mine)
+        for b, f in enumerate(fired):
+            with t.when(t.both(f, t.lt(pos, t.c(capacity)))):
+                t.store(ids_ref, pos, t.add(first, t.c(b)))
+            pos = t.add(pos, arith.extui(t.i32, f))
 
-    ids, count = pl.pallas_call(
-        kernel,
-        out_shape=(jax.ShapeDtypeStruct((capacity,), jnp.int32), jax.ShapeDtypeStruct((1,), jnp.int32)),
-        grid=(-(-n // LIST_BLOCK),),
-        in_specs=[pl.no_block_spec, pl.no_block_spec],
-        out_specs=(pl.no_block_spec, pl.no_block_spec),
-        input_output_aliases={1: 1},
-        interpret=interpret,
-        compiler_params=None if interpret else _compiler_params(4),
-        name="jbrain_spike_list",
-    )(spikes, jnp.zeros((1,), jnp.int32))
+    (count,), (ids,) = _call(
+        body, -(-n // LIST_BYTES), (spikes,), [jnp.zeros((1,), jnp.int32)],
+        [jax.ShapeDtypeStruct((capacity,), jnp.int32)], name="jbrain_spike_list",
+    )  # fmt: skip
     return ids, count[0]
 
 
@@ -114,17 +310,9 @@ def listed(ids: jax.Array, count: jax.Array, n: int) -> jax.Array:
     return jnp.where(jnp.arange(ids.shape[0]) < count, ids, n)
 
 
-def _signed(x: jax.Array) -> jax.Array:
-    """Sign bit of f32 x (true for -0.0 too)."""
-    return jax.lax.bitcast_convert_type(x, jnp.int32) < 0
-
-
-REPLAY_WARPS = 4
-
-
 @functools.partial(
     jax.jit,
-    static_argnames=("block", "extra", "history", "a_plus", "w_max", "rows", "interpret"),
+    static_argnames=("block", "extra", "history", "a_plus", "w_max"),
     donate_argnames=("weights_pre",),
 )
 def replay_stdp(
@@ -145,8 +333,6 @@ def replay_stdp(
     history: int,
     a_plus: float,
     w_max: float,
-    rows: int = 16,
-    interpret: bool = False,
 ) -> jax.Array:
     """Deferred STDP (`plasticity.deferred_step`) in place, one kernel, bit
     for bit `plasticity._replay_rows`. Two sets of out-rows: the listed
@@ -154,106 +340,73 @@ def replay_stdp(
     that did not fire (replay only; `block` = 0: none). For out-row j, e =
     j*K + k, post i = out_post[j, k], window g = pending[j] + extra:
         x = anchor[j]
-        for m < g:  if bit g-1-m of hist[i]:  w = clip(w + a_plus*x, 0, w_max)
+        for m < g:  if bit g-1-m of hist[i]:  w = min(w + a_plus*x, w_max)
                     x = x * decay
         w = clip(w - ltd[i], 0, w_max)                      (listed rows)
     Products are rounded on their own (PTX mul.rn: never an FMA with w) and
     `decay` is an operand (a constant could be folded into decay**m), so x
-    follows `trace_step`'s decay exactly. Rows are disjoint: no atomics.
+    follows `trace_step`'s decay exactly. A row takes L = min(32, K rounded
+    up to a power of two) adjacent lanes, lane l its slots l, l + L, ...;
+    the grid (at most REPLAY_CTAS CTAs) strides over the listed rows up to
+    n_ids (not the list's capacity), then the block. Rows are disjoint: no
+    atomics.
     out_post (N*K,) int32; weights_pre (N*K,) f32; hist (N,) uint32;
     pending (N,) int32 (g <= history <= 32); anchor, ltd (N,) f32; decay (1,)
     f32; spikes (N,) uint8; ids (C,) int32; n_ids, start (1,) int32.
     Returns the weights."""
     n = hist.shape[0]
     k = out_post.shape[0] // n
-    kp = pl.next_power_of_2(k)
-    listed_programs = -(-ids.shape[0] // rows)
-    mem = _Mem(interpret)
+    cap = ids.shape[0]
+    lanes = min(WARP, 1 << max(0, math.ceil(math.log2(k))))
 
-    def mul(a, b):
-        if interpret:  # XLA: a lone multiply, rounded like trace_step's
-            return a * b
-        (out,) = plgpu.elementwise_inline_asm(
-            "mul.rn.f32 $0, $1, $2;",
-            args=[a, b],
-            constraints="=f,f,f",
-            pack=1,
-            result_shape_dtypes=[jax.ShapeDtypeStruct(a.shape, jnp.float32)],
-        )
-        return out
+    def body(t, post_ref, hist_ref, pend_ref, anchor_ref, decay_ref, s_ref, ltd_ref, ids_ref, nid_ref,
+             start_ref, w_ref):  # fmt: skip
+        d = t.load(decay_ref, t.c(0))
+        a = t.c(float(a_plus))
+        cap_w = t.c(float(w_max))
+        first_slot = arith.andi(t.gid, t.c(lanes - 1))
 
-    def kernel(
-        post_ref,
-        hist_ref,
-        pend_ref,
-        anchor_ref,
-        decay_ref,
-        s_ref,
-        ltd_ref,
-        ids_ref,
-        nid_ref,
-        start_ref,
-        w_in_ref,
-        w_ref,
-    ):
-        del w_in_ref  # aliased with w_ref
-        p = pl.program_id(0)
-        listed = p < listed_programs
-        first = jnp.where(listed, p, p - listed_programs) * rows
-        limit = jnp.where(listed, jnp.minimum(nid_ref[0], ids_ref.shape[0]), block)
+        def replay(j, listed: bool):
+            g = t.add(t.load(pend_ref, j), t.c(extra))
+            x0 = t.load(anchor_ref, j)
+            for chunk in range(-(-k // lanes)):
+                slot = t.add(first_slot, t.c(chunk * lanes))
+                with contextlib.nullcontext() if k % lanes == 0 else t.when(t.lt(slot, t.c(k))):
+                    e = t.add(t.mul(j, t.c(k)), slot)
+                    post = t.load(post_ref, e)
+                    w = t.load(w_ref, e)
+                    # the window's oldest step at bit 31, the next ones below it, zeros after
+                    h = arith.shli(t.load(hist_ref, post), t.sub(t.c(32), t.max(g, t.c(1))))
+                    h = t.select(t.lt(t.c(0), g), h, t.c(0))
+                    x = x0
+                    for m in range(history):
+                        up = arith.minimumf(arith.addf(w, t.mul_rn(a, x)), cap_w)  # w, a_plus >= 0
+                        w = t.select(t.lt(h, t.c(0)), up, w)
+                        if m + 1 < history:
+                            h = arith.shli(h, t.c(1))
+                            x = t.mul_rn(x, d)
+                    if listed:
+                        down = t.load(ltd_ref, post)
+                        w = arith.minimumf(arith.maximumf(arith.subf(w, down), t.c(0.0)), cap_w)
+                    t.store(w_ref, e, w)
 
-        @pl.when(first < limit)
-        def _():
-            c = first + jnp.arange(rows, dtype=jnp.int32)
-            row_ok = c < limit
-            j = jnp.where(listed, mem.load(ids_ref, c, row_ok & listed, jnp.int32(0)), start_ref[0] + c)
-            fired = mem.load(s_ref, j, row_ok & ~listed, jnp.uint8(0)) != 0
-            row_ok = row_ok & ~fired  # block rows that fired are the listed rows' (same call)
-            slot = jnp.arange(kp, dtype=jnp.int32)[None, :]
-            ok = row_ok[:, None] & (slot < k)
-            e = j[:, None] * k + slot
-            posts = mem.load(post_ref, e, ok, jnp.int32(0))
-            w = mem.load(w_ref, e, ok, 0.0)
-            g = mem.load(pend_ref, j, row_ok, jnp.int32(0))[:, None] + extra
-            # the window's oldest step at bit 31, the next ones below it, zeros after
-            h = mem.load(hist_ref, posts, ok, jnp.uint32(0))
-            h = jnp.where(g > 0, h << (32 - jnp.maximum(g, 1)).astype(jnp.uint32), jnp.uint32(0))
-            x = mem.load(anchor_ref, j, row_ok, 0.0)[:, None]
-            d = jnp.full(x.shape, decay_ref[0], jnp.float32)
-            a = jnp.full(x.shape, a_plus, jnp.float32)
-            for m in range(history):
-                on = jax.lax.bitcast_convert_type(h, jnp.int32) < 0
-                up = w + mul(a, x)  # w >= 0 and a_plus >= 0 (circuit.py): the lower clip is a no-op
-                w = jnp.where(on, jnp.minimum(up, w_max), w)
-                if m + 1 < history:
-                    h = h << jnp.uint32(1)
-                    x = mul(x, d)
-            down = mem.load(ltd_ref, posts, ok & listed, 0.0)  # 0: block rows keep w
-            w = jnp.clip(w - down, 0.0, w_max)
-            mem.store(w_ref, e, w, ok)
+        # grid-stride: this thread's row slot, every `stride` rows
+        slot0 = arith.shrui(t.gid, t.c(lanes.bit_length() - 1))
+        with t.rows(slot0, t.min(t.load(nid_ref, t.c(0)), t.c(cap)), stride) as c:
+            replay(t.load(ids_ref, c), listed=True)
+        if block:
+            start0 = t.load(start_ref, t.c(0))
+            with t.rows(slot0, t.c(block), stride) as c:
+                j = t.add(start0, c)
+                # rows that fired are the listed rows' (replayed above, with LTD)
+                with t.when(t.eq(arith.extui(t.i32, t.load(s_ref, j)), t.c(0))):
+                    replay(j, listed=False)
 
-    whole = pl.no_block_spec
-    (weights,) = pl.pallas_call(
-        kernel,
-        out_shape=(jax.ShapeDtypeStruct(weights_pre.shape, weights_pre.dtype),),
-        grid=(listed_programs + -(-block // rows),),
-        in_specs=[whole] * 11,
-        out_specs=(whole,),
-        input_output_aliases={10: 0},
-        interpret=interpret,
-        compiler_params=None if interpret else _compiler_params(REPLAY_WARPS),
-        name="jbrain_replay_stdp",
-    )(
-        out_post,
-        hist,
-        pending,
-        anchor,
-        decay,
-        spikes,
-        ltd,
-        ids,
-        n_ids.reshape(1),
-        start.reshape(1),
-        weights_pre,
-    )
+    threads = min(REPLAY_CTAS * CTA, (cap + block) * lanes)
+    stride = -(-threads // CTA) * CTA // lanes  # row slots of the whole grid
+    (weights,), _ = _call(
+        body, threads,
+        (out_post, hist, pending, anchor, decay, spikes, ltd, ids, n_ids.reshape(1), start.reshape(1)),
+        [weights_pre], [], name="jbrain_replay_stdp",
+    )  # fmt: skip
     return weights
