@@ -187,6 +187,21 @@ def test_native_event_propagate_equals_xla(frac):
 
 
 @on_cpu
+@pytest.mark.parametrize("frac", [0.0, 0.05, 0.5])
+def test_native_event_push_equals_xla(frac):
+    """The push over the spike vector (no list) gives XLA's listed scatter."""
+    _, _, wiring, _ = plastic_brain(3000, 16, seed=2)
+    key = jax.random.key(int(frac * 100) + 7)
+    spikes = (jax.random.uniform(key, (3000,)) < frac).astype(jnp.uint8)
+    weights = jax.random.uniform(jax.random.fold_in(key, 1), (3000 * 16,)) * 0.05
+    ids, _ = synapses.spike_list(spikes, 3000)
+    want = synapses.propagate_event(wiring, weights, ids)
+    got = cpu_native.event_push(wiring.out_post, weights, spikes)
+    np.testing.assert_array_equal(got, want)
+    assert (float(jnp.abs(want).sum()) > 0) == (frac > 0)
+
+
+@on_cpu
 @pytest.mark.parametrize("frac", [0.02, 0.3])
 def test_native_event_stdp_equals_xla(frac):
     q, dt, wiring, _ = plastic_brain(3000, 16, seed=4)
@@ -257,6 +272,13 @@ def test_the_native_plan_calls_the_kernels_and_the_xla_plan_does_not():
         native = backend == "cpu_native"
         assert ("jbrain_event_propagate" in hlo) == native, (backend, stdp)
         assert ("jbrain_event_stdp" in hlo) == (native and stdp == "eager"), (backend, stdp)
+        assert "jbrain_event_push" not in hlo  # plastic: STDP walks the list
+    # static: the push, no list
+    circuit, _, wiring, state = tiny(small())
+    plan = plans.resolve(circuit, propagation="event", backend="cpu_native")
+    assert plan.listed == (False,)
+    hlo = brain.burst.lower(circuit, plan, wiring, state, None, length=20).as_text()
+    assert "jbrain_event_push" in hlo and "jbrain_event_propagate" not in hlo
 
 
 @pytest.fixture

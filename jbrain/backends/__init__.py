@@ -13,8 +13,8 @@ bit for bit (tests check each against XLA):
     replay_stdp                         the deferred-STDP kernel, or None
 
 "pallas_gpu" (pallas_gpu.py: the push, the spike list and deferred STDP as
-Pallas Mosaic GPU kernels) and "cpu_native" (cpu_native.py: the event
-scatter and eager STDP as compiled C++ through the XLA FFI). The plan (plan.py) names one;
+Pallas Mosaic GPU kernels) and "cpu_native" (cpu_native.py: the push, the
+event scatter and eager STDP as compiled C++ through the XLA FFI). The plan (plan.py) names one;
 `pick(platform)` is what "auto" resolves to.
 """
 
@@ -77,7 +77,7 @@ class PallasGPU(XLA):
 
 
 class CpuNative(XLA):
-    """Compiled C++ event scatter and eager STDP on CPUs (built on first use)."""
+    """Compiled C++ push, event scatter and eager STDP on CPUs (built on first use)."""
 
     name = "cpu_native"
     event_stdp = staticmethod(cpu_native.event_stdp)
@@ -89,6 +89,10 @@ class CpuNative(XLA):
     @staticmethod
     def propagate_event(wiring: Any, weights_pre: jax.Array, ids: jax.Array) -> jax.Array:
         return cpu_native.event_propagate(wiring.out_post, weights_pre, ids)
+
+    @staticmethod
+    def push_event(wiring: Any, weights_pre: jax.Array, spikes: jax.Array) -> jax.Array:
+        return cpu_native.event_push(wiring.out_post, weights_pre, spikes)
 
 
 REGISTRY: dict[str, type[XLA]] = {"xla": XLA, "pallas_gpu": PallasGPU, "cpu_native": CpuNative}

@@ -3,7 +3,8 @@
 XLA:CPU runs the event path's row gathers element by element, padding
 included: most of an event step's time on a CPU (BENCHMARKS.md).
 `event_propagate` does the same work in one C++ loop that prefetches the
-spikers' rows ahead, with the same int32 fixed-point sums, and
+spikers' rows ahead, with the same int32 fixed-point sums (`event_push`:
+the same from the spike vector, for a static projection, no list), and
 `event_stdp` applies STDP over the spike list in place; both give XLA's
 numbers bit for bit, so a run is the same with or without them.
 
@@ -39,7 +40,11 @@ from jbrain.circuit import WEIGHT_FRAC_BITS
 from jbrain.compile_cache import cache_dir
 
 SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csrc", "cpu_kernels.cc")
-_TARGETS = {"jbrain_event_propagate": "JbrainEventPropagate", "jbrain_event_stdp": "JbrainEventStdp"}
+_TARGETS = {
+    "jbrain_event_propagate": "JbrainEventPropagate",
+    "jbrain_event_push": "JbrainEventPush",
+    "jbrain_event_stdp": "JbrainEventStdp",
+}
 
 
 @dataclasses.dataclass
@@ -181,6 +186,16 @@ def event_propagate(out_post: jax.Array, weights_pre: jax.Array, ids: jax.Array)
     n = out_post.shape[0]
     call = jax.ffi.ffi_call("jbrain_event_propagate", jax.ShapeDtypeStruct((n,), jnp.float32))
     return call(out_post.reshape(-1), weights_pre, ids)
+
+
+def event_push(out_post: jax.Array, weights_pre: jax.Array, spikes: jax.Array) -> jax.Array:
+    """`event_propagate` over the spike vector, no list: out_post (N, K)
+    int32; weights_pre (N*K,) f32; spikes (N,) uint8/bool. Returns (N,) f32.
+    Raises RuntimeError unless `available()`."""
+    _require()
+    n = out_post.shape[0]
+    call = jax.ffi.ffi_call("jbrain_event_push", jax.ShapeDtypeStruct((n,), jnp.float32))
+    return call(out_post.reshape(-1), weights_pre, spikes.astype(jnp.uint8))
 
 
 def event_stdp(

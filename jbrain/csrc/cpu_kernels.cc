@@ -8,6 +8,9 @@
 // accumulator, which is converted once: I = float(acc) * 2^-F. Integer sums
 // are associative, so the order of the list does not matter.
 //
+// EventPush: the same sums over the spike vector (u8, N), with no spike list
+// (backends.push_event: a static event projection builds none).
+//
 // EventStdp: plasticity.stdp_step(pre_major=True) without synaptic scaling,
 // bit for bit (the same algorithm as kernels.event_stdp on GPUs), in place.
 // Per listed spiker j, with s the spikes and ltp/ltd the trace increments:
@@ -24,7 +27,7 @@
 // C*K of them, padding included) before its scatter; here a row is two
 // cache-line pairs, fetched PREFETCH rows ahead so their misses overlap.
 //
-// Threads: both kernels split the spike list into T contiguous shares, one
+// Threads: the kernels split the spike list (EventPush: the neurons) into T contiguous shares, one
 // per thread (T = the cores this process may run on, or $JBRAIN_CPU_THREADS;
 // one thread when the list holds fewer than kMinEventsPerThread synapse
 // events per thread, where starting threads costs more than it saves).
@@ -78,6 +81,53 @@ void Parallel(int64_t threads, int64_t c, Body body) {
   for (auto& th : pool) th.join();
 }
 
+// Adds the out-rows of spikers id[begin, end) into acc (int32 fixed point;
+// ids outside [0, n) are padding), prefetching kPrefetch rows ahead.
+void AddRows(const int32_t* post, const float* w, const int32_t* id, int64_t begin, int64_t end, int64_t n,
+             int64_t k, int32_t* acc) {
+  const float scale = static_cast<float>(1 << kFracBits);
+  for (int64_t r = begin; r < end; ++r) {
+    if (r + kPrefetch < end) {
+      const int64_t ahead = id[r + kPrefetch];
+      if (ahead >= 0 && ahead < n) {
+        for (int64_t b = 0; b < k; b += 16) {  // 64-byte lines
+          __builtin_prefetch(post + ahead * k + b);
+          __builtin_prefetch(w + ahead * k + b);
+        }
+      }
+    }
+    const int64_t j = id[r];
+    if (j < 0 || j >= n) continue;  // padding (id N)
+    const int32_t* p = post + j * k;
+    const float* wr = w + j * k;
+    for (int64_t s = 0; s < k; ++s) {
+      const int32_t q = static_cast<int32_t>(wr[s] * scale + 0.5f);
+      const int32_t target = p[s];
+      if (target >= 0 && target < n) acc[target] += q;
+    }
+  }
+}
+
+// Runs add(acc, begin, end) over `threads` shares of [0, c), share 0
+// accumulating in the output buffer, share t > 0 in an accumulator of its
+// own; then I = float(sum of the shares) * 2^-F into `out` (n,).
+template <typename Add>
+void Accumulate(int64_t threads, int64_t c, int64_t n, float* out, Add add) {
+  static_assert(sizeof(int32_t) == sizeof(float), "share 0's accumulator lives in the output buffer");
+  std::vector<std::vector<int32_t>> extra(threads - 1, std::vector<int32_t>(n, 0));
+  int32_t* own = reinterpret_cast<int32_t*>(out);
+  std::memset(own, 0, n * sizeof(int32_t));
+  Parallel(threads, c, [&](int64_t t, int64_t begin, int64_t end) {
+    add(t == 0 ? own : extra[t - 1].data(), begin, end);
+  });
+  const float inv = 1.0f / static_cast<float>(1 << kFracBits);
+  for (int64_t i = 0; i < n; ++i) {
+    int32_t sum = own[i];
+    for (const auto& a : extra) sum += a[i];
+    out[i] = static_cast<float>(sum) * inv;
+  }
+}
+
 ffi::Error EventPropagate(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weights_pre,
                           ffi::Buffer<ffi::S32> ids, ffi::ResultBuffer<ffi::F32> current) {
   const int64_t n = current->element_count();
@@ -89,43 +139,34 @@ ffi::Error EventPropagate(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> 
   const int32_t* post = out_post.typed_data();
   const float* w = weights_pre.typed_data();
   const int32_t* id = ids.typed_data();
-  float* out = current->typed_data();
-  static_assert(sizeof(int32_t) == sizeof(float), "share 0's accumulator lives in the output buffer");
-  const int64_t threads = Threads(c * k);
-  // share 0 accumulates in the output buffer, share t > 0 in acc[t - 1]
-  std::vector<std::vector<int32_t>> extra(threads - 1, std::vector<int32_t>(n, 0));
-  int32_t* own = reinterpret_cast<int32_t*>(out);
-  std::memset(own, 0, n * sizeof(int32_t));
-  const float scale = static_cast<float>(1 << kFracBits);
-  Parallel(threads, c, [&](int64_t t, int64_t begin, int64_t end) {
-    int32_t* acc = t == 0 ? own : extra[t - 1].data();
-    for (int64_t r = begin; r < end; ++r) {
-      if (r + kPrefetch < end) {
-        const int64_t ahead = id[r + kPrefetch];
-        if (ahead >= 0 && ahead < n) {
-          for (int64_t b = 0; b < k; b += 16) {  // 64-byte lines
-            __builtin_prefetch(post + ahead * k + b);
-            __builtin_prefetch(w + ahead * k + b);
-          }
-        }
-      }
-      const int64_t j = id[r];
-      if (j < 0 || j >= n) continue;  // padding (id N)
-      const int32_t* p = post + j * k;
-      const float* wr = w + j * k;
-      for (int64_t s = 0; s < k; ++s) {
-        const int32_t q = static_cast<int32_t>(wr[s] * scale + 0.5f);
-        const int32_t target = p[s];
-        if (target >= 0 && target < n) acc[target] += q;
-      }
-    }
+  Accumulate(Threads(c * k), c, n, current->typed_data(), [&](int32_t* acc, int64_t begin, int64_t end) {
+    AddRows(post, w, id, begin, end, n, k, acc);
   });
-  const float inv = 1.0f / scale;
-  for (int64_t i = 0; i < n; ++i) {
-    int32_t sum = own[i];
-    for (const auto& a : extra) sum += a[i];
-    out[i] = static_cast<float>(sum) * inv;
+  return ffi::Error::Success();
+}
+
+// EventPush: EventPropagate over the spike vector itself (no list): each
+// share lists its own neurons that fired, then adds their rows.
+ffi::Error EventPush(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weights_pre,
+                     ffi::Buffer<ffi::U8> spikes, ffi::ResultBuffer<ffi::F32> current) {
+  const int64_t n = current->element_count();
+  const int64_t k = n ? out_post.element_count() / n : 0;
+  if (k * n != out_post.element_count() || weights_pre.element_count() != out_post.element_count() ||
+      spikes.element_count() != n) {
+    return ffi::Error::InvalidArgument("event_push: out_post and weights must be (N*K,), spikes (N,)");
   }
+  const int32_t* post = out_post.typed_data();
+  const float* w = weights_pre.typed_data();
+  const uint8_t* s = spikes.typed_data();
+  int64_t fired = 0;
+  for (int64_t i = 0; i < n; ++i) fired += s[i] != 0;
+  Accumulate(Threads(fired * k), n, n, current->typed_data(), [&](int32_t* acc, int64_t begin, int64_t end) {
+    std::vector<int32_t> ids;
+    for (int64_t i = begin; i < end; ++i) {
+      if (s[i]) ids.push_back(static_cast<int32_t>(i));
+    }
+    AddRows(post, w, ids.data(), 0, static_cast<int64_t>(ids.size()), n, k, acc);
+  });
   return ffi::Error::Success();
 }
 
@@ -212,6 +253,13 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainEventStdp, EventStdp,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // weights, presynaptic order (N*K,)
                                   .Attr<float>("w_max")
                                   .Ret<ffi::Buffer<ffi::F32>>());  // the weights, updated (aliased)
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainEventPush, EventPush,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // out_post (N*K,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // weights, presynaptic order (N*K,)
+                                  .Arg<ffi::Buffer<ffi::U8>>()  // spikes (N,)
+                                  .Ret<ffi::Buffer<ffi::F32>>());  // I (N,)
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainEventPropagate, EventPropagate,
                               ffi::Ffi::Bind()
