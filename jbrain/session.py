@@ -338,6 +338,12 @@ class Session:
             "running: free disk space or fix WORKDIR"
         )
 
+    def copy_weights(self, names: Collection[str]) -> dict[str, jax.Array]:
+        """{projection: a copy of its weights}: the state's own arrays die
+        with the next burst that donates them (bursts without a spike list
+        do), a copy outlives it (e.g. to put learned weights back later)."""
+        return {n: jax.numpy.copy(self.state.projections[n].weights) for n in names}
+
     def hold_reply(self) -> None:
         """After a reply burst: hold its eligibility for its feedback
         (`brain.hold_eligibility`, tag <- c on every reward projection) and

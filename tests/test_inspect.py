@@ -43,7 +43,9 @@ def test_plan_flags_change_the_plan():
 
 
 def test_plan_of_a_two_population_circuit_has_a_path_per_projection():
-    got = plan_of("--flagfile=experiments/configs/ei.flags", "--n_neurons=4000", "--propagation=event")
+    got = plan_of(
+        "--flagfile=experiments/configs/ei.flags", "--n_neurons=4000", "--propagation=event", "--backend=xla"
+    )
     assert got["projections"] == {
         "EE": {"path": "event", "stdp": None},
         "EI": {"path": "gather", "stdp": None},  # E and I differ in size: no fixed fan-out

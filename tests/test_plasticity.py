@@ -239,9 +239,7 @@ def test_deferred_ltp_equals_stdp_step_over_long_silences():
 
     @jax.jit
     def lazy(w, x, y, spikes, ids, count, lag, t):
-        return plasticity.deferred_step(
-            q, dt, xla, 16, pw, w, x, y, spikes, spikes, ids, count, lag, t, fence(t)
-        )
+        return plasticity.deferred_step(q, dt, xla, pw, w, x, y, spikes, spikes, ids, count, lag, t, fence(t))
 
     for t in range(120):
         fired = rng.random(n) < 0.08
@@ -252,7 +250,7 @@ def test_deferred_ltp_equals_stdp_step_over_long_silences():
         w_lazy, x_l, y_l, lag = lazy(w_lazy, x_l, y_l, spikes, ids, count, lag, t)
         assert int(np.asarray(lag.pending).max()) < plasticity.HISTORY
     assert not np.array_equal(w_lazy, w_eager)  # LTP was pending ...
-    flush = jax.jit(lambda w, lag, t: plasticity.flush(q, dt, xla, 16, pw, w, lag, fence(t)))
+    flush = jax.jit(lambda w, lag, t: plasticity.flush(q, dt, xla, pw, w, lag, fence(t)))
     np.testing.assert_array_equal(flush(w_lazy, lag, 120), w_eager)  # ... and is the same once applied
     np.testing.assert_array_equal(x_l, x_e)
     np.testing.assert_array_equal(y_l, y_e)

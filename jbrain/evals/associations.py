@@ -158,7 +158,7 @@ def evaluate(
         taught_names = [
             q.name for q in session.circuit.projections if q.plasticity and q.plasticity.rule == "delta"
         ]
-        before = {n: session.state.projections[n].weights for n in taught_names}
+        before = session.copy_weights(taught_names)
         untrained = test(session, pairs)
         progress(f"untrained: exact {untrained['exact']:.3f}, per character {untrained['per_char']:.3f}")
         reference = trained_readout(session, pairs, presentations, codec, lambda: live(session, rng))
@@ -167,7 +167,7 @@ def evaluate(
         teach_rounds(session, pairs, presentations, curve)
         trained = test(session, pairs)
         corrupted = test(session, pairs, [corrupt(c, rng) for c, _ in pairs])
-        learned = {n: session.state.projections[n].weights for n in taught_names}
+        learned = session.copy_weights(taught_names)
 
         def with_weights(s: Session, weights: dict) -> None:
             s.state = s.state.replace(

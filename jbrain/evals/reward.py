@@ -158,12 +158,12 @@ def evaluate(
     identity = tuple(range(len(CUES)))
     untrained = test(identity)
     progress(f"untrained: {untrained:.3f} correct without feedback (chance {1 / len(REPLIES):.2f})")
-    newborn = {n: session.state.projections[n].weights for n in names}
+    newborn = session.copy_weights(names)
     log: list[dict] = []
     train(trials, identity, log)
     moods = [session.mood]
     trained = test(identity)
-    learned = {n: session.state.projections[n].weights for n in names}
+    learned = session.copy_weights(names)
     _set_weights(session, newborn)
     ablated = test(identity)
     _set_weights(session, learned)
