@@ -14,8 +14,8 @@ bit for bit (tests check each against XLA):
 
 "pallas_gpu" (pallas_gpu.py: the push, the spike list and deferred STDP as
 Pallas Mosaic GPU kernels) and "cpu_native" (cpu_native.py: the push, the
-event scatter and eager STDP as compiled C++ through the XLA FFI). The plan (plan.py) names one;
-`pick(platform)` is what "auto" resolves to.
+event scatter and eager STDP as compiled C++ through the XLA FFI). The plan
+(plan.py) names one; `pick(platform)` is what "auto" resolves to.
 """
 
 from __future__ import annotations
