@@ -68,7 +68,7 @@ class PallasGPU(XLA):
 
     @staticmethod
     def supports(platform: str) -> bool:
-        return platform == "gpu" and pallas_gpu.IMPORT_ERROR is None
+        return platform == "gpu" and pallas_gpu.import_error() is None
 
     @staticmethod
     def spike_list(spikes: jax.Array, capacity: int) -> tuple[jax.Array, jax.Array, jax.Array]:
@@ -114,7 +114,7 @@ def pick(platform: str) -> str:
             _warned.add("pallas")
             warnings.warn(
                 "jbrain: this jax has no Pallas Mosaic GPU backend "
-                f"({pallas_gpu.IMPORT_ERROR}); running the XLA kernels (slower)",
+                f"({pallas_gpu.import_error()}); running the XLA kernels (slower)",
                 RuntimeWarning,
                 stacklevel=2,
             )

@@ -22,8 +22,8 @@ global-memory refs, and the bodies here emit per-thread MLIR through `_T`:
 loads and stores at computed indices, `red`/`atom` atomics, warp votes.
 Every kernel runs in CTAs of 128 threads (one warpgroup) over a 1-D grid.
 
-`IMPORT_ERROR` says why the module is unusable on a jax without Mosaic GPU
-(the plan then falls back to the "xla" backend with one warning).
+`import_error()` says why the module is unusable on a jax without Mosaic
+GPU (the plan then falls back to the "xla" backend with one warning).
 """
 
 from __future__ import annotations
@@ -37,15 +37,30 @@ import jax.numpy as jnp
 
 from jbrain import synapses
 
-IMPORT_ERROR: str | None = None
-try:
-    from jax._src.lib.mlir import ir
-    from jax._src.lib.mlir.dialects import arith, gpu, llvm, memref, scf
-    from jax.experimental import pallas as pl
-    from jax.experimental.mosaic.gpu import utils as mu
-    from jax.experimental.pallas import mosaic_gpu as plgpu
-except ImportError as e:  # a jax without Pallas's Mosaic GPU backend
-    IMPORT_ERROR = f"{type(e).__name__}: {e}"
+IMPORT_ERROR: str | None = None  # why Mosaic GPU failed to import (`import_error`)
+_imported = False
+
+
+def import_error() -> str | None:
+    """Imports Mosaic GPU's modules into this module on first call (~0.2 s
+    that a CPU run never pays) and returns why that failed, or None."""
+    global IMPORT_ERROR, _imported, ir, arith, gpu, llvm, memref, scf, pl, mu, plgpu
+    if not _imported and IMPORT_ERROR is None:
+        _imported = True
+        try:
+            from jax._src.lib.mlir import ir
+            from jax._src.lib.mlir.dialects import arith, gpu, llvm, memref, scf
+            from jax.experimental import pallas as pl
+            from jax.experimental.mosaic.gpu import utils as mu
+            from jax.experimental.pallas import mosaic_gpu as plgpu
+        except ImportError as e:  # a jax without Pallas's Mosaic GPU backend
+            IMPORT_ERROR = f"{type(e).__name__}: {e}"
+    return IMPORT_ERROR
+
+
+def _require() -> None:
+    if import_error() is not None:
+        raise RuntimeError(f"jbrain's GPU kernels need Pallas Mosaic GPU ({IMPORT_ERROR}): use --backend=xla")
 
 CTA = 128  # threads per CTA (one warpgroup: what a Mosaic GPU program runs on)
 WARP = 32
@@ -152,7 +167,9 @@ class _T:
         return mu._warp_bcast(x, lane)
 
     # control flow
-    when = staticmethod(mu.when)
+    def when(self, cond):
+        """`with t.when(cond):` emits the block under scf.if."""
+        return mu.when(cond)
 
     def if_else(self, cond, then, otherwise):
         """scf.if with one i32 result: then() where cond, else otherwise()."""
@@ -221,6 +238,7 @@ def push_event(spikes: jax.Array, out_post: jax.Array, weights_pre: jax.Array, *
     the reads before any add, so a warp whose neighbours fired together
     (the ring's excitation clusters spikes) waits one memory latency per
     PUSH_AT_ONCE spikers, not per spiker. `synapses.from_fixed` gives W @ s."""
+    _require()
     n, k = out_post.shape
     scale = float(2**synapses.WEIGHT_FRAC_BITS)
 
@@ -273,6 +291,7 @@ def spike_list(spikes: jax.Array, *, capacity: int) -> tuple[jax.Array, jax.Arra
     rest. XLA's `synapses.spike_list` (ascending, padded) takes four
     kernels: a bitmask, popcounts, a prefix by matmul, a scatter.
     """
+    _require()
     n = spikes.shape[0]
 
     def body(t, s_ref, count_ref, ids_ref):
@@ -354,6 +373,7 @@ def replay_stdp(
     pending (N,) int32 (g <= history <= 32); anchor, ltd (N,) f32; decay (1,)
     f32; spikes (N,) uint8; ids (C,) int32; n_ids, start (1,) int32.
     Returns the weights."""
+    _require()
     n = hist.shape[0]
     k = out_post.shape[0] // n
     cap = ids.shape[0]
