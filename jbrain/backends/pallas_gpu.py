@@ -62,6 +62,7 @@ def _require() -> None:
     if import_error() is not None:
         raise RuntimeError(f"jbrain's GPU kernels need Pallas Mosaic GPU ({IMPORT_ERROR}): use --backend=xla")
 
+
 CTA = 128  # threads per CTA (one warpgroup: what a Mosaic GPU program runs on)
 WARP = 32
 REPLAY_CTAS = 1024  # `replay_stdp`'s grid at most: its threads loop over the rows
