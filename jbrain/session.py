@@ -344,6 +344,14 @@ class Session:
         do), a copy outlives it (e.g. to put learned weights back later)."""
         return {n: jax.numpy.copy(self.state.projections[n].weights) for n in names}
 
+    def set_weights(self, weights: dict[str, jax.Array]) -> None:
+        """Put {projection: weights} ((N_post*K,) f32 each, e.g. from
+        `copy_weights`) in place of the projections' weights."""
+        p = self.state.projections
+        self.state = self.state.replace(
+            projections={**p, **{n: p[n].replace(weights=w) for n, w in weights.items()}}
+        )
+
     def hold_reply(self) -> None:
         """After a reply burst: hold its eligibility for its feedback
         (`brain.hold_eligibility`, tag <- c on every reward projection) and

@@ -27,10 +27,11 @@
 // C*K of them, padding included) before its scatter; here a row is two
 // cache-line pairs, fetched PREFETCH rows ahead so their misses overlap.
 //
-// Threads: the kernels split the spike list (EventPush: the neurons) into T contiguous shares, one
-// per thread (T = the cores this process may run on, or $JBRAIN_CPU_THREADS;
-// one thread when the list holds fewer than kMinEventsPerThread synapse
-// events per thread, where starting threads costs more than it saves).
+// Threads: the kernels split the spike list (EventPush: the neurons) into
+// T contiguous shares, one per thread (T = the cores this process may run
+// on, or $JBRAIN_CPU_THREADS; one thread when the list holds fewer than
+// kMinEventsPerThread synapse events per thread, where starting threads
+// costs more than it saves).
 // EventPropagate gives each share its own int32 accumulator and adds them
 // (integer sums: the same numbers for any T); EventStdp needs none, since
 // every weight is written by at most one spiker.

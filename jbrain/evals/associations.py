@@ -169,17 +169,9 @@ def evaluate(
         corrupted = test(session, pairs, [corrupt(c, rng) for c, _ in pairs])
         learned = session.copy_weights(taught_names)
 
-        def with_weights(s: Session, weights: dict) -> None:
-            s.state = s.state.replace(
-                projections={
-                    **s.state.projections,
-                    **{n: s.state.projections[n].replace(weights=w) for n, w in weights.items()},
-                }
-            )
-
-        with_weights(session, before)
+        session.set_weights(before)
         ablated = test(session, pairs)
-        with_weights(session, learned)
+        session.set_weights(learned)
         # a checkpoint, restored beside the brain that never stopped: both
         # answer the same tests after the same quiet bursts
         session.save(wait=True)

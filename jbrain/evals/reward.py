@@ -164,9 +164,9 @@ def evaluate(
     moods = [session.mood]
     trained = test(identity)
     learned = session.copy_weights(names)
-    _set_weights(session, newborn)
+    session.set_weights(newborn)
     ablated = test(identity)
-    _set_weights(session, learned)
+    session.set_weights(learned)
     progress(f"trained: {trained:.3f} without feedback; ablated (reward readout put back): {ablated:.3f}")
     if reversal:
         train(reversal, REVERSED, log)
@@ -212,11 +212,3 @@ def _plan(config: BrainConfig, plan_options: dict | None):
     from jbrain import plan as plans
 
     return plans.resolve(config.circuit(), **(plan_options or {}))
-
-
-def _set_weights(session: Session, weights: dict) -> None:
-    """The session's projections `weights` ({name: (N_post*K,) f32}) put in place."""
-    s = session.state
-    session.state = s.replace(
-        projections={**s.projections, **{n: s.projections[n].replace(weights=w) for n, w in weights.items()}}
-    )
