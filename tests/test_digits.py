@@ -4,6 +4,8 @@ table and the launcher's one-line errors."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from conftest import jbrain_cli
@@ -68,9 +70,16 @@ def test_responses_do_not_depend_on_the_batching_and_bad_params_are_refused():
     b = digits.responses(TINY, net, images[:20], jax.random.PRNGKey(4), batch=8)
     np.testing.assert_array_equal(a[0], b[0])  # image i's Poisson trains come from its index alone
     np.testing.assert_array_equal(a[1], b[1])
-    assert a[1].min() >= 1 and a[0].shape == (20, 100)
+    assert a[1].min() >= TINY.readout_repeats and a[0].shape == (20, 100)
+    # the readout sums repeats: the first is the one-presentation readout, the rest add fresh trains
+    once = dataclasses.replace(TINY, readout_repeats=1)
+    c1, t1 = digits.responses(once, net, images[:20], jax.random.PRNGKey(4))
+    assert (a[0] >= c1).all() and a[0].sum() >= TINY.readout_repeats * 0.5 * c1.sum()
+    assert (a[1] >= t1 + TINY.readout_repeats - 1).all()
     with pytest.raises(ValueError, match="n_neurons=0: must be in 1..4096"):
         digits.evaluate(params=digits.Params(n_neurons=0))
+    with pytest.raises(ValueError, match="max_tries and readout_repeats >= 1"):
+        digits.evaluate(params=digits.Params(readout_repeats=0))
     with pytest.raises(ValueError, match="n_train=5: must be in 10..901"):
         digits.evaluate(params=TINY, n_train=5)
 
