@@ -387,7 +387,8 @@ def respond(p: Params, net: Net, images: jax.Array, keys: jax.Array) -> tuple[ja
     def one(image, key):
         counts, tries = 0, 0
         for r in range(p.readout_repeats):
-            _, _, c, t = present(p, False, net, at_rest(p), image, key if r == 0 else jax.random.fold_in(key, r))
+            key_r = key if r == 0 else jax.random.fold_in(key, r)
+            _, _, c, t = present(p, False, net, at_rest(p), image, key_r)
             counts, tries = counts + c, tries + t
         return counts, tries
 
