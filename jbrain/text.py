@@ -61,6 +61,11 @@ Decoder (out_counts (T, output_channels) int32 -> R characters)
     T_out = T - T_in. Its spike count per output group is summed and the
     group with the most spikes names the character ALPHABET[group] (ties:
     the lowest group, so a silent window reads as ALPHABET[0], a space).
+    A teachable brain's motor layer is quiet where nothing was taught, so
+    there a window whose winning group fires fewer than 1/QUIET of the
+    spikes of the reply's loudest window also reads as a space: stray
+    spikes after a taught word are not letters (an untaught reply, one
+    spike or two in every window, stays as it was).
     Only the first `output_channels` columns are the reply's; a working
     memory's readout follows them (P x 64 assemblies), and `decode_memory`
     reads window r's spike counts of slot r's assemblies the same way.
@@ -90,6 +95,13 @@ CLOCK_LEAD = 2
 # window r's character with block r's code and not with the fading trace of
 # block r - 1, which would teach it to answer a window early.
 TEACH_DELAY = 3
+# A teachable brain's window reads as silence below this fraction of the
+# reply's loudest window (`Codec.decode`): in taught replies a letter's
+# group fires 8-20 spikes per window, a stray group after the word 1-3.
+# Chosen on one run of the teach circuit beside a 50 x 40 sheet (EVALS.md,
+# teaching): the first 20 pairs after 20 more, 0.75 -> 0.90 exact; the
+# taught, restored and retained replies unchanged.
+QUIET = 4
 # A recall window opens with a volley: the slot's recall channel at this many
 # times its steady value for one step, which fires every neuron of the slot
 # once (config._working_memory).
@@ -325,7 +337,11 @@ class Codec:
 
     def decode(self, out_counts: np.ndarray) -> str:
         """out_counts (reply_steps, output_channels) int -> reply of reply_chars characters."""
-        winners = np.argmax(self.window_counts(out_counts), axis=1)
+        counts = self.window_counts(out_counts)
+        winners = np.argmax(counts, axis=1)
+        if self.teacher:  # a motor layer: windows far quieter than the reply's loudest are silence
+            top = counts.max(axis=1)
+            winners = np.where(top * QUIET < top.max(), 0, winners)
         return "".join(ALPHABET[i] for i in winners)
 
 

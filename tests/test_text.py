@@ -100,6 +100,27 @@ def test_decode_silence_and_ties():
     assert CODEC.decode(counts) == "b" * 8  # ties: the lowest group
 
 
+def test_a_taught_reply_reads_stray_windows_as_silence():
+    """A teachable brain's motor layer (`Codec.teacher`): a window whose
+    winning group fires under 1/QUIET of the reply's loudest window is a
+    space; an untaught reply (a spike or two everywhere) keeps its letters;
+    a brain without a motor layer reads every window by its argmax."""
+    taught = Codec(teacher=True)
+    edges = T_IN + np.arange(9) * (200 - T_IN) // 8
+
+    def reply_of(per_window: list[tuple[str, int]]) -> np.ndarray:
+        counts = np.zeros((200, 64), np.int32)
+        for r, (ch, n) in enumerate(per_window):
+            counts[edges[r], ALPHABET.index(ch)] = n
+        return counts
+
+    said = reply_of([("h", 15), ("e", 11), ("j", 1), (" ", 0), (" ", 0), ("x", 3), (" ", 0), ("q", 4)])
+    assert taught.decode(said) == "he     q"  # 1 and 3 spikes: under 15 / 4; 4 spikes: not
+    assert CODEC.decode(said) == "hej  x q"
+    untaught = reply_of([(ch, 1 + (r == 3)) for r, ch in enumerate("gq.cop]x")])
+    assert taught.decode(untaught) == CODEC.decode(untaught) == "gq.cop]x"
+
+
 def test_codec_errors_name_the_flag():
     with pytest.raises(ValueError, match=r"--reply_chars=101 must be between 1 and 100"):
         Codec(reply_steps=200, reply_chars=101)
