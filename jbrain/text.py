@@ -95,12 +95,11 @@ CLOCK_LEAD = 2
 # window r's character with block r's code and not with the fading trace of
 # block r - 1, which would teach it to answer a window early.
 TEACH_DELAY = 3
-# A teachable brain's window reads as silence below this fraction of the
-# reply's loudest window (`Codec.decode`): in taught replies a letter's
-# group fires 8-20 spikes per window, a stray group after the word 1-3.
-# Chosen on one run of the teach circuit beside a 50 x 40 sheet (EVALS.md,
-# teaching): the first 20 pairs after 20 more, 0.75 -> 0.90 exact; the
-# taught, restored and retained replies unchanged.
+# A teachable brain's window reads as silence when its winning group fires
+# under 1/QUIET of the reply's loudest window (`Codec.decode`): a taught
+# letter's group fires many times the stray groups that other lessons'
+# shared memory neurons wake in the silent windows after a word. Chosen on
+# recorded replies (EVALS.md, teaching: "Stray spikes read as silence").
 QUIET = 4
 # A recall window opens with a volley: the slot's recall channel at this many
 # times its steady value for one step, which fires every neuron of the slot

@@ -6,16 +6,16 @@ Network (`circuit`; jbrain's hybrid LIF neurons, not Izhikevich's model
 neurons; dt = 1 ms): 800 excitatory and 200 inhibitory neurons, 100
 synapses onto each neuron: E -> E 80 (rule "distinct": 80 different E
 partners, so no pair is joined twice), I -> E 20, E -> I 80, I -> I 20.
-With rule "random" (80 random permutations) 10% of the E -> E synapses
-doubled or tripled a pair; such a pair's pre drives its post two or three
-times as hard, so its pairings are causal, its eligibility mostly
-positive, and every reward, whatever it was for, lifted it: 56 of the 66
-other synapses at the cap after 20 min were such multapses (EVALS.md). Gaussian noise (`noise_sd` per
-step) makes every neuron fire at about `rate_hz`; no threshold homeostasis,
-no rate controller. The E -> E synapses learn by reward-modulated STDP (rule
-"reward", plasticity.reward_step: eligibility tau 1 s, dopamine tau 0.2 s,
-a_plus 1, a_minus 1.5, traces of 20 ms, as in the paper), born at w0 and
-capped at w_max = 4 w0 (the paper: 1 and 4); the others are fixed.
+Why distinct: rule "random" (K random permutations) joins some pairs two
+or three times; such a pair's pre drives its post that much harder, so
+its pairings are causal, its eligibility mostly positive, and every
+reward, whatever it was for, lifted it to the cap (EVALS.md, distal
+reward). Gaussian noise (`noise_sd` per step) makes every neuron fire at
+about `rate_hz`; no threshold homeostasis, no rate controller. The E -> E
+synapses learn by reward-modulated STDP (rule "reward",
+plasticity.reward_step: eligibility tau 1 s, dopamine tau 0.2 s, a_plus 1,
+a_minus 1.5, traces of 20 ms, as in the paper), born at w0 and capped at
+w_max = 4 w0 (the paper: 1 and 4); the others are fixed.
 
 Protocol: one E -> E synapse j -> i is chosen (post i = E neuron 0, its
 lowest-numbered input j). The brain runs in bursts of 1 s; after each the
@@ -32,11 +32,12 @@ no synapse should be singled out (Fremaux et al. 2010: with reward
 uncorrelated with activity, only noise moves the weights).
 
 Model time: the paper runs an hour. On a CPU this evaluation runs
-`model_seconds` (default 1,200 s, 20 min); eta (`Params.eta`) is set so
-that about 30 rewards carry the chosen synapse from w0 to the cap (larger,
-and the other synapses' chance credit, which each reward also gives, lifts
-hundreds of them to the cap too: the 99th percentile reached it at 4x this
-eta). `Params` n_e, n_i, k_e, k_i scale the network down for tests.
+`model_seconds` (default 1,200 s, 20 min). eta (`Params.eta`) is the
+weight change per reward: each reward also credits every synapse that
+happened to pair in the last second or two, so the longer the run (the
+more rewards), the smaller eta must be for chance credit not to lift
+other synapses to the cap too (EVALS.md, distal reward: the rates tried).
+`Params` n_e, n_i, k_e, k_i scale the network down for tests.
 Reached cap: the chosen weight >= 0.95 w_max at the end.
 """
 
