@@ -385,12 +385,13 @@ def respond(p: Params, net: Net, images: jax.Array, keys: jax.Array) -> tuple[ja
     int32 E spikes summed over the repeats, tries (B,) summed likewise)."""
 
     def one(image, key):
-        counts, tries = 0, 0
-        for r in range(p.readout_repeats):
-            key_r = key if r == 0 else jax.random.fold_in(key, r)
+        def repeat(r, total):  # one presentation program, looped (not unrolled per repeat)
+            key_r = jnp.where(r == 0, key, jax.random.fold_in(key, r))
             _, _, c, t = present(p, False, net, at_rest(p), image, key_r)
-            counts, tries = counts + c, tries + t
-        return counts, tries
+            return total[0] + c, total[1] + t
+
+        zeros = (jnp.zeros((p.n_neurons,), jnp.int32), jnp.int32(0))
+        return jax.lax.fori_loop(0, p.readout_repeats, repeat, zeros)
 
     return jax.vmap(one)(images, keys)
 
