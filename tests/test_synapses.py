@@ -43,6 +43,21 @@ def test_random_wiring_between_equal_sizes_has_fixed_fan_in_and_fan_out(seed_bra
     assert np.array_equal(dense.sum(axis=0), np.full(n, k))  # fan-out
 
 
+@pytest.mark.parametrize("n", [1, 2, 1000, 65_537])
+def test_the_wiring_permutation_is_jax_random_permutation(n):
+    """The seed's wiring sorts in NumPy on CPUs (`_permutation`): the same
+    numbers as jax.random.permutation, so a seed still gives its brain
+    (ties of the 32-bit sort keys are kept in order, as jax's stable sort
+    keeps them: at n = 65,537, seed 1's second round has a tie)."""
+    for seed in range(3):
+        key = jax.random.key(seed)
+        want = np.asarray(jax.random.permutation(key, n))
+        assert np.array_equal(np.asarray(synapses._permutation(key, n)), want)
+        batched = jax.vmap(lambda k: synapses._permutation(k, n))(jax.random.split(key, 3))
+        for row, k in zip(np.asarray(batched), jax.random.split(key, 3), strict=True):
+            assert np.array_equal(row, np.asarray(jax.random.permutation(k, n)))
+
+
 def test_random_wiring_between_populations_has_fixed_fan_in_from_the_pre():
     """ei: E (1,600) -> I (400) with K_E = 26 and I -> E with K_I = 6; no
     fixed fan-out (no out-table: the event path does not apply)."""
