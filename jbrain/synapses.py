@@ -309,7 +309,7 @@ def _cyclic_tables(key: jax.Array, n: int, k: int) -> tuple[jax.Array, jax.Array
         post = perm[(inv - 1) % n]  # sigma^-1(j)
         return pre, post
 
-    pre, out_post = jax.vmap(one)(jax.random.split(key, k))  # (K, N) each
+    pre, out_post = jax.lax.map(one, jax.random.split(key, k))  # (K, N) each, one permutation at a time
     return pre.T, out_post.T
 
 
