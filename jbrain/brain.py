@@ -361,9 +361,10 @@ def _working_order(
     circuit: Circuit, plan: Plan, wiring: Wiring, state: BrainState
 ) -> tuple[BrainState, dict, Callable[[BrainState, dict], BrainState]]:
     """(state with event-path weights in presynaptic order, {projection:
-    deferred-STDP lag}, release(state, lags): applies what the lags hold and
-    restores the BCOO's order). A projection without plasticity keeps its
-    weights, so the release hands back the original array."""
+    its deferred-STDP lag, or the scratch its push carries from step to
+    step}, release(state, lags): applies what the lags hold and restores
+    the BCOO's order). A projection without plasticity keeps its weights,
+    so the release hands back the original array."""
     backend = backends.get(plan.backend)
     original, lags, projections = {}, {}, dict(state.projections)
     for q, path, form in zip(circuit.projections, plan.paths, plan.stdp, strict=True):
@@ -376,17 +377,21 @@ def _working_order(
         )
         if form == "deferred":
             lags[q.name] = plasticity.lag_init(ps.x_pre, synapses.span_size(circuit, q, "post"))
+        elif form is None and backend.push_event is not None:
+            scratch = backend.push_scratch(synapses.span_size(circuit, q, "post"))
+            if scratch is not None:
+                lags[q.name] = scratch
 
     def release(s: BrainState, lags: dict) -> BrainState:
         out = dict(s.projections)
-        for q in circuit.projections:
+        for q, form in zip(circuit.projections, plan.stdp, strict=True):
             if q.name not in original:
                 continue
             if q.plasticity is None:
                 out[q.name] = out[q.name].replace(weights=original[q.name])
                 continue
             pw, w = wiring.projections[q.name], out[q.name].weights
-            if q.name in lags:
+            if form == "deferred":
                 fence = lambda t: materialize(plan, t, s.step)  # noqa: B023
                 w = plasticity.flush(q, circuit.dt, backend, pw, w, lags[q.name], fence)
             out[q.name] = out[q.name].replace(weights=synapses.to_post_major(pw, w))
@@ -431,7 +436,7 @@ def projection_step(
     s_post = _span(circuit, state.neurons.spikes, q, "post")
     w, x_pre, y_post, dt = ps.weights, ps.x_pre, ps.y_post, circuit.dt
     if path == "event" and form is None and backend.push_event is not None:
-        current = backend.push_event(pw, w, s_pre)  # no spike list
+        current, lag = backend.push_event(pw, w, s_pre, lag)  # no spike list; `lag`: its scratch
     elif path == "event":
         ids, raw, count = lists[q.pre]
         if form == "deferred":

@@ -99,8 +99,9 @@ def test_the_pallas_kernels_lower_to_mosaic_gpu_calls(k):
     S = jax.ShapeDtypeStruct
     lowered = [
         _lowers_for_cuda(
-            lambda s, p, w: pallas_gpu.push_event(s, p, w, n_post=n),
-            S((n,), jnp.uint8), S((n, k), jnp.int32), S((n * k,), jnp.float32),
+            pallas_gpu.push_event,
+            S((n,), jnp.uint8), S((n, k), jnp.int32), S((n * k,), jnp.float32), S((n,), jnp.int32),
+            S((n,), jnp.int32),
         ),
         _lowers_for_cuda(lambda s: pallas_gpu.spike_list(s, capacity=cap), S((n,), jnp.uint8)),
         _lowers_for_cuda(
@@ -352,9 +353,13 @@ def test_compiled_pallas_push_equals_the_xla_scatter(case):
     w_pre = synapses.to_pre_major(pw, state.projections["W"].weights)
     ids, _ = synapses.spike_list(spikes, n)
     want = synapses.propagate_event(pw, w_pre, ids)
-    got = backends.PallasGPU.push_event(pw, w_pre, spikes)
+    zero, _ = backends.PallasGPU.push_scratch(n)
+    stale = jnp.arange(n, dtype=jnp.int32) + 1  # the step before's accumulator
+    got, (zeroed, acc) = backends.PallasGPU.push_event(pw, w_pre, spikes, (zero, stale))
     assert float(jnp.abs(want).sum()) > 0
     np.testing.assert_array_equal(got, want)
+    np.testing.assert_array_equal(zeroed, np.zeros(n, np.int32))  # ready for the next step's push
+    np.testing.assert_array_equal(synapses.from_fixed(acc), want)
 
 
 @pytest.mark.gpu

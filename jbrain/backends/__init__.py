@@ -7,8 +7,11 @@ bit for bit (tests check each against XLA):
 
     spike_list(s, capacity)            -> (ids padded with N, raw ids, count)
     propagate_event(wiring, w_pre, ids) -> W @ s, (N,) f32
-    push_event(wiring, w_pre, s)        W @ s of a static event projection
-                                        with no spike list, or None
+    push_event(wiring, w_pre, s, scratch) -> (W @ s, scratch): a static
+                                        event projection with no spike list,
+                                        or None
+    push_scratch(n_post)                what a burst carries from one push to
+                                        the next (None: nothing)
     event_stdp                          eager STDP over a spike list, or None
     replay_stdp                         the deferred-STDP kernel, or None
 
@@ -39,6 +42,10 @@ class XLA:
     replay_stdp = None
 
     @staticmethod
+    def push_scratch(n_post: int) -> Any:
+        return None
+
+    @staticmethod
     def supports(platform: str) -> bool:
         return True
 
@@ -60,11 +67,13 @@ class PallasGPU(XLA):
     name = "pallas_gpu"
     replay_stdp = staticmethod(pallas_gpu.replay_stdp)
 
+    push_scratch = staticmethod(pallas_gpu.push_scratch)
+
     @staticmethod
-    def push_event(wiring: Any, weights_pre: jax.Array, spikes: jax.Array) -> jax.Array:
-        n = wiring.out_post.shape[0]
-        acc = pallas_gpu.push_event(spikes.astype(jnp.uint8), wiring.out_post, weights_pre, n_post=n)
-        return synapses.from_fixed(acc)
+    def push_event(wiring: Any, weights_pre: jax.Array, spikes: jax.Array, scratch: Any) -> tuple[jax.Array, Any]:
+        """scratch: (a zero accumulator, the last step's), swapped each step."""
+        acc, stale = pallas_gpu.push_event(spikes.astype(jnp.uint8), wiring.out_post, weights_pre, *scratch)
+        return synapses.from_fixed(acc), (stale, acc)
 
     @staticmethod
     def supports(platform: str) -> bool:
@@ -91,8 +100,8 @@ class CpuNative(XLA):
         return cpu_native.event_propagate(wiring.out_post, weights_pre, ids)
 
     @staticmethod
-    def push_event(wiring: Any, weights_pre: jax.Array, spikes: jax.Array) -> jax.Array:
-        return cpu_native.event_push(wiring.out_post, weights_pre, spikes)
+    def push_event(wiring: Any, weights_pre: jax.Array, spikes: jax.Array, scratch: Any) -> tuple[jax.Array, Any]:
+        return cpu_native.event_push(wiring.out_post, weights_pre, spikes), scratch
 
 
 REGISTRY: dict[str, type[XLA]] = {"xla": XLA, "pallas_gpu": PallasGPU, "cpu_native": CpuNative}

@@ -225,38 +225,54 @@ def _spike(t: _T, ref, n: int, i=None):
     return t.both(inside, arith.cmpi(arith.CmpIPredicate.ne, s, mu.c(0, s.type)))
 
 
-PUSH_AT_ONCE = 4  # spikers a warp reads before it adds (loads in flight, not one latency each)
+PUSH_AT_ONCE = 4  # spikers a warp reads before it adds at K <= 32 (loads in flight, not one latency each)
 
 
-@functools.partial(jax.jit, static_argnames=("n_post",))
-def push_event(spikes: jax.Array, out_post: jax.Array, weights_pre: jax.Array, *, n_post: int) -> jax.Array:
-    """(n_post,) int32 fixed-point sum of the out-weights of the neurons that
-    fired: acc[out_post[j, k]] += quantize(w[j*K + k]) for every j with
-    spikes[j]. spikes (N,) uint8; out_post (N, K) int32; weights_pre (N*K,)
-    f32 (presynaptic order). Each warp votes on its 32 neurons, then takes
-    its spikers PUSH_AT_ONCE at a time, lowest lane first: lane l reads
-    out-synapses l, l + 32, ... of each (one coalesced read of a row), all
-    the reads before any add, so a warp whose neighbours fired together
-    (the ring's excitation clusters spikes) waits one memory latency per
-    PUSH_AT_ONCE spikers, not per spiker. `synapses.from_fixed` gives W @ s."""
+@jax.jit
+def push_event(
+    spikes: jax.Array, out_post: jax.Array, weights_pre: jax.Array, zero: jax.Array, stale: jax.Array
+) -> tuple[jax.Array, jax.Array]:
+    """(acc, stale zeroed): acc (n_post,) int32 is `zero` (all zeros on entry)
+    plus the fixed-point sum of the out-weights of the neurons that fired,
+    acc[out_post[j, k]] += quantize(w[j*K + k]) for every j with spikes[j];
+    spikes (N,) uint8; out_post (N, K) int32; weights_pre (N*K,) f32
+    (presynaptic order). `synapses.from_fixed(acc)` gives W @ s.
+
+    The same launch also zeroes `stale` (n_post,) int32, the accumulator of
+    the step before, which that step's neuron update has read: a burst
+    carries the two buffers (`push_scratch`) and swaps them every step, so
+    no step copies a fresh zero accumulator in (a kernel of its own).
+
+    Each warp votes on its 32 neurons, then takes its spikers PUSH_AT_ONCE
+    at a time, lowest lane first: lane l reads out-synapses l, l + 32, ...
+    of each (one coalesced read of a row), all the reads before any add,
+    so a warp whose neighbours fired together (the ring's excitation
+    clusters spikes) waits one memory latency per PUSH_AT_ONCE spikers, not
+    per spiker."""
     _require()
     n, k = out_post.shape
+    n_post = zero.shape[0]
+    chunks = -(-k // WARP)
+    at_once = max(1, PUSH_AT_ONCE // chunks)  # registers: 2 per chunk per spiker in flight
     scale = float(2**synapses.WEIGHT_FRAC_BITS)
+    threads = -(-n // CTA) * CTA
 
-    def body(t, s_ref, post_ref, w_ref, acc_ref):
+    def body(t, s_ref, post_ref, w_ref, acc_ref, stale_ref):
+        with t.rows(t.gid, t.c(n_post), threads) as i:
+            t.store(stale_ref, i, t.c(0))
         fired = t.ballot(_spike(t, s_ref, n))
         first = t.sub(t.gid, t.lane)
-        rounds = arith.divui(t.add(t.popc(fired), t.c(PUSH_AT_ONCE - 1)), t.c(PUSH_AT_ONCE))
+        rounds = arith.divui(t.add(t.popc(fired), t.c(at_once - 1)), t.c(at_once))
 
         @t.loop(rounds, fired)
         def _(i, left):
             del i
             pending = []
-            for _ in range(PUSH_AT_ONCE):
+            for _ in range(at_once):
                 valid = t.ne(left, t.c(0))
                 pre = t.add(first, t.select(valid, t.lowest_bit(left), t.c(0)))
                 left = arith.andi(left, t.sub(left, t.c(1)))  # 0 stays 0
-                for chunk in range(-(-k // WARP)):
+                for chunk in range(chunks):
                     slot = t.add(t.lane, t.c(chunk * WARP))
                     ok = valid if k % WARP == 0 else t.both(valid, t.lt(slot, t.c(k)))
                     e = t.select(ok, t.add(t.mul(pre, t.c(k)), slot), t.c(0))
@@ -267,11 +283,15 @@ def push_event(spikes: jax.Array, out_post: jax.Array, weights_pre: jax.Array, *
                     t.red_add(acc_ref, post, q)
             return left
 
-    (acc,), _ = _call(
-        body, n, (spikes, out_post.reshape(-1), weights_pre), [jnp.zeros((n_post,), jnp.int32)], [],
-        name="jbrain_push_event",
-    )  # fmt: skip
-    return acc
+    (acc, stale), _ = _call(
+        body, n, (spikes, out_post.reshape(-1), weights_pre), [zero, stale], [], name="jbrain_push_event"
+    )
+    return acc, stale
+
+
+def push_scratch(n_post: int) -> tuple[jax.Array, jax.Array]:
+    """`push_event`'s two accumulators at a burst's start: (zero, stale)."""
+    return jnp.zeros((n_post,), jnp.int32), jnp.zeros((n_post,), jnp.int32)
 
 
 LIST_BYTES = 8  # neurons per lane of `spike_list`: a warp lists 256 with one atomic
