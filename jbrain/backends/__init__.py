@@ -70,9 +70,9 @@ class PallasGPU(XLA):
     push_scratch = staticmethod(pallas_gpu.push_scratch)
 
     @staticmethod
-    def push_event(wiring: Any, weights_pre: jax.Array, spikes: jax.Array, scratch: Any) -> tuple[jax.Array, Any]:
+    def push_event(wiring: Any, w_pre: jax.Array, spikes: jax.Array, scratch: Any) -> tuple[jax.Array, Any]:
         """scratch: (a zero accumulator, the last step's), swapped each step."""
-        acc, stale = pallas_gpu.push_event(spikes.astype(jnp.uint8), wiring.out_post, weights_pre, *scratch)
+        acc, stale = pallas_gpu.push_event(spikes.astype(jnp.uint8), wiring.out_post, w_pre, *scratch)
         return synapses.from_fixed(acc), (stale, acc)
 
     @staticmethod
@@ -100,8 +100,8 @@ class CpuNative(XLA):
         return cpu_native.event_propagate(wiring.out_post, weights_pre, ids)
 
     @staticmethod
-    def push_event(wiring: Any, weights_pre: jax.Array, spikes: jax.Array, scratch: Any) -> tuple[jax.Array, Any]:
-        return cpu_native.event_push(wiring.out_post, weights_pre, spikes), scratch
+    def push_event(wiring: Any, w_pre: jax.Array, spikes: jax.Array, scratch: Any) -> tuple[jax.Array, Any]:
+        return cpu_native.event_push(wiring.out_post, w_pre, spikes), scratch
 
 
 REGISTRY: dict[str, type[XLA]] = {"xla": XLA, "pallas_gpu": PallasGPU, "cpu_native": CpuNative}
