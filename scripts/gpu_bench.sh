@@ -11,8 +11,8 @@
 #            .bench/wheels/ (absl-py, chex, toolz, tqdm; used only if missing there)
 # Device call:  bash scripts/gpu_bench.sh      with carry [".whl", ".bench"]
 # Writes $OUT/bench.json (every row, baselines' raw JSON and logs inside) and
-# $OUT/gpu_bench.log. Env knobs: SIZES, STEPS, REPS, WARMUP,
-# BRAINPY_BUDGET_S, ALIVE_STEPS, ALIVE_N, PY (for a dry run on a CPU, e.g.
+# $OUT/gpu_bench.log. Env knobs: SIZES, PATHS, STEPS, REPS, WARMUP,
+# BRAINPY_BUDGET_S, ALIVE_STEPS, ALIVE_N, BENCH_TIMEOUT_S (jbrain bench's limit, 470), PY (for a dry run on a CPU, e.g.
 # SIZES=5000 STEPS=100 ALIVE_STEPS=1000 ALIVE_N=5000 with a Python 3.12 venv).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -21,6 +21,7 @@ mkdir -p "$OUT"
 exec > >(tee -a "$OUT/gpu_bench.log") 2>&1
 PY="${PY:-python3}"
 SIZES="${SIZES:-200000,1000000,10000000}"
+PATHS="${PATHS:-event,gather,bcoo}"
 STEPS="${STEPS:-1000}"
 REPS="${REPS:-5}"
 BRAINPY_BUDGET_S="${BRAINPY_BUDGET_S:-200}"
@@ -53,8 +54,8 @@ else
 fi
 
 say "jbrain bench (baselines: $BASELINES)"
-timeout 470 "$PY" -m experiments.cli bench \
-  --sizes="$SIZES" --paths=event,gather,bcoo --steps="$STEPS" --reps="$REPS" --warmup="$WARMUP" \
+timeout "${BENCH_TIMEOUT_S:-470}" "$PY" -m experiments.cli bench \
+  --sizes="$SIZES" --paths="$PATHS" --steps="$STEPS" --reps="$REPS" --warmup="$WARMUP" \
   --bcoo_max_neurons=10000000 --row_budget_s=30 \
   --baselines="$BASELINES" --baseline_steps=300 --baseline_warmup=300 --baseline_timeout_s=150 \
   --brainpy_script=.bench/brainpy_seed.py --brainpy_path="$BRAINPY_PATH" --brainpy_api=raw,dyn \
