@@ -361,13 +361,16 @@ def _working_order(
     circuit: Circuit, plan: Plan, wiring: Wiring, state: BrainState
 ) -> tuple[BrainState, dict, Callable[[BrainState, dict], BrainState]]:
     """(state with event-path weights in presynaptic order, {projection:
-    its deferred-STDP lag, or the scratch its push carries from step to
-    step}, release(state, lags): applies what the lags hold and restores
+    its deferred-STDP lag, the scratch its push carries from step to
+    step, or its csr table}, release(state, lags): applies what the lags hold and restores
     the BCOO's order). A projection without plasticity keeps its weights,
     so the release hands back the original array."""
     backend = backends.get(plan.backend)
     original, lags, projections = {}, {}, dict(state.projections)
     for q, path, form in zip(circuit.projections, plan.paths, plan.stdp, strict=True):
+        if path == "csr":  # static: the table is the lag, the weights stay post-major
+            n_pre = synapses.span_size(circuit, q, "pre")
+            lags[q.name] = backend.csr_order(wiring.projections[q.name].pre, n_pre)
         if path != "event":
             continue
         ps = projections[q.name]
@@ -437,6 +440,8 @@ def projection_step(
     w, x_pre, y_post, dt = ps.weights, ps.x_pre, ps.y_post, circuit.dt
     if path == "event" and form is None and backend.push_event is not None:
         current, lag = backend.push_event(pw, w, s_pre, lag)  # no spike list; `lag`: its scratch
+    elif path == "csr":  # `lag`: the burst's table of synapses by pre
+        current = backend.csr_push(lag, w, s_pre, synapses.span_size(circuit, q, "post"))
     elif path == "event":
         ids, raw, count = lists[q.pre]
         if form == "deferred":
@@ -508,7 +513,9 @@ def synaptic_input(
             lags[q.name] = lag
         if q.synapse in ("exp", "slow"):
             decay = math.exp(-circuit.dt / q.tau_syn)
-            g = ps.g * decay + current
+            # the current in memory first (CPU), whatever its path: fused with a
+            # gather's sums, XLA:CPU would round g differently than after a csr push
+            g = ps.g * decay + fence(current)
             ps = ps.replace(g=g)
             if q.synapse == "exp":
                 post = circuit.population(q.post)

@@ -11,7 +11,10 @@ variable read while tracing) picks a code path.
 Paths (synapses.py): "event" (a spike list of the pre population, then a
 scatter of the spikers' out-rows; needs a fixed fan-out, i.e. a "random"
 projection between populations of one size), "gather" (a fixed-width
-gather over the BCOO's buffers), "bcoo" (`jax.experimental.sparse`, the
+gather over the BCOO's buffers), "csr" (a static projection with no
+out-table on the cpu_native backend, picked by "auto": once per burst its
+synapses are grouped by pre neuron, then each step adds those of the pres
+that fired; the gather's numbers), "bcoo" (`jax.experimental.sparse`, the
 reference). STDP forms (plasticity.py): "eager" (every step) or "deferred"
 (LTP replayed at the pre's next spike; event path, no scaling), the same
 weights bit for bit. A spike-list capacity is an allocation, like JAX MD's
@@ -239,6 +242,8 @@ def resolve(
             path = "event" if platform == "gpu" or native or plastic else "gather"
         if path == "event" and not event_capable(circuit, i):
             path = "gather"
+            if propagation == "auto" and native and q.plasticity is None and q.stp is None:
+                path = "csr"
         form = None
         if q.plasticity is not None and q.plasticity.rule == "delta":
             form = "delta"  # dense, on the gather or bcoo path; only in teaching bursts

@@ -19,7 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import ROOT, assert_trees_equal, cli_env, small, tiny
+from conftest import ROOT, assert_trees_equal, cli_env, preset_config, small, tiny
 
 from jbrain import backends, brain, plasticity, synapses
 from jbrain import plan as plans
@@ -280,6 +280,41 @@ def test_the_native_plan_calls_the_kernels_and_the_xla_plan_does_not():
     assert plan.listed == (False,)
     hlo = brain.burst.lower(circuit, plan, wiring, state, None, length=20).as_text()
     assert "jbrain_event_push" in hlo and "jbrain_event_propagate" not in hlo
+
+
+@on_cpu
+@pytest.mark.parametrize("frac", [0.0, 0.05, 0.5])
+def test_native_csr_push_equals_the_gather(frac):
+    """The csr push (no out-table: coba's Bernoulli projections, with
+    padding slots and populations of different sizes) gives the gather's
+    sums bit for bit."""
+    circuit, _, wiring, state = tiny(preset_config("coba", n_neurons=1000))
+    for q in circuit.projections:
+        pw, w = wiring.projections[q.name], state.projections[q.name].weights
+        n_pre, n_post = synapses.span_size(circuit, q, "pre"), synapses.span_size(circuit, q, "post")
+        key = jax.random.fold_in(jax.random.key(int(frac * 100)), n_pre)
+        spikes = (jax.random.uniform(key, (n_pre,)) < frac).astype(jnp.uint8)
+        want = synapses.propagate_gather(pw, w, spikes, "cpu")
+        got = cpu_native.csr_push(cpu_native.csr_order(pw.pre, n_pre), w, spikes, n_post)
+        np.testing.assert_array_equal(got, want, err_msg=q.name)
+        assert (float(jnp.abs(want).sum()) > 0) == (frac > 0)
+
+
+@on_cpu
+def test_csr_bursts_equal_gather_bursts():
+    """A coba brain (conductance synapses) on the csr plan steps exactly as
+    on the gather plan: the same sums, and the floats after them round alike."""
+    circuit, _, wiring, state = tiny(preset_config("coba", n_neurons=1000), seed=1)
+    csr = plans.resolve(circuit, backend="cpu_native")
+    assert csr.paths == ("csr",) * 4
+    hlo = brain.burst.lower(circuit, csr, wiring, state, None, length=20).as_text()
+    copy = lambda: jax.tree.map(jnp.copy, state)  # noqa: E731  (a burst donates its state)
+    got = brain.burst(circuit, csr, wiring, copy(), None, length=300)
+    gather = plans.resolve(circuit, propagation="gather")
+    want = brain.burst(circuit, gather, wiring, copy(), None, length=300)
+    assert int(np.asarray(want[1]["pop_counts"]).sum()) > 0  # it fired
+    assert_trees_equal(got, want)
+    assert "jbrain_csr_push" in hlo and "jbrain_csr_order" in hlo
 
 
 @pytest.fixture

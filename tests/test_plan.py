@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import small
+from conftest import preset_config, small
 
 from jbrain import backends
 from jbrain import plan as plans
@@ -38,6 +38,22 @@ def test_projections_without_a_fixed_fan_out_take_gather():
     }
     assert p.stdp == ("deferred", None, None, None)
     assert p.listed == (True, True)
+
+
+def test_static_projections_without_an_out_table_take_csr_on_the_native_backend():
+    if not backends.CpuNative.supports("cpu"):
+        pytest.skip("the CPU kernels did not build here")
+    ei = small(preset="ei", plasticity=True).circuit()
+    names = [q.name for q in ei.projections]
+    p = plans.resolve(ei, platform="cpu")
+    assert dict(zip(names, p.paths, strict=True)) == {"EE": "event", "EI": "csr", "IE": "csr", "II": "event"}
+    # asked for, gather stays gather; XLA has no csr push; a plastic projection keeps its path
+    assert "csr" not in plans.resolve(ei, platform="cpu", propagation="gather").paths
+    assert "csr" not in plans.resolve(ei, platform="cpu", backend="xla").paths
+    cortex = preset_config("cortex_small", sheet=(25, 48), n_neurons=1200, radius=4, plasticity=True)
+    circuit = cortex.circuit()
+    paths = dict(zip([q.name for q in circuit.projections], plans.resolve(circuit).paths, strict=True))
+    assert paths["EI"] == "csr" and paths["IE"] == "gather"  # IE: inhibitory plasticity
 
 
 def test_the_plan_is_json_with_a_backend_field():

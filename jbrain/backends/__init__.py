@@ -12,12 +12,16 @@ bit for bit (tests check each against XLA):
                                         or None
     push_scratch(n_post)                what a burst carries from one push to
                                         the next (None: nothing)
+    csr_order(pre, n_pre)               a static projection's synapses grouped
+                                        by pre, once per burst (the "csr" path),
+                                        or None
+    csr_push(table, w, s, n_post)       W @ s from that table, or None
     event_stdp                          eager STDP over a spike list, or None
     replay_stdp                         the deferred-STDP kernel, or None
 
 "pallas_gpu" (pallas_gpu.py: the push, the spike list and deferred STDP as
 Pallas Mosaic GPU kernels) and "cpu_native" (cpu_native.py: the push, the
-event scatter and eager STDP as compiled C++ through the XLA FFI). The plan
+event scatter, the csr push and eager STDP as compiled C++ through the XLA FFI). The plan
 (plan.py) names one; `pick(platform)` is what "auto" resolves to.
 """
 
@@ -38,6 +42,8 @@ class XLA:
 
     name = "xla"
     push_event = None
+    csr_order = None
+    csr_push = None
     event_stdp = None
     replay_stdp = None
 
@@ -86,10 +92,12 @@ class PallasGPU(XLA):
 
 
 class CpuNative(XLA):
-    """Compiled C++ push, event scatter and eager STDP on CPUs (built on first use)."""
+    """Compiled C++ push, event scatter, csr push and eager STDP on CPUs (built on first use)."""
 
     name = "cpu_native"
     event_stdp = staticmethod(cpu_native.event_stdp)
+    csr_order = staticmethod(cpu_native.csr_order)
+    csr_push = staticmethod(cpu_native.csr_push)
 
     @staticmethod
     def supports(platform: str) -> bool:

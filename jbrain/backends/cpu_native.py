@@ -38,12 +38,15 @@ import numpy as np
 
 from jbrain.circuit import WEIGHT_FRAC_BITS
 from jbrain.compile_cache import cache_dir
+from jbrain.synapses import from_fixed
 
 SOURCE = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "csrc", "cpu_kernels.cc")
 _TARGETS = {
     "jbrain_event_propagate": "JbrainEventPropagate",
     "jbrain_event_push": "JbrainEventPush",
     "jbrain_event_stdp": "JbrainEventStdp",
+    "jbrain_csr_order": "JbrainCsrOrder",
+    "jbrain_csr_push": "JbrainCsrPush",
 }
 
 
@@ -196,6 +199,33 @@ def event_push(out_post: jax.Array, weights_pre: jax.Array, spikes: jax.Array) -
     n = out_post.shape[0]
     call = jax.ffi.ffi_call("jbrain_event_push", jax.ShapeDtypeStruct((n,), jnp.float32))
     return call(out_post.reshape(-1), weights_pre, spikes.astype(jnp.uint8))
+
+
+def csr_order(pre: jax.Array, n_pre: int) -> tuple[jax.Array, jax.Array]:
+    """A static projection's synapses grouped by pre neuron (a stable
+    counting sort): pre (N_post, K) int32 -> (offsets (N_pre + 1,) int32,
+    order (N_post*K,) int32); the post-major synapse ids of pre j are
+    order[offsets[j]:offsets[j + 1]]. Raises RuntimeError unless `available()`."""
+    _require()
+    call = jax.ffi.ffi_call(
+        "jbrain_csr_order",
+        (jax.ShapeDtypeStruct((n_pre + 1,), jnp.int32), jax.ShapeDtypeStruct((pre.size,), jnp.int32)),
+    )
+    return tuple(call(pre.reshape(-1)))
+
+
+def csr_push(
+    table: tuple[jax.Array, jax.Array], weights: jax.Array, spikes: jax.Array, n_post: int
+) -> jax.Array:
+    """I = W @ s for a projection with no out-table, from `csr_order`'s
+    table: the gather path's numbers bit for bit (int32 fixed point), work
+    ~ the synapses of the pres that fired. weights (N_post*K,) f32
+    post-major; spikes (N_pre,) uint8/bool. Returns (N_post,) f32. Raises
+    RuntimeError unless `available()`."""
+    _require()
+    offsets, order = table
+    call = jax.ffi.ffi_call("jbrain_csr_push", jax.ShapeDtypeStruct((n_post,), jnp.int32))
+    return from_fixed(call(offsets, order, weights, spikes.astype(jnp.uint8)))
 
 
 def event_stdp(

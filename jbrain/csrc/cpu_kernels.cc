@@ -11,6 +11,11 @@
 // EventPush: the same sums over the spike vector (u8, N), with no spike list
 // (backends.push_event: a static event projection builds none).
 //
+// CsrOrder / CsrPush: the same sums for a static projection with no
+// out-table (rules with a fixed fan-in only: the plan's "csr" path). Once
+// per burst CsrOrder groups the synapse ids by pre neuron; each step
+// CsrPush adds the synapses of the pres that fired.
+//
 // EventStdp: plasticity.stdp_step(pre_major=True) without synaptic scaling,
 // bit for bit (the same algorithm as kernels.event_stdp on GPUs), in place.
 // Per listed spiker j, with s the spikes and ltp/ltd the trace increments:
@@ -171,6 +176,73 @@ ffi::Error EventPush(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weigh
   return ffi::Error::Success();
 }
 
+// CsrOrder: the synapses of a projection grouped by presynaptic neuron, for
+// CsrPush (a stable counting sort): synapse e = i*K + k (post-major, pre[e]
+// its pre) is order[r] for r in [offsets[pre[e]], offsets[pre[e] + 1]).
+ffi::Error CsrOrder(ffi::Buffer<ffi::S32> pre, ffi::ResultBuffer<ffi::S32> offsets,
+                    ffi::ResultBuffer<ffi::S32> order) {
+  const int64_t e = pre.element_count();
+  const int64_t n_pre = offsets->element_count() - 1;
+  if (n_pre < 0 || order->element_count() != e) {
+    return ffi::Error::InvalidArgument("csr_order: offsets must be (N_pre + 1,), order like pre");
+  }
+  const int32_t* p = pre.typed_data();
+  int32_t* off = offsets->typed_data();
+  int32_t* ord = order->typed_data();
+  std::memset(off, 0, (n_pre + 1) * sizeof(int32_t));
+  for (int64_t i = 0; i < e; ++i) {
+    if (p[i] < 0 || p[i] >= n_pre) return ffi::Error::InvalidArgument("csr_order: a pre id is outside [0, N_pre)");
+    ++off[p[i] + 1];
+  }
+  for (int64_t j = 0; j < n_pre; ++j) off[j + 1] += off[j];
+  std::vector<int32_t> next(off, off + n_pre);
+  for (int64_t i = 0; i < e; ++i) ord[next[p[i]]++] = static_cast<int32_t>(i);
+  return ffi::Error::Success();
+}
+
+// CsrPush: the int32 fixed-point sums of W @ s for a projection with no
+// out-table (any fixed fan-in rule): for every pre j that fired, its
+// synapses e in CsrOrder's order add quantize(w[e]) into post e / K (w
+// post-major). The sums, not the current: XLA converts them in the fusion
+// that uses them, as it converts the gather path's, so the floats that
+// follow round alike. Each share of the pre neurons accumulates on a
+// thread of its own, then the shares are added.
+ffi::Error CsrPush(ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, ffi::Buffer<ffi::F32> weights,
+                   ffi::Buffer<ffi::U8> spikes, ffi::ResultBuffer<ffi::S32> sums) {
+  const int64_t n_post = sums->element_count();
+  const int64_t n_pre = spikes.element_count();
+  const int64_t e = weights.element_count();
+  const int64_t k = n_post ? e / n_post : 0;
+  if (k * n_post != e || order.element_count() != e || offsets.element_count() != n_pre + 1) {
+    return ffi::Error::InvalidArgument("csr_push: weights and order must be (N_post*K,), offsets (N_pre + 1,)");
+  }
+  const int32_t* off = offsets.typed_data();
+  const int32_t* ord = order.typed_data();
+  const float* w = weights.typed_data();
+  const uint8_t* s = spikes.typed_data();
+  int64_t events = 0;
+  for (int64_t j = 0; j < n_pre; ++j) events += s[j] ? off[j + 1] - off[j] : 0;
+  const float scale = static_cast<float>(1 << kFracBits);
+  const int64_t threads = Threads(events);
+  std::vector<std::vector<int32_t>> extra(threads - 1, std::vector<int32_t>(n_post, 0));
+  int32_t* own = sums->typed_data();
+  std::memset(own, 0, n_post * sizeof(int32_t));
+  Parallel(threads, n_pre, [&](int64_t t, int64_t begin, int64_t end) {
+    int32_t* acc = t == 0 ? own : extra[t - 1].data();
+    for (int64_t j = begin; j < end; ++j) {
+      if (!s[j]) continue;
+      for (int32_t r = off[j]; r < off[j + 1]; ++r) {
+        const int32_t syn = ord[r];
+        acc[syn / k] += static_cast<int32_t>(w[syn] * scale + 0.5f);
+      }
+    }
+  });
+  for (const auto& a : extra) {
+    for (int64_t i = 0; i < n_post; ++i) own[i] += a[i];
+  }
+  return ffi::Error::Success();
+}
+
 inline float Clip(float w, float w_max) { return std::min(std::max(w, 0.0f), w_max); }
 
 ffi::Error EventStdp(ffi::Buffer<ffi::S32> pre, ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::U8> spikes,
@@ -268,3 +340,17 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainEventPropagate, EventPropagate,
                                   .Arg<ffi::Buffer<ffi::F32>>()  // weights, presynaptic order (N*K,)
                                   .Arg<ffi::Buffer<ffi::S32>>()  // ids (C,), padded with N
                                   .Ret<ffi::Buffer<ffi::F32>>());  // I (N,)
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainCsrOrder, CsrOrder,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // pre (N_post*K,)
+                                  .Ret<ffi::Buffer<ffi::S32>>()  // offsets (N_pre + 1,)
+                                  .Ret<ffi::Buffer<ffi::S32>>());  // order (N_post*K,)
+
+XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainCsrPush, CsrPush,
+                              ffi::Ffi::Bind()
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // offsets (N_pre + 1,)
+                                  .Arg<ffi::Buffer<ffi::S32>>()  // order (N_post*K,)
+                                  .Arg<ffi::Buffer<ffi::F32>>()  // weights, post-major (N_post*K,)
+                                  .Arg<ffi::Buffer<ffi::U8>>()  // spikes of the pre (N_pre,)
+                                  .Ret<ffi::Buffer<ffi::S32>>());  // fixed-point sums (N_post,)
