@@ -4,9 +4,12 @@ XLA:CPU runs the event path's row gathers element by element, padding
 included: most of an event step's time on a CPU (BENCHMARKS.md).
 `event_propagate` does the same work in one C++ loop that prefetches the
 spikers' rows ahead, with the same int32 fixed-point sums (`event_push`:
-the same from the spike vector, for a static projection, no list), and
-`event_stdp` applies STDP over the spike list in place; both give XLA's
-numbers bit for bit, so a run is the same with or without them.
+the same from the spike vector, for a static projection, no list),
+`csr_order` / `csr_push` do it for a static projection with no out-table
+(the plan's "csr" path: the gather path's sums, touching only the
+synapses of the neurons that fired), and `event_stdp` applies STDP over
+the spike list in place; all give XLA's numbers bit for bit, so a run is
+the same with or without them.
 
 The library is built on first use with the system C++ compiler ($CXX, else
 c++/g++/clang++) against jaxlib's FFI headers, and cached in $JBRAIN_CACHE
