@@ -115,23 +115,28 @@ void AddRows(const int32_t* post, const float* w, const int32_t* id, int64_t beg
 }
 
 // Runs add(acc, begin, end) over `threads` shares of [0, c), share 0
-// accumulating in the output buffer, share t > 0 in an accumulator of its
-// own; then I = float(sum of the shares) * 2^-F into `out` (n,).
+// accumulating in `own` (n,), share t > 0 in an accumulator of its own,
+// then adds the shares into `own` (integer sums: the same for any T).
 template <typename Add>
-void Accumulate(int64_t threads, int64_t c, int64_t n, float* out, Add add) {
-  static_assert(sizeof(int32_t) == sizeof(float), "share 0's accumulator lives in the output buffer");
+void SumShares(int64_t threads, int64_t c, int64_t n, int32_t* own, Add add) {
   std::vector<std::vector<int32_t>> extra(threads - 1, std::vector<int32_t>(n, 0));
-  int32_t* own = reinterpret_cast<int32_t*>(out);
   std::memset(own, 0, n * sizeof(int32_t));
   Parallel(threads, c, [&](int64_t t, int64_t begin, int64_t end) {
     add(t == 0 ? own : extra[t - 1].data(), begin, end);
   });
-  const float inv = 1.0f / static_cast<float>(1 << kFracBits);
-  for (int64_t i = 0; i < n; ++i) {
-    int32_t sum = own[i];
-    for (const auto& a : extra) sum += a[i];
-    out[i] = static_cast<float>(sum) * inv;
+  for (const auto& a : extra) {
+    for (int64_t i = 0; i < n; ++i) own[i] += a[i];
   }
+}
+
+// SumShares into `out` (n,), then I = float(sum) * 2^-F in place.
+template <typename Add>
+void Accumulate(int64_t threads, int64_t c, int64_t n, float* out, Add add) {
+  static_assert(sizeof(int32_t) == sizeof(float), "the sums live in the output buffer");
+  int32_t* own = reinterpret_cast<int32_t*>(out);
+  SumShares(threads, c, n, own, add);
+  const float inv = 1.0f / static_cast<float>(1 << kFracBits);
+  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(own[i]) * inv;
 }
 
 ffi::Error EventPropagate(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weights_pre,
@@ -205,8 +210,7 @@ ffi::Error CsrOrder(ffi::Buffer<ffi::S32> pre, ffi::ResultBuffer<ffi::S32> offse
 // synapses e in CsrOrder's order add quantize(w[e]) into post e / K (w
 // post-major). The sums, not the current: XLA converts them in the fusion
 // that uses them, as it converts the gather path's, so the floats that
-// follow round alike. Each share of the pre neurons accumulates on a
-// thread of its own, then the shares are added.
+// follow round alike. The pre neurons are split into shares (`SumShares`).
 ffi::Error CsrPush(ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, ffi::Buffer<ffi::F32> weights,
                    ffi::Buffer<ffi::U8> spikes, ffi::ResultBuffer<ffi::S32> sums) {
   const int64_t n_post = sums->element_count();
@@ -223,12 +227,7 @@ ffi::Error CsrPush(ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, f
   int64_t events = 0;
   for (int64_t j = 0; j < n_pre; ++j) events += s[j] ? off[j + 1] - off[j] : 0;
   const float scale = static_cast<float>(1 << kFracBits);
-  const int64_t threads = Threads(events);
-  std::vector<std::vector<int32_t>> extra(threads - 1, std::vector<int32_t>(n_post, 0));
-  int32_t* own = sums->typed_data();
-  std::memset(own, 0, n_post * sizeof(int32_t));
-  Parallel(threads, n_pre, [&](int64_t t, int64_t begin, int64_t end) {
-    int32_t* acc = t == 0 ? own : extra[t - 1].data();
+  SumShares(Threads(events), n_pre, n_post, sums->typed_data(), [&](int32_t* acc, int64_t begin, int64_t end) {
     for (int64_t j = begin; j < end; ++j) {
       if (!s[j]) continue;
       for (int32_t r = off[j]; r < off[j + 1]; ++r) {
@@ -237,9 +236,6 @@ ffi::Error CsrPush(ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, f
       }
     }
   });
-  for (const auto& a : extra) {
-    for (int64_t i = 0; i < n_post; ++i) own[i] += a[i];
-  }
   return ffi::Error::Success();
 }
 
