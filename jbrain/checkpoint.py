@@ -69,7 +69,6 @@ from typing import Any
 
 import jax
 import numpy as np
-import orbax.checkpoint as ocp
 
 import jbrain
 from jbrain import brain, shard
@@ -387,6 +386,7 @@ def _load(path: str, target: dict[str, Any], saved: dict[str, Any]) -> dict[str,
     checked against its saved crc32 (DamagedCheckpoint if not)."""
     _drop_abandoned_orbax_reads()
     try:
+        ocp = _orbax()
         with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
             tree = ckptr.restore(os.path.join(path, "arrays"), args=ocp.args.StandardRestore(target))
     except Exception as e:  # tensorstore and orbax raise many types
@@ -395,6 +395,14 @@ def _load(path: str, target: dict[str, Any], saved: dict[str, Any]) -> dict[str,
         if _crc32(shard.host_array(x)) != saved[name]["crc32"]:
             raise DamagedCheckpoint(f"checksum mismatch in {name}")
     return tree
+
+
+def _orbax():
+    """orbax.checkpoint, imported on first use: a start that neither restores
+    nor saves never pays for its import."""
+    import orbax.checkpoint as ocp
+
+    return ocp
 
 
 def _drop_abandoned_orbax_reads() -> None:
@@ -621,11 +629,24 @@ class Checkpointer:
             raise ValueError(f"cannot create {directory} ({one_line(e)}): pass another --workdir") from None
         self.directory = directory
         self.keep = keep
-        self._manager = ocp.CheckpointManager(
-            os.path.abspath(directory),
+        self._orbax_manager = None  # made by the first save (`_manager`)
+        self._wiring: tuple[Wiring, dict[str, np.ndarray], dict[str, dict]] | None = None
+        self._errors: list[tuple[int, str]] = []
+        self.pending: int | None = None  # step of the save being written
+
+    @property
+    def _manager(self):
+        """orbax's CheckpointManager, made on first use (the first save):
+        importing orbax is a good part of a chat's start-up (BENCHMARKS.md),
+        and a session may never save."""
+        if self._orbax_manager is not None:
+            return self._orbax_manager
+        ocp = _orbax()
+        manager = ocp.CheckpointManager(
+            os.path.abspath(self.directory),
             options=_new(
                 ocp.CheckpointManagerOptions,
-                max_to_keep=keep,
+                max_to_keep=self.keep,
                 cleanup_tmp_directories=True,
                 enable_async_checkpointing=True,
                 save_root_metadata=False,
@@ -652,10 +673,9 @@ class Checkpointer:
         # nothing lists or deletes in the folder once the store is open
         # (a folder moved away meanwhile failed that thread, and with it the
         # next save). A private method of orbax (0.12); where it is gone, the first save waits as before.
-        getattr(self._manager, "_maybe_await_cleanup_tmp_directory", lambda: None)()
-        self._wiring: tuple[Wiring, dict[str, np.ndarray], dict[str, dict]] | None = None
-        self._errors: list[tuple[int, str]] = []
-        self.pending: int | None = None  # step of the save being written
+        getattr(manager, "_maybe_await_cleanup_tmp_directory", lambda: None)()
+        self._orbax_manager = manager
+        return manager
 
     def path(self, step: int) -> str:
         return os.path.join(self.directory, str(step))
@@ -700,6 +720,7 @@ class Checkpointer:
                 "saved_at": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
                 "arrays": _describe({"state": tree["state"]}) | wiring_info,
             }
+            ocp = _orbax()
             saved = self._manager.save(
                 step,
                 args=ocp.args.Composite(arrays=ocp.args.PyTreeSave(tree), meta=ocp.args.JsonSave(meta)),
@@ -756,12 +777,15 @@ class Checkpointer:
                 shutil.rmtree(tmp, ignore_errors=True)
             clean = 0 if found else clean + 1
             time.sleep(0.05)
-        with contextlib.suppress(Exception):
-            self._manager.reload()
+        if self._orbax_manager is not None:
+            with contextlib.suppress(Exception):
+                self._orbax_manager.reload()
 
     def close(self) -> list[tuple[int, str]]:
         """Wait for the save in flight and release orbax's threads; errors (drained)."""
         errors = self.wait()
+        if self._orbax_manager is None:  # never saved: orbax was never started
+            return errors
         try:
             self._manager.close()
         except Exception as e:
