@@ -43,9 +43,11 @@
 #include <sched.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <mutex>
 #include <thread>
 #include <vector>
 
@@ -114,29 +116,78 @@ void AddRows(const int32_t* post, const float* w, const int32_t* id, int64_t beg
   }
 }
 
-// Runs add(acc, begin, end) over `threads` shares of [0, c), share 0
-// accumulating in `own` (n,), share t > 0 in an accumulator of its own,
-// then adds the shares into `own` (integer sums: the same for any T).
-template <typename Add>
-void SumShares(int64_t threads, int64_t c, int64_t n, int32_t* own, Add add) {
-  std::vector<std::vector<int32_t>> extra(threads - 1, std::vector<int32_t>(n, 0));
-  std::memset(own, 0, n * sizeof(int32_t));
-  Parallel(threads, c, [&](int64_t t, int64_t begin, int64_t end) {
-    add(t == 0 ? own : extra[t - 1].data(), begin, end);
-  });
-  for (const auto& a : extra) {
-    for (int64_t i = 0; i < n; ++i) own[i] += a[i];
+// The int32 accumulators of threads 1..T-1 of `SumShares`, kept from call
+// to call (a step neither allocates nor page-faults them again); a mutex
+// guards the free list, as XLA may run two kernels at once.
+std::mutex scratch_mutex;
+std::vector<std::vector<int32_t>> scratch_free;
+
+std::vector<std::vector<int32_t>> TakeScratch(int64_t count, int64_t n) {
+  std::vector<std::vector<int32_t>> out;
+  {
+    std::lock_guard<std::mutex> lock(scratch_mutex);
+    while (static_cast<int64_t>(out.size()) < count && !scratch_free.empty()) {
+      out.push_back(std::move(scratch_free.back()));
+      scratch_free.pop_back();
+    }
   }
+  out.resize(count);
+  for (auto& a : out) a.resize(n);  // contents: zeroed by their thread
+  return out;
+}
+
+void GiveScratch(std::vector<std::vector<int32_t>> used) {
+  std::lock_guard<std::mutex> lock(scratch_mutex);
+  for (auto& a : used) scratch_free.push_back(std::move(a));
+}
+
+// Waits until all `n` threads of one Parallel call have arrived (they all
+// run at once, so a yielding spin is enough).
+class Barrier {
+ public:
+  explicit Barrier(int64_t n) : n_(n) {}
+  void Wait() {
+    arrived_.fetch_add(1, std::memory_order_acq_rel);
+    while (arrived_.load(std::memory_order_acquire) < n_) std::this_thread::yield();
+  }
+
+ private:
+  const int64_t n_;
+  std::atomic<int64_t> arrived_{0};
+};
+
+// Runs add(acc, begin, end) over `threads` shares of [0, c), share 0
+// accumulating in `own` (n,), share t > 0 in an accumulator of its own;
+// then (after a barrier) thread t adds every share's slice t of [0, n) into
+// `own` and calls finish(own, lo, hi) on it. Each thread zeroes its own
+// accumulator, so no pass over [0, n) runs on one thread alone. Integer sums:
+// the same numbers for any T.
+template <typename Add, typename Finish>
+void SumShares(int64_t threads, int64_t c, int64_t n, int32_t* own, Add add, Finish finish) {
+  std::vector<std::vector<int32_t>> extra = TakeScratch(threads - 1, n);
+  Barrier added(threads);
+  Parallel(threads, c, [&](int64_t t, int64_t begin, int64_t end) {
+    int32_t* acc = t == 0 ? own : extra[t - 1].data();
+    std::fill(acc, acc + n, 0);
+    add(acc, begin, end);
+    added.Wait();
+    const int64_t lo = n * t / threads, hi = n * (t + 1) / threads;
+    for (const auto& a : extra) {
+      for (int64_t i = lo; i < hi; ++i) own[i] += a[i];
+    }
+    finish(own, lo, hi);
+  });
+  GiveScratch(std::move(extra));
 }
 
 // SumShares into `out` (n,), then I = float(sum) * 2^-F in place.
 template <typename Add>
 void Accumulate(int64_t threads, int64_t c, int64_t n, float* out, Add add) {
   static_assert(sizeof(int32_t) == sizeof(float), "the sums live in the output buffer");
-  int32_t* own = reinterpret_cast<int32_t*>(out);
-  SumShares(threads, c, n, own, add);
   const float inv = 1.0f / static_cast<float>(1 << kFracBits);
-  for (int64_t i = 0; i < n; ++i) out[i] = static_cast<float>(own[i]) * inv;
+  SumShares(threads, c, n, reinterpret_cast<int32_t*>(out), add, [&](int32_t* sums, int64_t lo, int64_t hi) {
+    for (int64_t i = lo; i < hi; ++i) out[i] = static_cast<float>(sums[i]) * inv;
+  });
 }
 
 ffi::Error EventPropagate(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weights_pre,
@@ -227,15 +278,18 @@ ffi::Error CsrPush(ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, f
   int64_t events = 0;
   for (int64_t j = 0; j < n_pre; ++j) events += s[j] ? off[j + 1] - off[j] : 0;
   const float scale = static_cast<float>(1 << kFracBits);
-  SumShares(Threads(events), n_pre, n_post, sums->typed_data(), [&](int32_t* acc, int64_t begin, int64_t end) {
-    for (int64_t j = begin; j < end; ++j) {
-      if (!s[j]) continue;
-      for (int32_t r = off[j]; r < off[j + 1]; ++r) {
-        const int32_t syn = ord[r];
-        acc[syn / k] += static_cast<int32_t>(w[syn] * scale + 0.5f);
-      }
-    }
-  });
+  SumShares(
+      Threads(events), n_pre, n_post, sums->typed_data(),
+      [&](int32_t* acc, int64_t begin, int64_t end) {
+        for (int64_t j = begin; j < end; ++j) {
+          if (!s[j]) continue;
+          for (int32_t r = off[j]; r < off[j + 1]; ++r) {
+            const int32_t syn = ord[r];
+            acc[syn / k] += static_cast<int32_t>(w[syn] * scale + 0.5f);
+          }
+        }
+      },
+      [](int32_t*, int64_t, int64_t) {});
   return ffi::Error::Success();
 }
 
