@@ -44,6 +44,7 @@ class StepBrain:
         self.plan = plans.resolve(self.circuit, propagation=path, stdp=stdp)
         self.seed = seed
         self.wiring = self.state = self.metrics = None
+        self.static_order = None
 
     @property
     def fan_in(self) -> int:
@@ -64,9 +65,13 @@ class StepBrain:
         """One burst of `steps` steps without input (one `lax.scan`)."""
         from jbrain import brain
 
+        if self.static_order is None:
+            self.static_order = brain.StaticOrder()  # as a Session keeps it
+        pre_major = self.static_order.get(self.circuit, self.plan, self.wiring, self.state)
         self.state, self.metrics = brain.burst(
-            self.circuit, self.plan, self.wiring, self.state, None, length=steps
+            self.circuit, self.plan, self.wiring, self.state, None, length=steps, pre_major=pre_major
         )
+        self.static_order.carried(self.state)
         return self.state
 
     def last_rates(self) -> tuple[np.ndarray, np.ndarray]:

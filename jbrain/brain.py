@@ -358,13 +358,15 @@ def step(
 
 
 def _working_order(
-    circuit: Circuit, plan: Plan, wiring: Wiring, state: BrainState
+    circuit: Circuit, plan: Plan, wiring: Wiring, state: BrainState, pre_major: dict | None = None
 ) -> tuple[BrainState, dict, Callable[[BrainState, dict], BrainState]]:
     """(state with event-path weights in presynaptic order, {projection:
     its deferred-STDP lag, the scratch its push carries from step to
     step, or its csr table}, release(state, lags): applies what the lags hold and restores
     the BCOO's order). A projection without plasticity keeps its weights,
-    so the release hands back the original array."""
+    so the release hands back the original array. pre_major: the static
+    projections' weights in presynaptic order, already permuted
+    (`StaticOrder`), else each is permuted here."""
     backend = backends.get(plan.backend)
     original, lags, projections = {}, {}, dict(state.projections)
     for q, path, form in zip(circuit.projections, plan.paths, plan.stdp, strict=True):
@@ -375,9 +377,11 @@ def _working_order(
             continue
         ps = projections[q.name]
         original[q.name] = ps.weights
-        projections[q.name] = ps.replace(
-            weights=synapses.to_pre_major(wiring.projections[q.name], ps.weights)
-        )
+        if pre_major is not None and q.name in pre_major:
+            weights_pre = pre_major[q.name]
+        else:
+            weights_pre = synapses.to_pre_major(wiring.projections[q.name], ps.weights)
+        projections[q.name] = ps.replace(weights=weights_pre)
         if form == "deferred":
             lags[q.name] = plasticity.lag_init(ps.x_pre, synapses.span_size(circuit, q, "post"))
         elif form is None and backend.push_event is not None:
@@ -719,7 +723,7 @@ def sheet_words(spikes: jax.Array) -> jax.Array:
     return jax.lax.bitcast_convert_type(out, jnp.int32)
 
 
-def _burst_packed(circuit, plan, wiring, state, stims, length):
+def _burst_packed(circuit, plan, wiring, state, stims, length, pre_major=None):
     """`burst`'s scan, its per-step metrics left packed: (state, packed (T,
     1 + output_channels + P' + W + 5) int32: spikes, out_counts, the P
     populations' counts (only when P > 1), the step's spikes of all N
@@ -729,7 +733,8 @@ def _burst_packed(circuit, plan, wiring, state, stims, length):
     step; raster (T, record_spikes) uint8); see `unpack_metrics`,
     `unpack_sheet` and `packed_status`. Each scan output costs a
     dynamic-update-slice kernel per step, so one array instead of several;
-    and the host reads one array, status included."""
+    and the host reads one array, status included. pre_major: see
+    `StaticOrder`."""
     # The overflow bit describes this burst only (the host re-runs it).
     state = state.replace(status=state.status & ~jnp.uint32(STATUS_SPIKE_OVERFLOW))
     if plan.teaching:  # the delta rule's pre traces start afresh in each teaching burst
@@ -754,7 +759,7 @@ def _burst_packed(circuit, plan, wiring, state, stims, length):
                 held=jnp.zeros_like(rs.held),
             )
         )
-    state, lags, release = _working_order(circuit, plan, wiring, state)
+    state, lags, release = _working_order(circuit, plan, wiring, state, pre_major)
     many = len(circuit.populations) > 1
 
     def body(carry, stim):
@@ -835,8 +840,8 @@ def packed_status(packed: np.ndarray) -> int:
     return int(np.uint32(packed[-1, -1].view(np.uint32)))
 
 
-def _burst(circuit, plan, wiring, state, stims, length):
-    state, packed, raster = _burst_packed(circuit, plan, wiring, state, stims, length)
+def _burst(circuit, plan, wiring, state, stims, length, pre_major=None):
+    state, packed, raster = _burst_packed(circuit, plan, wiring, state, stims, length, pre_major)
     return state, unpack_metrics(circuit, packed, raster)
 
 
@@ -886,6 +891,65 @@ tag holds that reply's pairings alone, not the decayed rest of this one's);
 def reward_projections(circuit: Circuit) -> list[str]:
     """Names of the projections with the reward rule (what /good and /bad change)."""
     return [q.name for q in circuit.projections if _is_reward(q)]
+
+
+def static_projections(circuit: Circuit, plan: Plan) -> list[str]:
+    """The projections whose weights a burst permutes into presynaptic order
+    and hands back unchanged: event path, no plasticity."""
+    pairs = zip(circuit.projections, plan.paths, strict=True)
+    return [q.name for q, path in pairs if path == "event" and q.plasticity is None]
+
+
+def _pre_major(circuit: Circuit, plan: Plan, wiring: Wiring, state: BrainState) -> dict:
+    return {
+        name: synapses.to_pre_major(wiring.projections[name], state.projections[name].weights)
+        for name in static_projections(circuit, plan)
+    }
+
+
+_pre_major_jit = jax.jit(_pre_major, static_argnames=("circuit", "plan"))
+
+
+class StaticOrder:
+    """The static projections' weights in presynaptic order, kept from burst
+    to burst for `burst(..., pre_major=)` on CPUs.
+
+    A burst of an event projection first permutes its weights into
+    presynaptic order (a gather of all N*K synapses at random, the largest
+    per-burst cost of a CPU step; on GPUs a small one, not worth the copy's
+    memory). Static weights never change, so a caller that runs burst
+    after burst (Session, `jbrain bench`) permutes them once: `get`
+    returns the permuted weights of `state` ({} when nothing to keep, on
+    GPUs or with no static event projection), computed anew whenever the
+    state's weight arrays are not the ones they were computed from; after
+    a burst, `carried(new_state)` records that its static weights are the
+    ones that went in (a burst hands them back unchanged). A state from
+    anywhere else (a restore, `Session.set_weights`, a stress test's
+    rescaled weights) holds other arrays, so they are permuted again: a
+    stale order is never used."""
+
+    def __init__(self) -> None:
+        self._names: list[str] = []
+        self._source: tuple | None = None  # (plan's paths, the weight arrays they were computed from)
+        self._value: dict = {}
+
+    def get(self, circuit: Circuit, plan: Plan, wiring: Wiring, state: BrainState) -> dict:
+        names = static_projections(circuit, plan) if plan.platform == "cpu" else []
+        if not names:
+            return {}
+        source = (plan.paths, tuple(state.projections[n].weights for n in names))
+        if (
+            self._source is None
+            or self._source[0] != source[0]
+            or any(a is not b for a, b in zip(self._source[1], source[1], strict=True))
+        ):
+            self._names, self._source = names, source
+            self._value = _pre_major_jit(circuit, plan, wiring, state)
+        return self._value
+
+    def carried(self, state: BrainState) -> None:
+        if self._source is not None:
+            self._source = (self._source[0], tuple(state.projections[n].weights for n in self._names))
 
 
 _STATIC = ("circuit", "plan", "length")

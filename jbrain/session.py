@@ -65,6 +65,7 @@ class Session:
         self.workdir = workdir
         self.lock = threading.RLock()
         self.step = int(state.step)
+        self._static_order = brain.StaticOrder()  # static weights in presynaptic order, between bursts
         self.last_rate = float(state.homeostasis.rate)
         self.messages = messages
         self.warnings: list[str] = []
@@ -269,7 +270,10 @@ class Session:
             plan = self.plan
             if teaching or feedback:
                 plan = dataclasses.replace(plan, teaching=teaching, feedback=feedback)
-            state, packed, raster = run(self.circuit, plan, self.wiring, self.state, stims, length=length)
+            pre_major = self._static_order.get(self.circuit, plan, self.wiring, self.state)
+            state, packed, raster = run(
+                self.circuit, plan, self.wiring, self.state, stims, length=length, pre_major=pre_major
+            )
             words = None
             if self.plan.record_sheet:  # the words go to the recorder's thread, not through this copy
                 packed, words = brain.split_sheet(self.circuit, packed)
@@ -281,6 +285,7 @@ class Session:
             host = dict(brain.unpack_metrics(self.circuit, packed, raster, xp=np).items())
             if not (listed and status & STATUS_SPIKE_OVERFLOW) or self.plan.spike_buffer >= 1.0:
                 self.state = state
+                self._static_order.carried(state)
                 if first is not None:
                     old, peak = first
                     over = old.overflowed(self.circuit, peak) if any(old.listed) else []

@@ -317,3 +317,39 @@ def test_a_small_backlog_waits_for_the_writer_and_loses_nothing(tmp_path):
     rec.close()
     meta, got = sheet.read_sheet(str(tmp_path))
     assert meta["steps"] == 100 and np.array_equal(got, words)
+
+
+def test_static_weights_are_permuted_once_and_again_only_when_they_change():
+    """Session keeps a static projection's weights in presynaptic order from
+    burst to burst (brain.StaticOrder, CPU plans): the bursts equal bursts
+    that permute them themselves, and a state with other weights (here
+    halved, as a stress test rescales them) is permuted again, not run with
+    the stale order."""
+    session = Session.new(small(), seed=1)
+    reference = Session.new(small(), seed=1)
+    assert session.plan.platform == "cpu" and brain.static_projections(session.circuit, session.plan) == ["W"]
+
+    def plain_burst(s: Session, length: int) -> None:  # what a burst without the kept order does
+        s.state, _, _ = brain.burst_packed(s.circuit, s.plan, s.wiring, s.state, None, length=length)
+
+    def order(s: Session):  # the order the next burst gets
+        return s._static_order.get(s.circuit, s.plan, s.wiring, s.state)["W"]
+
+    session.run(30)
+    kept = order(session)
+    session.run(30)
+    assert order(session) is kept
+    plain_burst(reference, 30)
+    plain_burst(reference, 30)
+    assert_trees_equal(session.state, reference.state)
+
+    def halve(s: Session) -> None:
+        w = s.state.projections["W"]
+        s.state = s.state.replace(projections={"W": w.replace(weights=w.weights * jnp.float32(0.5))})
+
+    halve(session)
+    halve(reference)
+    session.run(40)
+    plain_burst(reference, 40)
+    assert_trees_equal(session.state, reference.state)
+    assert order(session) is not kept
