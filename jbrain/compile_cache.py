@@ -16,9 +16,12 @@ import os
 
 import jax
 
-# Programs compiled faster than this are not written: loading a tiny entry
-# costs about what compiling it does.
-MIN_COMPILE_SECONDS = 0.2
+# Every program is written, however fast it compiled: a newborn brain's
+# wiring runs op by op (brain.init_brain), and each op's first dispatch
+# compiles a small program of its own; loading them instead shortens
+# birth on GPUs and CPUs alike (BENCHMARKS.md, start-up). A brain adds
+# some tens of small entries.
+MIN_COMPILE_SECONDS = 0.0
 
 
 def cache_dir() -> str:
