@@ -214,11 +214,6 @@ class BrainConfig:
             f"--fan_in={self.fan_in} must be smaller than --n_neurons={self.n_neurons}: "
             "lower --fan_in or raise --n_neurons",
         )
-        need(
-            self.n_neurons * self.fan_in < 2**31,
-            f"--n_neurons * --fan_in = {self.n_neurons * self.fan_in} synapses exceeds "
-            "int32 indexing (2**31 - 1): lower one of them",
-        )
         if self.sheet is not None:
             h, w = self.sheet
             need(

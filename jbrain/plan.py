@@ -42,6 +42,11 @@ BACKENDS = ("auto", *backends.REGISTRY)
 
 # populations up to this size list all their neurons (Plan.capacity)
 SMALL_POPULATION = 256
+# The event, bcoo and csr paths number a projection's synapses e = i*K + k
+# in int32 (its presynaptic order, the BCOO's indices, the kernels' row
+# offsets); the gather path indexes (post, slot) pairs. A projection with
+# more synapses than this runs the gather path.
+MAX_FLAT_SYNAPSES = 2**31 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -244,6 +249,15 @@ def resolve(
             path = "gather"
             if propagation == "auto" and native and q.plasticity is None and q.stp is None:
                 path = "csr"
+        post_start, post_end = circuit.span(q, "post")
+        size = (post_end - post_start) * q.fan_in
+        if path != "gather" and size > MAX_FLAT_SYNAPSES:
+            if propagation != "auto":
+                raise ValueError(
+                    f"--propagation={propagation} cannot run projection {q.name!r}: its {size:,} synapses "
+                    f"exceed int32 synapse ids ({MAX_FLAT_SYNAPSES:,}); use --propagation=gather or auto"
+                )
+            path = "gather"
         form = None
         if q.plasticity is not None and q.plasticity.rule == "delta":
             form = "delta"  # dense, on the gather or bcoo path; only in teaching bursts

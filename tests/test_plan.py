@@ -113,3 +113,25 @@ def test_requests_the_device_cannot_honour_are_one_line_errors(options, message)
 def test_deferred_refuses_synaptic_scaling():
     with pytest.raises(ValueError, match="cannot run projection 'W' on synaptic scaling"):
         plans.resolve(small(plasticity=True, synaptic_scaling=True).circuit(), stdp="deferred")
+
+
+def test_a_projection_past_int32_synapse_ids_runs_the_gather_path(monkeypatch):
+    """N * K >= 2**31 synapses (67,108,864 neurons at K = 32) overflow the
+    int32 synapse ids of the event, bcoo and csr paths: auto picks gather
+    (eager STDP, no spike list), an explicit request is a one-line error.
+    The config no longer refuses such a brain."""
+    from jbrain.config import BrainConfig
+
+    huge = BrainConfig(n_neurons=70_000_000, plasticity=True).circuit()  # metadata only: nothing allocated
+    p = plans.resolve(huge, platform="gpu", backend="xla")
+    assert p.paths == ("gather",) and p.stdp == ("eager",) and p.listed == (False,)
+    largest_event = BrainConfig(n_neurons=67_000_000).circuit()
+    assert plans.resolve(largest_event, platform="gpu", backend="xla").paths == ("event",)
+    with pytest.raises(ValueError) as e:
+        plans.resolve(huge, platform="gpu", backend="xla", propagation="event")
+    assert str(e.value) == (
+        "--propagation=event cannot run projection 'W': its 2,240,000,000 synapses exceed int32 "
+        "synapse ids (2,147,483,647); use --propagation=gather or auto"
+    )
+    monkeypatch.setattr(plans, "MAX_FLAT_SYNAPSES", 2000 * 32 - 1)  # the same rule on a tiny brain
+    assert plans.resolve(small().circuit(), platform="cpu").paths == ("gather",)
