@@ -956,8 +956,9 @@ _STATIC = ("circuit", "plan", "length")
 burst = jax.jit(_burst, static_argnames=_STATIC, donate_argnames=("state",))
 burst.__doc__ = """Run `length` steps as one `lax.scan` (one compiled program per
 (circuit, plan, length, stims is None)). stims: (length, input_channels) f32
-or None. `state` is donated: do not reuse it. Returns (state, Metrics with a
-T axis)."""
+or None. `state` is donated: do not reuse it. pre_major (optional): the
+static projections' weights already in presynaptic order, from a
+`StaticOrder` kept by the caller. Returns (state, Metrics with a T axis)."""
 
 burst_packed = jax.jit(_burst_packed, static_argnames=_STATIC, donate_argnames=("state",))
 burst_packed_keeping_input = jax.jit(_burst_packed, static_argnames=_STATIC)
