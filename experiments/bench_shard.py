@@ -44,6 +44,24 @@ flags.DEFINE_bool("exchange_cost", False, "Also time each exchange's pack / unpa
 flags.DEFINE_string("out", "", "JSON path (written after every row); empty: print only.")
 
 
+def born(circuit, devices: int, *, sharded: bool) -> tuple:
+    """(wiring, state) of the newborn brain (seed 0) over `devices`, from
+    one jitted birth. sharded: the birth is partitioned, each device
+    computing its own shard (its arrays about 1/devices of the brain's, so
+    a brain larger than one device's memory can be born); else the whole
+    brain is born on one device, then split (`shard.put`; a brain whose
+    wiring sorts on the host, `synapses.sorts_on_host`, must be). The same
+    numbers either way."""
+    if not sharded:
+        wiring, state = jax.jit(brain.init_brain, static_argnames=("circuit", "seed"))(circuit, seed=0)
+        return shard.put(devices, wiring), shard.put(devices, state)
+    shapes = jax.eval_shape(lambda: brain.init_brain(circuit, seed=0))
+    birth = jax.jit(
+        brain.init_brain, static_argnames=("circuit", "seed"), out_shardings=shard.shardings(devices, shapes)
+    )
+    return birth(circuit, seed=0)
+
+
 def row(n: int, devices: int, exchange: str, sharded_plan: bool = False) -> dict:
     config = BrainConfig(n_neurons=n, fan_in=FLAGS.fan_in)
     circuit = config.circuit()
@@ -52,8 +70,7 @@ def row(n: int, devices: int, exchange: str, sharded_plan: bool = False) -> dict
         circuit, devices=devices, exchange=exchange, spike_buffer=FLAGS.spike_buffer, **forced
     )
     t0 = time.perf_counter()
-    wiring, state = jax.jit(brain.init_brain, static_argnames=("circuit", "seed"))(circuit, seed=0)
-    wiring, state = shard.put(devices, wiring), shard.put(devices, state)
+    wiring, state = born(circuit, devices, sharded=devices > 1 and not synapses.sorts_on_host())
     run = brain.burst_packed_keeping_input if plan.uses_spike_list else brain.burst_packed
     state, packed, _ = run(circuit, plan, wiring, state, None, length=FLAGS.steps)
     packed = np.asarray(packed)

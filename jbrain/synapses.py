@@ -276,6 +276,14 @@ def _stable_argsort(keys: np.ndarray) -> np.ndarray:
     return (both & np.uint64(0xFFFFFFFF)).astype(np.int32)
 
 
+def sorts_on_host() -> bool:
+    """Whether the wiring's permutations sort in NumPy, through a host
+    callback (`_permutation`): on CPUs. A program partitioned over several
+    devices cannot call back into the host, so on CPUs a brain is born
+    whole (on one device) and then split."""
+    return jax.default_backend() == "cpu"
+
+
 def _permutation(key: jax.Array, n: int) -> jax.Array:
     """(n,) int32: `jax.random.permutation(key, n)`, the same numbers. As
     jax's shuffle: ceil(3 ln n / ln(2^32 - 1)) rounds (2 for n = 200k), each
@@ -287,7 +295,7 @@ def _permutation(key: jax.Array, n: int) -> jax.Array:
     for _ in range(rounds):
         key, sub = jax.random.split(key)
         bits = jax.random.bits(sub, (n,), jnp.uint32)
-        if jax.default_backend() == "cpu":
+        if sorts_on_host():
             order = jax.pure_callback(
                 _stable_argsort,
                 jax.ShapeDtypeStruct((n,), jnp.int32),

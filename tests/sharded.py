@@ -176,6 +176,28 @@ def _state(s) -> dict[str, np.ndarray]:
     return leaves(shard.to_host(s.state))
 
 
+def sharded_birth() -> list[str]:
+    """`experiments.bench_shard.born`: the seed brain born partitioned over
+    4 devices against born whole and then split (with the wiring's sorts
+    in XLA, as on GPUs: a partitioned program cannot call the host's).
+    The leaves that differ, and those not laid out as `shard.shardings` says."""
+    import jax
+    from conftest import leaves
+
+    from jbrain import shard, synapses
+
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    from experiments import bench_shard
+
+    synapses.sorts_on_host = lambda: False
+    circuit = configs()["seed"].circuit()
+    whole = bench_shard.born(circuit, 4, sharded=False)
+    parts = bench_shard.born(circuit, 4, sharded=True)
+    placed = jax.tree.map(lambda x, s: x.sharding == s, parts, shard.shardings(4, parts))
+    misplaced = [path for path, ok in leaves(placed).items() if not ok]
+    return differ(leaves(shard.to_host(whole)), leaves(shard.to_host(parts))) + misplaced
+
+
 def errors() -> list[str]:
     """The one-line errors of options a sharded plan cannot run."""
     from jbrain import plan as plans
@@ -193,6 +215,7 @@ def main(argv: list[str]) -> None:
     what = argv[1]
     if what == "presets":  # one process: jax starts once, the seed's programs compile once
         out = {"presets": presets(int(argv[2])), "checkpoints": checkpoints(argv[3]), "errors": errors()}
+        out["sharded_birth"] = sharded_birth()
         out["chats"] = chats()
         print(json.dumps(out))
 

@@ -82,6 +82,13 @@ def test_a_checkpoint_restores_on_another_device_count_and_continues(four_device
     assert four_devices["checkpoints"][shapes] == []
 
 
+def test_a_brain_born_partitioned_equals_one_born_whole(four_devices):
+    """bench_shard's birth over 4 devices, each computing its own shard (so
+    that a brain too big for one device can be born), gives the arrays of
+    the birth on one device, laid out over the mesh."""
+    assert four_devices["sharded_birth"] == []
+
+
 def test_options_a_sharded_plan_cannot_run(four_devices):
     assert four_devices["errors"] == [
         "--devices=5 is more than the 4 devices in this run: pass --devices=4 or fewer (0: all of them)",
