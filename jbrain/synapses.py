@@ -278,9 +278,10 @@ def _stable_argsort(keys: np.ndarray) -> np.ndarray:
 
 def sorts_on_host() -> bool:
     """Whether the wiring's permutations sort in NumPy, through a host
-    callback (`_permutation`): on CPUs. A program partitioned over several
-    devices cannot call back into the host, so on CPUs a brain is born
-    whole (on one device) and then split."""
+    callback (`_permutation`): on CPUs. A birth partitioned over several
+    devices with such callbacks stalled in their collectives (8 CPU
+    devices, 2 cores), so on CPUs a sharded brain is born whole (on one
+    device) and then split (experiments/bench_shard.py)."""
     return jax.default_backend() == "cpu"
 
 
