@@ -572,3 +572,25 @@ def test_a_checkpoint_written_by_jbrain_run_restores_on_cpu_in_a_fresh_process(t
     s.run(400)
     want = {k: hashlib.sha256(v.tobytes()).hexdigest() for k, v in leaves(s.state).items()}
     assert got == {"step": 400, "backend": "cpu", "state": want}
+
+
+def test_orbax_is_imported_by_the_first_save_not_by_opening_a_store(tmp_path):
+    """Starting a brain with a workdir (as `jbrain chat` does) does not
+    import orbax (a good part of a chat's start-up); its first save does."""
+    script = textwrap.dedent(
+        f"""
+        import sys
+        from jbrain.config import BrainConfig
+        from jbrain.session import Session
+        s = Session.open(BrainConfig(n_neurons=2000), seed=0, workdir={str(tmp_path)!r})
+        s.run(10)
+        print("orbax" in " ".join(sys.modules))
+        s.save(wait=True)
+        print("orbax" in " ".join(sys.modules))
+        s.close(save=False)
+        """
+    )
+    run = [sys.executable, "-c", script]
+    out = subprocess.run(run, capture_output=True, text=True, env=cli_env(), cwd=ROOT)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split() == ["False", "True"]
