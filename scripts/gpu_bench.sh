@@ -12,7 +12,8 @@
 # Device call:  bash scripts/gpu_bench.sh      with carry [".whl", ".bench"]
 # Writes $OUT/bench.json (every row, baselines' raw JSON and logs inside) and
 # $OUT/gpu_bench.log. Env knobs: SIZES, PATHS, STEPS, REPS, WARMUP,
-# BRAINPY_BUDGET_S, ALIVE_STEPS, ALIVE_N, BENCH_TIMEOUT_S (jbrain bench's limit, 470), PY (for a dry run on a CPU, e.g.
+# BRAINPY_BUDGET_S, BRAINPY_API (default raw,dyn: the styles run in that order and share
+# BRAINPY_BUDGET_S; dyn alone: BRAINPY_API=dyn), ALIVE_STEPS, ALIVE_N, BENCH_TIMEOUT_S (jbrain bench's limit, 470), PY (for a dry run on a CPU, e.g.
 # SIZES=5000 STEPS=100 ALIVE_STEPS=1000 ALIVE_N=5000 with a Python 3.12 venv).
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -58,7 +59,7 @@ timeout "${BENCH_TIMEOUT_S:-470}" "$PY" -m experiments.cli bench \
   --sizes="$SIZES" --paths="$PATHS" --steps="$STEPS" --reps="$REPS" --warmup="$WARMUP" \
   --bcoo_max_neurons=10000000 --row_budget_s=30 \
   --baselines="$BASELINES" --baseline_steps=300 --baseline_warmup=300 --baseline_timeout_s=150 \
-  --brainpy_script=.bench/brainpy_seed.py --brainpy_path="$BRAINPY_PATH" --brainpy_api=raw,dyn \
+  --brainpy_script=.bench/brainpy_seed.py --brainpy_path="$BRAINPY_PATH" --brainpy_api="${BRAINPY_API:-raw,dyn}" \
   --brainpy_T=500 --brainpy_warmup=500 --brainpy_reps=3 --brainpy_budget_s="$BRAINPY_BUDGET_S" \
   --alive_steps="$ALIVE_STEPS" --alive_neurons="$ALIVE_N" \
   --out="$OUT/bench.json" >"$OUT/bench_stdout.txt" 2>&1
