@@ -388,7 +388,9 @@ def _load(path: str, target: dict[str, Any], saved: dict[str, Any]) -> dict[str,
     try:
         ocp = _orbax()
         with ocp.Checkpointer(ocp.StandardCheckpointHandler()) as ckptr:
-            tree = ckptr.restore(os.path.join(path, "arrays"), args=ocp.args.StandardRestore(target))
+            # orbax takes absolute paths only (a relative WORKDIR, the chat's default, is not)
+            arrays = os.path.join(os.path.abspath(path), "arrays")
+            tree = ckptr.restore(arrays, args=ocp.args.StandardRestore(target))
     except Exception as e:  # tensorstore and orbax raise many types
         raise DamagedCheckpoint(f"its arrays do not load ({one_line(e)})") from None
     for name, x in _flat(tree).items():

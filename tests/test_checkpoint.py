@@ -594,3 +594,18 @@ def test_orbax_is_imported_by_the_first_save_not_by_opening_a_store(tmp_path):
     out = subprocess.run(run, capture_output=True, text=True, env=cli_env(), cwd=ROOT)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split() == ["False", "True"]
+
+
+def test_a_brain_in_a_relative_workdir_restores(tmp_path, monkeypatch):
+    """`jbrain chat`'s default workdir is relative (runs/default): its
+    checkpoint must restore, not be set aside as damaged (orbax reads
+    absolute paths only)."""
+    monkeypatch.chdir(tmp_path)
+    first = Session.open(small(), seed=0, workdir=os.path.join("runs", "rel"))
+    first.run(20)
+    first.close()
+    again = Session.open(small(), seed=0, workdir=os.path.join("runs", "rel"))
+    assert again.step == 20 and again.warnings == [], again.warnings
+    assert_trees_equal(again.state, first.state)
+    again.close(save=False)
+    assert sorted(os.listdir(tmp_path / "runs" / "rel" / "checkpoints")) == ["20"]
