@@ -52,14 +52,12 @@ def born(circuit, devices: int, *, sharded: bool) -> tuple:
     brain is born on one device, then split (`shard.put`; a brain whose
     wiring sorts on the host, `synapses.sorts_on_host`, must be). The same
     numbers either way."""
-    if not sharded:
-        wiring, state = jax.jit(brain.init_brain, static_argnames=("circuit", "seed"))(circuit, seed=0)
-        return shard.put(devices, wiring), shard.put(devices, state)
-    shapes = jax.eval_shape(lambda: brain.init_brain(circuit, seed=0))
-    birth = jax.jit(
-        brain.init_brain, static_argnames=("circuit", "seed"), out_shardings=shard.shardings(devices, shapes)
-    )
-    return birth(circuit, seed=0)
+    layout = {}
+    if sharded:
+        shapes = jax.eval_shape(lambda: brain.init_brain(circuit, seed=0))
+        layout = {"out_shardings": shard.shardings(devices, shapes)}
+    wiring, state = jax.jit(brain.init_brain, static_argnames=("circuit", "seed"), **layout)(circuit, seed=0)
+    return (wiring, state) if sharded else (shard.put(devices, wiring), shard.put(devices, state))
 
 
 def row(n: int, devices: int, exchange: str, sharded_plan: bool = False) -> dict:

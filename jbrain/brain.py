@@ -929,27 +929,23 @@ class StaticOrder:
     stale order is never used."""
 
     def __init__(self) -> None:
-        self._names: list[str] = []
-        self._source: tuple | None = None  # (plan's paths, the weight arrays they were computed from)
+        self._source: tuple = ()  # ((name, the weight array it was computed from), ...)
         self._value: dict = {}
 
     def get(self, circuit: Circuit, plan: Plan, wiring: Wiring, state: BrainState) -> dict:
         names = static_projections(circuit, plan) if plan.platform == "cpu" else []
         if not names:
             return {}
-        source = (plan.paths, tuple(state.projections[n].weights for n in names))
-        if (
-            self._source is None
-            or self._source[0] != source[0]
-            or any(a is not b for a, b in zip(self._source[1], source[1], strict=True))
-        ):
-            self._names, self._source = names, source
-            self._value = _pre_major_jit(circuit, plan, wiring, state)
+        source = tuple((n, state.projections[n].weights) for n in names)
+        same = len(source) == len(self._source) and all(
+            n == m and w is v for (n, w), (m, v) in zip(source, self._source, strict=True)
+        )
+        if not same:
+            self._source, self._value = source, _pre_major_jit(circuit, plan, wiring, state)
         return self._value
 
     def carried(self, state: BrainState) -> None:
-        if self._source is not None:
-            self._source = (self._source[0], tuple(state.projections[n].weights for n in self._names))
+        self._source = tuple((n, state.projections[n].weights) for n, _ in self._source)
 
 
 _STATIC = ("circuit", "plan", "length")
