@@ -89,11 +89,13 @@ void Parallel(int64_t threads, int64_t c, Body body) {
   for (auto& th : pool) th.join();
 }
 
+// synapses.quantize: a weight as int32 fixed point, q = int32(w * 2^F + 0.5).
+inline int32_t Quantize(float w) { return static_cast<int32_t>(w * static_cast<float>(1 << kFracBits) + 0.5f); }
+
 // Adds the out-rows of spikers id[begin, end) into acc (int32 fixed point;
 // ids outside [0, n) are padding), prefetching kPrefetch rows ahead.
 void AddRows(const int32_t* post, const float* w, const int32_t* id, int64_t begin, int64_t end, int64_t n,
              int64_t k, int32_t* acc) {
-  const float scale = static_cast<float>(1 << kFracBits);
   for (int64_t r = begin; r < end; ++r) {
     if (r + kPrefetch < end) {
       const int64_t ahead = id[r + kPrefetch];
@@ -109,7 +111,7 @@ void AddRows(const int32_t* post, const float* w, const int32_t* id, int64_t beg
     const int32_t* p = post + j * k;
     const float* wr = w + j * k;
     for (int64_t s = 0; s < k; ++s) {
-      const int32_t q = static_cast<int32_t>(wr[s] * scale + 0.5f);
+      const int32_t q = Quantize(wr[s]);
       const int32_t target = p[s];
       if (target >= 0 && target < n) acc[target] += q;
     }
@@ -277,7 +279,6 @@ ffi::Error CsrPush(ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, f
   const uint8_t* s = spikes.typed_data();
   int64_t events = 0;
   for (int64_t j = 0; j < n_pre; ++j) events += s[j] ? off[j + 1] - off[j] : 0;
-  const float scale = static_cast<float>(1 << kFracBits);
   SumShares(
       Threads(events), n_pre, n_post, sums->typed_data(),
       [&](int32_t* acc, int64_t begin, int64_t end) {
@@ -285,7 +286,7 @@ ffi::Error CsrPush(ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, f
           if (!s[j]) continue;
           for (int32_t r = off[j]; r < off[j + 1]; ++r) {
             const int32_t syn = ord[r];
-            acc[syn / k] += static_cast<int32_t>(w[syn] * scale + 0.5f);
+            acc[syn / k] += Quantize(w[syn]);
           }
         }
       },
