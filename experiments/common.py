@@ -85,6 +85,10 @@ _HELP = {
     "memory_neurons": "cortex --teach: neurons of the memory population M (a block per clock channel).",
     "memory_fan_in": "cortex --teach: synapses per memory neuron from the relay T.",
     "relay_group": "cortex --teach: relay neurons (T) per text channel.",
+    "cue_positions": (
+        "cortex --teach: the relay hears the message's first P characters at their positions "
+        "(0: characters wherever they are)."
+    ),
     "memory_tau": "cortex --teach: decay (ms) of the slow relay -> memory synapses (the message's trace).",
     "memory_w": "cortex --teach: mean weight of the relay -> memory synapses (born U[0.5, 1.5) x memory_w).",
     "memory_noise": (

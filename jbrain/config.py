@@ -133,6 +133,7 @@ class BrainConfig:
     memory_neurons: int = 2048
     memory_fan_in: int = 8
     relay_group: int = 1
+    cue_positions: int = 0
     memory_tau: float = 100.0
     memory_w: float = 4.8
     memory_noise: float = 0.0
@@ -261,6 +262,17 @@ class BrainConfig:
                 self.clock_channels >= 1 and self.teach_fan_in >= 1 and self.memory_tau > 0,
                 f"--clock_channels={self.clock_channels} and --teach_fan_in={self.teach_fan_in} must be "
                 f">= 1 and --memory_tau={self.memory_tau} > 0",
+            )
+            p = self.cue_positions
+            need(
+                isinstance(p, int) and not isinstance(p, bool) and (p == 0 or p >= 2),
+                f"--cue_positions={p} must be 0 (the relay hears characters wherever they are) or at least 2 "
+                "(the message's first P characters at their positions)",
+            )
+            need(
+                not (p and self.working_memory) or p == self.wm_positions,
+                f"--cue_positions={p} and --wm_positions={self.wm_positions} must be equal with "
+                "--working_memory (the positional relay loads the (slot, character) assemblies)",
             )
             need(
                 self.memory_neurons >= self.clock_channels and self.memory_neurons % self.clock_channels == 0,
@@ -639,7 +651,13 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
 
     Population `T` (relay, --relay_group noiseless neurons per text
     channel, like a thalamic relay) hears the message as the input region
-    does (port "relay", the text's channels). Population `M` (memory,
+    does (port "relay", the text's channels), or with --cue_positions=P the
+    message's first P characters at their positions: P x the text's
+    channels, channel p C + c on while character c is the p-th one
+    (text.py), so that the memory compares cues character by position and
+    a cue with one character replaced keeps the rest of its code, where a
+    code of characters wherever they are confuses cues inside cues ("man",
+    "woman"; EVALS.md, teaching). Population `M` (memory,
     --memory_neurons neurons with a fixed threshold --memory_theta, a fast
     membrane, --memory_tau_m ms, noise --memory_noise, none by default) is a
     sparse expansion code of (message, reply window), as the mushroom body's
@@ -695,7 +713,7 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     there every group fires ~20 spikes per window of its own (the sheet's
     activity, held by fast homeostasis), which the learned drive moved by
     only 3-5 (EVALS.md, teaching)."""
-    m, channels = c.memory_neurons, c.input_channels
+    m, channels = c.memory_neurons, c.input_channels * max(1, c.cue_positions)
     quiet = {"noise_sd": 0.0, "eta_theta": 0.0, "bias": 0.0}
     relay = Population(
         "T", channels * c.relay_group, "E", dataclasses.replace(_neuron(c), **quiet), c.target_rate
@@ -820,6 +838,7 @@ PRESETS: dict[str, Callable[[BrainConfig], Circuit]] = {
 SHAPE_FIELDS = (
     "preset", "n_neurons", "fan_in", "sheet", "inh_fraction", "connectivity", "synapse", "delay",
     "long_fan_in", "input_channels", "output_channels", "teach", "memory_neurons", "memory_fan_in",
-    "relay_group", "clock_channels", "teach_fan_in", "motor_group", "motor_pool", "motor_pool_fan_in",
-    "reward", "working_memory", "wm_positions", "wm_group", "motor_self", "motor_self_tau_d",
+    "relay_group", "cue_positions", "clock_channels", "teach_fan_in", "motor_group", "motor_pool",
+    "motor_pool_fan_in", "reward", "working_memory", "wm_positions", "wm_group", "motor_self",
+    "motor_self_tau_d",
 )  # fmt: skip

@@ -29,7 +29,11 @@ Encoder (text -> stims (T, input_channels) f32, values 0 or 1)
 
 Relay, clock and teacher (a teachable brain, `--teach`: input ports
 "relay", "clock" and "teacher" after the text's channels)
-    Relay: the text's channels again (the memory's own copy of the message).
+    Relay: the text's channels again (the memory's own copy of the message),
+    or, in a brain whose relay hears positions (`--cue_positions=P`), P x
+    input_channels channels: channel p C + c is the text's channel c over
+    the time slot of the p-th character (p < P; bytes past the P-th slot
+    are not relayed), so the memory knows each character's place.
     Clock: in reply window r (below), shifted CLOCK_LEAD steps earlier,
     clock channel r mod C is 1, every reply alike, so the brain knows which
     character it is answering (time cells); nothing in it depends on the
@@ -149,6 +153,7 @@ class Codec:
     clock_channels: int = 0
     teacher: bool = False
     relay: bool = False
+    relay_positions: int = 0
     reward: bool = False
     wm_positions: int = 0
 
@@ -181,6 +186,7 @@ class Codec:
                 "chat with --preset=seed or --preset=ei"
             )
         ports = {p.name: p.channels for p in circuit.inputs}
+        relay = ports.get("relay", 0)  # the text's channels, or P positions of them
         names = [p.name for p in circuit.inputs]
         wm = ["wm_load", "wm_recall"] if names[-2:] == ["wm_load", "wm_recall"] else []
         if names[: len(names) - len(wm)] not in (
@@ -197,16 +203,22 @@ class Codec:
             clock_channels=ports.get("clock", 0),
             teacher="teacher" in ports,
             relay="relay" in ports,
+            relay_positions=relay // ports["text"] if relay > ports["text"] else 0,
             reward="reward" in ports,
             wm_positions=ports.get("wm_load", 0),
         )
 
     @property
     def stim_channels(self) -> int:
-        """Width of a stimulus: text, relay (the text again), clock, teacher and reward channels."""
-        text = self.input_channels * (2 if self.relay else 1)
+        """Width of a stimulus: text, relay, clock, teacher and reward channels."""
+        text = self.input_channels + self.relay_channels
         teacher = self.output_channels if self.teacher else 0
         return text + self.clock_channels + teacher + int(self.reward) + 2 * self.wm_positions
+
+    @property
+    def relay_channels(self) -> int:
+        """The relay's channels: none, the text's, or P positions x the text's."""
+        return self.input_channels * max(1, self.relay_positions) if self.relay else 0
 
     def window_edges(self) -> np.ndarray:
         """(R + 1,) int64: reply window r spans steps [edges[r], edges[r + 1])."""
@@ -236,8 +248,15 @@ class Codec:
         teacher; values 0 or 1, and -1 on the teacher's channels in a taught
         silence."""
         stims = np.zeros((self.reply_steps, self.stim_channels), np.float32)
-        first = self.input_channels * (2 if self.relay else 1)
-        stims[:, :first] = np.tile(self._encode_text(text), (1, first // self.input_channels))
+        c, first = self.input_channels, self.input_channels + self.relay_channels
+        stims[:, :c] = self._encode_text(text)
+        if self.relay_positions:  # the p-th slot's characters on the relay's position p
+            bounds = self._slot_bounds(len(to_bytes(text)))
+            for p in range(min(self.relay_positions, len(bounds) - 1)):
+                rows = slice(bounds[p], bounds[p + 1])
+                stims[rows, c * (1 + p) : c * (2 + p)] = stims[rows, :c]
+        elif self.relay:
+            stims[:, c:first] = stims[:, :c]
         if self.wm_positions:  # load channel p over the p-th character's slot
             load = self.stim_channels - 2 * self.wm_positions
             bounds = self._slot_bounds(len(to_bytes(text)))

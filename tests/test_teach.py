@@ -190,3 +190,42 @@ def test_a_pairs_file_with_a_bad_line_names_it(tmp_path):
     path.write_text("hello => hi  # trailing\n", encoding="utf-8")
     assert associations.read_pairs(str(path), codec) == [("hello", "hi")]
     assert len(associations.read_pairs(associations.DEFAULT_PAIRS, codec)) == 20
+
+
+def test_a_positional_relay_hears_each_character_at_its_place():
+    codec = Codec(
+        reply_steps=40, reply_chars=4, input_channels=64, clock_channels=2, teacher=True, relay=True,
+        relay_positions=3,
+    )  # fmt: skip
+    assert codec.relay_channels == 3 * 64 and codec.stim_channels == 64 + 192 + 2 + 64
+    stims = codec.encode("abca")
+    text, relay = stims[:, :64], stims[:, 64:256].reshape(40, 3, 64)
+    # slot p of the 20-step input phase (4 characters: 5 steps each) goes to position p alone;
+    # the 4th character is past the relay's 3 positions
+    for p, ch in enumerate("abc"):
+        heard = np.nonzero(relay[:, p].any(0))[0]
+        steps = np.nonzero(relay[:, p].any(1))[0]
+        assert [ALPHABET[i] for i in heard] == [ch] and steps.min() >= 5 * p and steps.max() < 5 * (p + 1)
+        np.testing.assert_array_equal(relay[5 * p : 5 * p + 5, p], text[5 * p : 5 * p + 5])
+    assert relay[15:].sum() == 0 and text[15:20, ALPHABET.index("a")].sum() > 0
+    # the brain's codec reads the positions off its relay port
+    small_memory = {"sheet": (25, 40), "n_neurons": 1000, "memory_neurons": 256, "teach_fan_in": 128}
+    circuit = tiny_teachable(**small_memory, cue_positions=4).circuit()
+    assert Codec.for_circuit(circuit).relay_positions == 4 and circuit.population("T").size == 4 * 64
+    assert Codec.for_circuit(tiny_teachable(**small_memory).circuit()).relay_positions == 0
+
+
+@pytest.mark.parametrize(
+    "changes, message",
+    [
+        ({"cue_positions": 1}, "--cue_positions=1 must be 0 (the relay hears characters wherever they are) "
+         "or at least 2 (the message's first P characters at their positions)"),
+        ({"cue_positions": 4, "working_memory": True, "wm_positions": 6}, "--cue_positions=4 and "
+         "--wm_positions=6 must be equal with --working_memory (the positional relay loads the (slot, "
+         "character) assemblies)"),
+    ],
+)  # fmt: skip
+def test_a_bad_cue_positions_flag_says_why(changes, message):
+    with pytest.raises(ValueError) as e:
+        tiny_teachable(**changes)
+    assert str(e.value) == message

@@ -85,7 +85,7 @@ def offered(codec: Codec, text: str, offer: float) -> np.ndarray:
     if offer:
         if not codec.teacher:
             raise ValueError("the offer needs the motor layer's input port: a --teach brain")
-        first = codec.input_channels * (2 if codec.relay else 1) + codec.clock_channels
+        first = codec.input_channels + codec.relay_channels + codec.clock_channels
         start = codec.window_edges()[0] - CLOCK_LEAD
         for r in REPLIES:
             stims[start:, first + ALPHABET.index(r[0])] = offer
