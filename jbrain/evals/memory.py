@@ -67,7 +67,7 @@ def _live(session: Session, steps: int, codec: Codec, rng: np.random.Generator |
             text = "".join(rng.choice(list(LETTERS), 4))
             stims = codec.encode(text)[:BURST].copy()
             stims[:, codec.stim_channels - 2 * codec.wm_positions :] = 0.0  # heard, not loaded
-            stims[:, 2 * codec.input_channels :] = 0.0  # no clock either
+            stims[:, codec.input_channels + codec.relay_channels :] = 0.0  # no clock either
             session.run(BURST, stims)
         else:
             session.run(BURST)
