@@ -250,8 +250,8 @@ class Codec:
         stims = np.zeros((self.reply_steps, self.stim_channels), np.float32)
         c, first = self.input_channels, self.input_channels + self.relay_channels
         stims[:, :c] = self._encode_text(text)
+        bounds = self._slot_bounds(len(to_bytes(text)))  # the characters' time slots
         if self.relay_positions:  # the p-th slot's characters on the relay's position p
-            bounds = self._slot_bounds(len(to_bytes(text)))
             for p in range(min(self.relay_positions, len(bounds) - 1)):
                 rows = slice(bounds[p], bounds[p + 1])
                 stims[rows, c * (1 + p) : c * (2 + p)] = stims[rows, :c]
@@ -259,7 +259,6 @@ class Codec:
             stims[:, c:first] = stims[:, :c]
         if self.wm_positions:  # load channel p over the p-th character's slot
             load = self.stim_channels - 2 * self.wm_positions
-            bounds = self._slot_bounds(len(to_bytes(text)))
             for p in range(min(self.wm_positions, len(bounds) - 1)):
                 stims[bounds[p] : bounds[p + 1], load + p] = 1.0
         edges = self.window_edges() - (CLOCK_LEAD if self.clock_channels else 0)

@@ -189,10 +189,13 @@ def sharded_birth() -> list[str]:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
     from experiments import bench_shard
 
-    synapses.sorts_on_host = lambda: False
     circuit = configs()["seed"].circuit()
-    whole = bench_shard.born(circuit, 4, sharded=False)
-    parts = bench_shard.born(circuit, 4, sharded=True)
+    on_host, synapses.sorts_on_host = synapses.sorts_on_host, lambda: False
+    try:  # the rest of this process (the chats) sorts as CPUs do
+        whole = bench_shard.born(circuit, 4, sharded=False)
+        parts = bench_shard.born(circuit, 4, sharded=True)
+    finally:
+        synapses.sorts_on_host = on_host
     placed = jax.tree.map(lambda x, s: x.sharding == s, parts, shard.shardings(4, parts))
     misplaced = [path for path, ok in leaves(placed).items() if not ok]
     return differ(leaves(shard.to_host(whole)), leaves(shard.to_host(parts))) + misplaced
