@@ -691,12 +691,17 @@ def readout_counts(circuit: Circuit, spikes: jax.Array) -> jax.Array:
 
 
 def population_sums(plan: Plan, rows: list[jax.Array]) -> jax.Array:
-    """(R,) f32 sums of R rows of shape (N,). GPU: one stacked reduction (one
-    kernel, not R). CPU: one sum per row, as a stack would first copy the
-    rows into an (R, N) array."""
+    """(R,) f32 sums of R rows of shape (N,). GPU: one variadic reduction,
+    each thread block reading its slice of every row (one kernel, not R; a
+    sum over a stacked (R, N) array, the earlier form, first copies the rows
+    and reduces 4 long rows less evenly). CPU: one sum per row."""
     if plan.platform == "cpu":
         return jnp.stack([r.sum() for r in rows])
-    return jnp.stack(rows).sum(axis=1)
+    zeros = tuple(jnp.zeros((), r.dtype) for r in rows)
+    sums = jax.lax.reduce(
+        tuple(rows), zeros, lambda a, b: tuple(x + y for x, y in zip(a, b, strict=True)), (0,)
+    )
+    return jnp.stack(sums)
 
 
 def sheet_words(spikes: jax.Array) -> jax.Array:

@@ -13,6 +13,7 @@ import dataclasses
 import functools
 import math
 import os
+import types
 import typing
 
 import jax
@@ -399,3 +400,19 @@ def test_coba_preset_fires_e_and_i_at_its_benchmark_rates():
     per_ms = counts.reshape(-1, 10, 2).sum(1)  # 1 ms bins
     assert (per_ms.sum(1) > 0).mean() > 0.9 and per_ms.max() < 0.5 * 4000
     assert int(state.status) == 0
+
+
+def test_population_sums_on_a_gpu_plan_is_one_reduction_with_the_rows_sums():
+    """The GPU form (one variadic reduce over every row) sums what the CPU
+    form sums row by row: exactly for 0/1 spikes, to rounding for floats."""
+    rng = np.random.default_rng(0)
+    rows = [
+        jnp.asarray(rng.normal(size=5000), jnp.float32),
+        jnp.asarray(rng.random(5000) < 0.05, jnp.float32),
+    ]
+    gpu = jax.jit(lambda *r: brain.population_sums(types.SimpleNamespace(platform="gpu"), list(r)))
+    text = gpu.lower(*rows).as_text()
+    assert text.count("stablehlo.reduce(") == 1
+    got, want = gpu(*rows), brain.population_sums(types.SimpleNamespace(platform="cpu"), rows)
+    assert got.shape == (2,) and got[1] == want[1] == float(np.sum(np.asarray(rows[1])))
+    np.testing.assert_allclose(np.asarray(got), np.asarray(want), rtol=1e-5, atol=1e-3)
