@@ -171,6 +171,13 @@ def test_a_tiny_teachable_cortex_learns_pairs_and_the_ablation_forgets_them():
     for key in ("exact", "untrained_exact", "ablated_exact", "corrupted_exact", "retained_exact"):
         assert 0.0 <= record[key] <= 1.0, key
     assert record["interference_exact"] is not None
+    # every row's replies are in the record, so its misses can be read
+    taught = record["taught"]
+    for t in taught:
+        assert len(t["corrupted_cue"]) == len(t["cue"]) and t["corrupted_cue"] != t["cue"]
+    for row, key in (("corrupted_exact", "corrupted_said"), ("interference_exact", "after_more_said")):
+        hits = [t[key] == t["reply"].ljust(len(t[key])) for t in taught]
+        assert record[row] == np.mean(hits), row
 
 
 def test_associations_need_a_teachable_brain():

@@ -19,7 +19,9 @@ brain that never stopped gives), retained_exact (after `retain_steps`
 further live steps with plasticity on; `rate_band`: the lowest and highest
 firing rate over 1,000-step windows of that run), interference_exact (the
 pairs again after `interference_pairs` more pairs are taught P times each).
-Chance for one reply is (1/64)^R.
+Chance for one reply is (1/64)^R. `taught` lists each pair's test replies:
+said (trained), corrupted_cue and corrupted_said, after_more_said (after
+the interference pairs; null without them).
 
 Reference row, apart from the brain's own learning (`readout_exact`,
 `readout_per_char`): before any teaching, each cue is sent P times as an
@@ -166,7 +168,8 @@ def evaluate(
         curve: list[dict] = []
         teach_rounds(session, pairs, presentations, curve)
         trained = test(session, pairs)
-        corrupted = test(session, pairs, [corrupt(c, rng) for c, _ in pairs])
+        corrupted_cues = [corrupt(c, rng) for c, _ in pairs]
+        corrupted = test(session, pairs, corrupted_cues)
         learned = session.copy_weights(taught_names)
 
         session.set_weights(before)
@@ -220,8 +223,17 @@ def evaluate(
         "interference_pairs": interference_pairs,
         "curve": curve,
         "chance_exact": (1 / len(ALPHABET)) ** reply_chars,
+        # every test reply of each taught pair, so that a row's misses can be read
         "taught": [
-            {"cue": c, "reply": r, "said": s} for (c, r), s in zip(pairs, trained["replies"], strict=True)
+            {
+                "cue": c,
+                "reply": r,
+                "said": trained["replies"][i],
+                "corrupted_cue": corrupted_cues[i],
+                "corrupted_said": corrupted["replies"][i],
+                "after_more_said": None if interference is None else interference["replies"][i],
+            }
+            for i, (c, r) in enumerate(pairs)
         ],
         "seed": seed,
         "seconds": time.perf_counter() - t0,
