@@ -691,10 +691,10 @@ def readout_counts(circuit: Circuit, spikes: jax.Array) -> jax.Array:
 
 
 def population_sums(plan: Plan, rows: list[jax.Array]) -> jax.Array:
-    """(R,) f32 sums of R rows of shape (N,). GPU: one variadic reduction,
-    each thread block reading its slice of every row (one kernel, not R; a
-    sum over a stacked (R, N) array, the earlier form, first copies the rows
-    and reduces 4 long rows less evenly). CPU: one sum per row."""
+    """(R,) f32 sums of R rows of shape (N,). GPU: one variadic reduction of
+    every row at once (`lax.reduce` over a tuple: one kernel, not R), which
+    ran faster than a sum over the stacked (R, N) array (BENCHMARKS.md,
+    session 25). CPU: one sum per row."""
     if plan.platform == "cpu":
         return jnp.stack([r.sum() for r in rows])
     zeros = tuple(jnp.zeros((), r.dtype) for r in rows)

@@ -495,9 +495,9 @@ def _merge_config(
             ", ".join(f"--{f}={_flag(getattr(config, f))}" for f in clash)
             + " conflicts with the checkpoint's "
             + ", ".join(f"{f}={_flag(getattr(saved, f))}" for f in clash)
-            + f" in {os.path.dirname(restored.path)}: drop the flag (or pass {keep} after a flagfile "
-            "that sets it) to continue that brain, or pass --fresh to start a new one (the old "
-            "checkpoints are kept aside)"
+            + f" in {os.path.dirname(restored.path)}: drop the flag (or, after a flagfile, pass {keep}) "
+            "to continue that brain, or pass --fresh to start a new one (the old checkpoints are kept "
+            "aside)"
         )
     changes = {f: getattr(config, f) for f in sorted(fields) if getattr(config, f) != getattr(saved, f)}
     return saved.replace(**changes), [f"--{f}={_flag(v)}" for f, v in changes.items()]

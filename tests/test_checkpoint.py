@@ -408,9 +408,9 @@ def test_a_different_shape_is_one_error_naming_the_fields_and_nothing_changes(te
         Session.open(other, seed=0, workdir=workdir, explicit={"n_neurons", "fan_in", "sheet", "w_max"})
     assert str(e.value) == (
         "--n_neurons=2500, --fan_in=16, --sheet=50x50 conflicts with the checkpoint's n_neurons=2000, "
-        f"fan_in=32, sheet='' in {workdir}/checkpoints: drop the flag (or pass --n_neurons=2000 "
-        "--fan_in=32 --sheet='' after a flagfile that sets it) to continue that brain, or pass --fresh "
-        "to start a new one (the old checkpoints are kept aside)"
+        f"fan_in=32, sheet='' in {workdir}/checkpoints: drop the flag (or, after a flagfile, pass "
+        "--n_neurons=2000 --fan_in=32 --sheet='') to continue that brain, or pass --fresh to start a "
+        "new one (the old checkpoints are kept aside)"
     )
     assert tree_snapshot(workdir) == before
     # the same through the launcher: the ei preset over a seed brain is one
@@ -419,9 +419,9 @@ def test_a_different_shape_is_one_error_naming_the_fields_and_nothing_changes(te
     assert p.returncode == 2 and p.stdout == b""
     assert p.stderr.decode().splitlines() == [
         "jbrain run: error: --preset=ei, --n_neurons=200000 conflicts with the checkpoint's preset=seed, "
-        f"n_neurons=2000 in {workdir}/checkpoints: drop the flag (or pass --preset=seed --n_neurons=2000 "
-        "after a flagfile that sets it) to continue that brain, or pass --fresh to start a new one (the "
-        "old checkpoints are kept aside)"
+        f"n_neurons=2000 in {workdir}/checkpoints: drop the flag (or, after a flagfile, pass "
+        "--preset=seed --n_neurons=2000) to continue that brain, or pass --fresh to start a new one "
+        "(the old checkpoints are kept aside)"
     ]
     assert tree_snapshot(workdir) == before
 
