@@ -146,6 +146,25 @@ TASK = TASKS[0]  # the task of this launch (`launch` sets it)
 USAGE = f"usage: jbrain eval {{{','.join(TASKS)}}} [--flags]   (jbrain eval TASK --help for flags)"
 
 
+def association_misses(taught: list[dict], most: int = 8) -> list[str]:
+    """One line per row of the associations table that missed pairs: its
+    first `most` misses as cue -> reply said (taught reply)."""
+    lines = []
+    for name, said, cue in (
+        ("trained", "said", "cue"),
+        ("corrupted", "corrupted_said", "corrupted_cue"),
+        ("after more pairs", "after_more_said", "cue"),
+    ):
+        missed = [
+            t for t in taught if t[said] is not None and t[said] != t["reply"].lower().ljust(len(t[said]))
+        ]
+        if missed:
+            shown = ", ".join(f"{t[cue]!r} -> {t[said].rstrip()!r} ({t['reply']!r})" for t in missed[:most])
+            more = f", and {len(missed) - most} more" if len(missed) > most else ""
+            lines.append(f"missed, {name}: {shown}{more}")
+    return lines
+
+
 def table(record: dict) -> str:
     if record["task"] == "memory":
         delays = list(record["single"])
@@ -247,6 +266,7 @@ def table(record: dict) -> str:
             f"(untrained {record['untrained_per_char']:.3f}, ablated "
             f"{record['ablated_per_char']:.3f}); restored replies equal the unstopped brain's: "
             f"{record['restored_same']}; chance of an exact reply: {record['chance_exact']:.1e}",
+            *association_misses(record["taught"]),
         ])  # fmt: skip
     if record["task"] == "digits":
         a = record["anchors"]

@@ -155,3 +155,25 @@ def test_a_small_consistency_run_reports_accuracy_against_chance():
     assert 0.0 <= record["margin"] <= 1.0
     assert [len(v) for v in record["replies"].values()] == [2, 2, 2]
     assert all(len(t) == 4 for v in record["replies"].values() for t in v)
+
+
+def test_the_associations_table_names_each_rows_misses():
+    from experiments import eval as eval_cli
+
+    def pair(cue, reply, said, corrupted_cue, corrupted_said, after):
+        return {
+            "cue": cue, "reply": reply, "said": said, "corrupted_cue": corrupted_cue,
+            "corrupted_said": corrupted_said, "after_more_said": after,
+        }  # fmt: skip
+
+    taught = [
+        pair("cat", "Meow", "meow    ", "cxt", "woof    ", "meow    "),
+        pair("dog", "woof", "wo      ", "dqg", "woof    ", None),
+    ] + [pair(f"c{i}", "x", "y       ", f"d{i}", "x       ", "x       ") for i in range(9)]
+    # replies are compared lower-cased and padded, as the scores are; None: no interference test
+    assert eval_cli.association_misses(taught) == [
+        "missed, trained: 'dog' -> 'wo' ('woof'), 'c0' -> 'y' ('x'), 'c1' -> 'y' ('x'), 'c2' -> 'y' ('x'), "
+        "'c3' -> 'y' ('x'), 'c4' -> 'y' ('x'), 'c5' -> 'y' ('x'), 'c6' -> 'y' ('x'), and 2 more",
+        "missed, corrupted: 'cxt' -> 'woof' ('Meow')",
+    ]
+    assert eval_cli.association_misses(taught[:1]) == ["missed, corrupted: 'cxt' -> 'woof' ('Meow')"]
