@@ -9,6 +9,7 @@ Whole bursts on every plan of this device: test_brain.py."""
 
 from __future__ import annotations
 
+import ctypes
 import os
 import stat
 import subprocess
@@ -351,6 +352,34 @@ def test_failed_build_warns_with_the_compiler_error_and_leaves_nothing(monkeypat
     with pytest.warns(RuntimeWarning, match=expected):
         assert not cpu_native.available()
     assert os.listdir(fresh_build / "cache") == []  # no half-written library
+
+
+@on_cpu
+def test_a_compiler_without_march_native_builds_portable_code(monkeypatch, fresh_build, capsys):
+    """The build asks for -march=native; a compiler that refuses it gets the
+    same source without it, and the library loads."""
+    cxx = fresh_build / "oldcc"
+    real = cpu_native.compiler()
+    cxx.write_text(
+        "#!/bin/sh\n"
+        'case " $* " in *" -march=native "*) echo "oldcc: error: unknown -march=native" >&2; exit 1;; esac\n'
+        f'exec {real} "$@"\n'
+    )
+    cxx.chmod(cxx.stat().st_mode | stat.S_IEXEC)
+    monkeypatch.setenv("CXX", str(cxx))
+    assert cpu_native.main() == 0
+    path = capsys.readouterr().out.strip()
+    assert path == cpu_native.library_path(str(cxx))
+    assert os.listdir(fresh_build / "cache") == [os.path.basename(path)]
+    ctypes.CDLL(path)  # a loadable library
+
+
+def test_a_build_belongs_to_its_cpu(monkeypatch):
+    """Native code is keyed by the CPU it was built for: a cache folder
+    shared with another machine never hands it this machine's library."""
+    here = cpu_native.library_path("/usr/bin/c++")
+    monkeypatch.setattr(cpu_native, "_cpu_identity", lambda: "model name : another CPU\nflags : sse2\n")
+    assert cpu_native.library_path("/usr/bin/c++") != here
 
 
 def test_build_is_cached_by_source_and_compiler(fresh_build, capsys):
