@@ -542,12 +542,12 @@ def synaptic_input(
     return jnp.concatenate(parts), status, projections, lags
 
 
-def neighbour_input(circuit: Circuit, spikes: jax.Array) -> jax.Array | None:
+def neighbour_input(circuit: Circuit, spikes: jax.Array, platform: str = "gpu") -> jax.Array | None:
     """(N,) f32 local excitation of each population's neighbours, or None."""
     if all(p.neighbour_weight == 0 for p in circuit.populations):
         return None
     parts = [
-        synapses.neighbour_input(p, _population(circuit, spikes, p.name))
+        synapses.neighbour_input(p, _population(circuit, spikes, p.name), platform)
         if p.neighbour_weight
         else jnp.zeros((p.size,), jnp.float32)
         for p in circuit.populations
@@ -593,7 +593,7 @@ def _step(
         i_syn = jax.lax.optimization_barrier(jnp.zeros((n,), jnp.float32))
     elif plan.platform != "gpu" or any(p != "event" for p in plan.paths):
         i_syn = jax.lax.optimization_barrier(i_syn)
-    i_nbr = neighbour_input(circuit, heard.neurons.spikes)
+    i_nbr = neighbour_input(circuit, heard.neurons.spikes, plan.platform)
     if i_nbr is not None:  # several devices: from the whole spike vector, on every device (no exchange)
         i_nbr = shard.replicated(plan.devices, i_nbr)
     i_in = i_syn if i_nbr is None else i_syn + i_nbr

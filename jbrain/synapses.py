@@ -474,7 +474,7 @@ def propagate_bcoo(wiring: ProjectionWiring, weights: jax.Array, spikes: jax.Arr
     return to_bcoo(wiring, weights, spikes.shape[0]) @ spikes.astype(jnp.float32)
 
 
-def neighbour_input(population: Population, spikes: jax.Array) -> jax.Array:
+def neighbour_input(population: Population, spikes: jax.Array, platform: str = "gpu") -> jax.Array:
     """Local excitation from last step's spikes of one population, (size,) f32.
 
     Ring: (w/2) (s[i-1] + s[i+1]). Rectangle H x W (a torus): (w/8) * sum of
@@ -485,7 +485,14 @@ def neighbour_input(population: Population, spikes: jax.Array) -> jax.Array:
     s = spikes.astype(jnp.uint8)
     w = population.neighbour_weight
     if population.placement.kind == "ring":
-        return (0.5 * w) * (jnp.roll(s, 1) + jnp.roll(s, -1)).astype(jnp.float32)
+        if platform == "cpu":
+            # the same counts as zero-padded shifts plus the two wrapped ends: XLA:CPU
+            # vectorizes a padded shift, not a roll's concatenate (BENCHMARKS.md, CPU)
+            t = jnp.pad(s[:-1], (1, 0)) + jnp.pad(s[1:], (0, 1))
+            t = t.at[0].add(s[-1]).at[-1].add(s[0])
+        else:  # one fused kernel on GPUs (the padded form's end updates would add one)
+            t = jnp.roll(s, 1) + jnp.roll(s, -1)
+        return (0.5 * w) * t.astype(jnp.float32)
     p = population.placement
     g = s.reshape(p.height, p.width)
     rows = jnp.roll(g, 1, axis=0) + g + jnp.roll(g, -1, axis=0)

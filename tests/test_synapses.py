@@ -262,3 +262,7 @@ def test_neighbour_input_ring_and_sheet():
     r[0] = 1
     got = np.asarray(synapses.neighbour_input(ring, jnp.asarray(r)))
     assert got[1] == got[49] == pytest.approx(0.04) and got.sum() == pytest.approx(0.08)
+    # the CPU's padded shifts give the roll's numbers, the wrapped ends included
+    for fired in (r, np.roll(r, -1), (np.random.default_rng(0).random(50) < 0.3).astype(np.uint8)):
+        rolled = synapses.neighbour_input(ring, jnp.asarray(fired), "gpu")
+        np.testing.assert_array_equal(synapses.neighbour_input(ring, jnp.asarray(fired), "cpu"), rolled)
