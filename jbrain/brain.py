@@ -606,7 +606,7 @@ def _step(
         current = i_in + bias
     if any(p.neuron.noise_sd for p in circuit.populations):
         noise_sd = neurons.neuron_values(circuit, "noise_sd")
-        current = current + noise_sd * neurons.gaussian_noise(state.key, state.step, n)
+        current = current + noise_sd * neurons.gaussian_noise(state.key, state.step, n, fence)
     if stim is not None and circuit.inputs:
         # The stimulus current in its own kernel (CPU; `materialize`). Fused
         # into the neuron update, its pad and gather made XLA:CPU emit that

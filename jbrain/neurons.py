@@ -67,7 +67,9 @@ def _mix32(x: jax.Array) -> jax.Array:
     return x ^ (x >> 16)
 
 
-def gaussian_noise(key: jax.Array, step: jax.Array, n: int) -> jax.Array:
+def gaussian_noise(
+    key: jax.Array, step: jax.Array, n: int, fence: Callable[[Any], Any] = lambda t: t
+) -> jax.Array:
     """(n,) f32 standard normals for this step, by inverse CDF over hashed counters:
 
         u = (h(seed + i) >> 8 + 1/2) / 2**24 in (0, 1),  z = sqrt(2) erfinv(2u - 1)
@@ -76,11 +78,15 @@ def gaussian_noise(key: jax.Array, step: jax.Array, n: int) -> jax.Array:
     seed mixes both key words with the step, like fold_in. One hash, a log
     and polynomials per neuron (XLA's erfinv): several times cheaper on CPUs
     than Box-Muller, whose cos is a scalar libm call there (BENCHMARKS.md notes).
-    24-bit u: |z| <= 5.42, the tail beyond has mass 1e-7.
+    24-bit u: |z| <= 5.42, the tail beyond has mass 1e-7. `fence`
+    (`brain.materialize`) computes u in a loop of its own on CPUs: fused
+    with the hash, erfinv's loop is compiled to much slower code (the same
+    numbers either way).
     """
     seed = _mix32(key[0] ^ _mix32(step.astype(jnp.uint32) + key[1]))
     h = _mix32(jnp.arange(n, dtype=jnp.uint32) + seed)
-    return math.sqrt(2.0) * jax.lax.erf_inv(2.0 * unit_interval(h) - 1.0)
+    u = fence(unit_interval(h))
+    return math.sqrt(2.0) * jax.lax.erf_inv(2.0 * u - 1.0)
 
 
 def unit_interval(h: jax.Array) -> jax.Array:
