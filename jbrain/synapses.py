@@ -490,7 +490,7 @@ def neighbour_input(population: Population, spikes: jax.Array, platform: str = "
             # vectorizes a padded shift, not a roll's concatenate (BENCHMARKS.md, CPU)
             t = jnp.pad(s[:-1], (1, 0)) + jnp.pad(s[1:], (0, 1))
             t = t.at[0].add(s[-1]).at[-1].add(s[0])
-        else:  # one fused kernel on GPUs (the padded form's end updates would add one)
+        else:  # GPUs: the roll, which XLA:GPU fuses into the kernel that reads it
             t = jnp.roll(s, 1) + jnp.roll(s, -1)
         return (0.5 * w) * t.astype(jnp.float32)
     p = population.placement

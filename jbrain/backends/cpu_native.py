@@ -82,8 +82,8 @@ def compiler() -> str | None:
     return None
 
 
-# -O3 -march=native: code for this CPU (the 200k seed step ~15% faster than
-# with -O2's baseline x86-64 code, BENCHMARKS.md). Native code may not run
+# -O3 -march=native: code for this CPU (faster than -O2's baseline x86-64
+# code: BENCHMARKS.md, CPU, session 26). Native code may not run
 # on another CPU, so the library's key names this one (a cache folder shared
 # between machines keeps one build each); a compiler that does not know
 # -march=native builds without it. No FMA contraction: the kernels' float

@@ -120,8 +120,8 @@ void AddRows(const int32_t* post, const float* w, const int32_t* id, int64_t beg
 
 // The int32 accumulators of threads 1..T-1 of `SumShares` and EventPush's
 // spike lists, kept from call to call (a step neither allocates nor
-// page-faults them again); a mutex
-// guards the free list, as XLA may run two kernels at once.
+// page-faults them again); a mutex guards the free list, as XLA may run
+// two kernels at once.
 std::mutex scratch_mutex;
 std::vector<std::vector<int32_t>> scratch_free;
 
@@ -227,7 +227,7 @@ ffi::Error EventPush(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weigh
   for (int64_t i = 0; i < n; ++i) fired += s[i] != 0;
   // The shares' lists in one kept buffer, share [begin, end) at ids[begin:]:
   // every neuron is written and kept only if it fired (no branch to
-  // mispredict on ~5% random spikes, which cost more than the adds' reads).
+  // mispredict on sparse random spikes).
   std::vector<std::vector<int32_t>> list = TakeScratch(1, n);
   int32_t* ids = list[0].data();
   Accumulate(Threads(fired * k), n, n, current->typed_data(), [&](int32_t* acc, int64_t begin, int64_t end) {
