@@ -94,6 +94,7 @@ import sys
 from absl import flags
 
 from experiments import benchkit, common
+from jbrain.text import as_said
 
 FLAGS = flags.FLAGS
 common.define_brain_flags()
@@ -155,9 +156,7 @@ def association_misses(taught: list[dict], most: int = 8) -> list[str]:
         ("corrupted", "corrupted_said", "corrupted_cue"),
         ("after more pairs", "after_more_said", "cue"),
     ):
-        missed = [
-            t for t in taught if t[said] is not None and t[said] != t["reply"].lower().ljust(len(t[said]))
-        ]
+        missed = [t for t in taught if t[said] is not None and t[said] != as_said(t["reply"], len(t[said]))]
         if missed:
             shown = ", ".join(f"{t[cue]!r} -> {t[said].rstrip()!r} ({t['reply']!r})" for t in missed[:most])
             more = f", and {len(missed) - most} more" if len(missed) > most else ""

@@ -542,7 +542,7 @@ def synaptic_input(
     return jnp.concatenate(parts), status, projections, lags
 
 
-def neighbour_input(circuit: Circuit, spikes: jax.Array, platform: str = "gpu") -> jax.Array | None:
+def neighbour_input(circuit: Circuit, spikes: jax.Array, platform: str) -> jax.Array | None:
     """(N,) f32 local excitation of each population's neighbours, or None."""
     if all(p.neighbour_weight == 0 for p in circuit.populations):
         return None

@@ -111,6 +111,12 @@ QUIET = 4
 WM_VOLLEY = 10.0
 
 
+def as_said(reply: str, chars: int) -> str:
+    """A reply as the decoder says it: lower case, padded with spaces (silent
+    windows) to `chars` characters; what teaching drives and scoring compares."""
+    return reply.lower().ljust(chars)
+
+
 def _alphabet_channels() -> np.ndarray:
     """(256,) int: the input channel of each byte value in a 64-channel brain."""
     out = np.zeros(BYTE_CHANNELS, np.int64)  # 0: ALPHABET[0], a space
@@ -273,7 +279,7 @@ class Codec:
                 raise ValueError(why)
             first += self.clock_channels
             edges = np.minimum(edges + (TEACH_DELAY if self.clock_channels else 0), self.reply_steps)
-            for r, ch in enumerate(teach.lower().ljust(self.reply_chars)):
+            for r, ch in enumerate(as_said(teach, self.reply_chars)):
                 if ch == ALPHABET[0]:  # a space: silence
                     stims[edges[r] : edges[r + 1], first : first + self.output_channels] = -1.0
                 else:

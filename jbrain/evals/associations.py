@@ -47,7 +47,7 @@ from jbrain import learn
 from jbrain.config import BrainConfig
 from jbrain.evals import readout
 from jbrain.session import Session
-from jbrain.text import ALPHABET, Codec
+from jbrain.text import ALPHABET, Codec, as_said
 
 DEFAULT_PAIRS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pairs.txt")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -134,7 +134,7 @@ def evaluate(
             for cue, _ in items if cues is None else zip(cues, items, strict=True):
                 live(s, gen or rng)
                 said.append(learn.answer(s, cue, codec=codec))
-            want = [answer.lower().ljust(reply_chars) for _, answer in items]
+            want = [as_said(answer, reply_chars) for _, answer in items]
             return {
                 "exact": float(np.mean([a == b for a, b in zip(said, want, strict=True)])),
                 "per_char": float(np.mean([hit(a, b) for a, b in zip(said, want, strict=True)])),
@@ -257,7 +257,7 @@ def trained_readout(
         rounds.append(np.asarray(counts, np.float32))
     x_train, x_test = np.concatenate(rounds[:-1]), rounds[-1]
     scale = max(float(x_train.mean()), 1e-6)
-    want = np.asarray([[ALPHABET.index(c) for c in a.lower().ljust(codec.reply_chars)] for _, a in pairs])
+    want = np.asarray([[ALPHABET.index(c) for c in as_said(a, codec.reply_chars)] for _, a in pairs])
     said = np.stack(
         [
             readout.softmax_regression(
