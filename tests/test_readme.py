@@ -11,6 +11,7 @@ import re
 import subprocess
 import sys
 
+import pytest
 from conftest import ROOT, cli_env
 
 from jbrain.logs import HEADER
@@ -49,9 +50,28 @@ def _steps(match: re.Match) -> str:
     return f"--steps={min(int(match.group(1)), MAX_STEPS)}"
 
 
-def test_readme_tour_commands(tmp_path):
-    commands = readme_commands()
-    assert len(commands) >= 4
+def tour_chains() -> dict[str, list[str]]:
+    """README's tour, its commands grouped by the workdir they share, in
+    order (a chat or plot of runs/tour needs the run before it); a command
+    without a workdir is a group of its own. The groups run as separate
+    tests, so pytest's workers share them."""
+    chains: dict[str, list[str]] = {}
+    for i, cmd in enumerate(readme_commands()):
+        workdir = re.search(r"--workdir=runs/(\S+)", cmd)
+        chains.setdefault(workdir.group(1) if workdir else f"command{i}", []).append(cmd)
+    return chains
+
+
+def test_the_tour_has_its_chains():
+    chains = tour_chains()
+    assert len(readme_commands()) >= 4
+    subcommands = [re.search(r"jbrain (\w+)", c).group(1) for c in chains["tour"]]
+    assert subcommands == ["run", "chat", "inspect", "plot"], chains["tour"]
+
+
+@pytest.mark.parametrize("chain", sorted(tour_chains()))
+def test_readme_tour_commands(tmp_path, chain):
+    commands = tour_chains()[chain]
     for cmd in commands:
         run = cmd.replace("./scripts/jbrain", f"{sys.executable} -m experiments.cli")
         run = run.replace("runs/", f"{tmp_path}/")
@@ -85,5 +105,6 @@ def test_readme_tour_commands(tmp_path):
                 assert head == HEADER + "\trate_E\trate_I", cmd
             else:
                 assert head == HEADER, cmd
-    assert (tmp_path / "tour" / "brain_debug.log").exists()
-    assert any(p.suffix == ".png" for p in (tmp_path / "tour").iterdir())
+    if chain == "tour":
+        assert (tmp_path / "tour" / "brain_debug.log").exists()
+        assert any(p.suffix == ".png" for p in (tmp_path / "tour").iterdir())
