@@ -1,4 +1,7 @@
-"""Start-up probe (session 27, ready for a device call): where a warm start's seconds go, in one fresh process. argv: CACHE [tag]; ST_BACKEND=xla|pallas_gpu|auto."""
+"""Start-up probe (session 27, ready for a device call): where a warm
+start's seconds go, in one fresh process. argv: CACHE [tag];
+ST_BACKEND=xla|pallas_gpu|auto (the plan's backend)."""
+
 import time
 
 T0 = time.perf_counter()
