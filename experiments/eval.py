@@ -251,6 +251,7 @@ def table(record: dict) -> str:
             ("ablated (readout put back)", record["ablated_exact"]),
             ("reference: jax.grad readout of untaught replies", record["readout_exact"]),
             ("corrupted cues (25%)", record["corrupted_exact"]),
+            ("reference: ideal matcher of the same corrupted cues", record["corrupted_matcher_exact"]),
             ("after save and restore", record["restored_exact"]),
             (f"after {record['retain_steps']:,} live steps", record["retained_exact"]),
             (f"after {record['interference_pairs']} more pairs", record["interference_exact"]),

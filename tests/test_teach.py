@@ -178,6 +178,21 @@ def test_a_tiny_teachable_cortex_learns_pairs_and_the_ablation_forgets_them():
     for row, key in (("corrupted_exact", "corrupted_said"), ("interference_exact", "after_more_said")):
         hits = [t[key] == t["reply"].ljust(len(t[key])) for t in taught]
         assert record[row] == np.mean(hits), row
+    pairs, cues = [(t["cue"], t["reply"]) for t in taught], [t["corrupted_cue"] for t in taught]
+    assert record["corrupted_matcher_exact"] == associations.matcher_exact(pairs, cues)
+
+
+def test_the_ideal_matcher_answers_the_nearest_cue_by_position_and_splits_ties():
+    pairs = [("cat", "meow"), ("car", "drive"), ("dog", "woof"), ("1", "one"), ("2", "two")]
+    pairs.append(("Moon", "night"))
+    # "caz": cat and car equally near (half); "cxr": car; "DPG": dog (case aside); "j": the two
+    # one-character cues tie (half); "k" likewise; "mooo" -> moon (1 of 4 positions differs)
+    cues = ["caz", "cxr", "DPG", "j", "k", "mooo"]
+    assert associations.matcher_exact(pairs, cues) == pytest.approx((0.5 + 1 + 1 + 0.5 + 0.5 + 1) / 6)
+    # cues of different lengths: the shorter is padded at its end, so "mzn" is nearer "man" than "woman"
+    assert associations.matcher_exact([("woman", "she"), ("man", "he")], ["wxman", "mzn"]) == 1.0
+    # ties between cues with the same reply cost nothing
+    assert associations.matcher_exact([("cat", "meow"), ("car", "meow")], ["caz", "caz"]) == 1.0
 
 
 def test_associations_need_a_teachable_brain():

@@ -30,7 +30,9 @@ reply's window spike counts (R x 64 features, scaled by their mean) ->
 each window's character is trained by gradient descent (`jax.grad`,
 evals/readout.py) on those sends and tested on one more send of each cue:
 what a trained decoder can read from the untaught brain's replies. Nothing
-of it reaches the brain or the chat.
+of it reaches the brain or the chat. A second reference,
+`corrupted_matcher_exact` (`matcher_exact`): an ideal matcher's score on
+the corrupted row's own cues, the ceiling that row's target sits under.
 """
 
 from __future__ import annotations
@@ -91,6 +93,28 @@ def corrupt(cue: str, rng: np.random.Generator) -> str:
     for i in rng.choice(len(chars), max(1, round(len(chars) / 4)), replace=False):
         chars[i] = rng.choice([c for c in LETTERS if c != chars[i].lower()])
     return "".join(chars)
+
+
+def matcher_exact(pairs: list[tuple[str, str]], cues: list[str]) -> float:
+    """The reference for the corrupted row: the fraction of `cues` (cues[i]
+    a corrupted form of pairs[i]'s cue) that an ideal matcher answers
+    right, where the matcher answers a cue with the reply of the taught cue
+    it differs from in the fewest positions (characters compared at their
+    positions from the start, lower case, the shorter padded; ties credited
+    1/ties, as a reader that cannot tell them apart guesses). A host-side
+    yardstick of what any reader of the cue could do (EVALS.md, teaching),
+    never a brain's answer: the brain's corrupted row is `corrupted_exact`."""
+
+    def distance(a: str, b: str) -> int:
+        a, b = a.lower(), b.lower()
+        return sum(x != y for x, y in zip(a.ljust(len(b)), b.ljust(len(a)), strict=True))
+
+    credit = 0.0
+    for (_, reply), cue in zip(pairs, cues, strict=True):
+        d = [distance(cue, c) for c, _ in pairs]
+        nearest = [r for (_, r), x in zip(pairs, d, strict=True) if x == min(d)]
+        credit += sum(r == reply for r in nearest) / len(nearest)
+    return credit / len(pairs)
 
 
 def evaluate(
@@ -214,6 +238,7 @@ def evaluate(
         "ablated_exact": ablated["exact"],
         "ablated_per_char": ablated["per_char"],
         "corrupted_exact": corrupted["exact"],
+        "corrupted_matcher_exact": matcher_exact(pairs, corrupted_cues),
         "restored_exact": after_restore["exact"],
         "restored_same": after_restore["replies"] == kept["replies"],
         "retained_exact": retained["exact"],
