@@ -406,7 +406,7 @@ def test_build_is_cached_by_source_and_compiler(fresh_build, capsys):
 @pytest.mark.gpu
 @pytest.mark.parametrize("case", ["natural", "random30%", "K=12", "N=200,003"])
 def test_compiled_pallas_push_equals_the_xla_scatter(case):
-    # N=200,003: the last warps' lanes past N (a warp votes for neurons W apart)
+    # N=200,003: the last block's threads past N vote "no spike"
     n, k = (200_003 if case == "N=200,003" else 200_000), 12 if case == "K=12" else 32
     circuit, plan, wiring, state = tiny(small(n_neurons=n, fan_in=k), propagation="event", backend="xla")
     if case == "natural":
