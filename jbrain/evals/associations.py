@@ -47,7 +47,7 @@ import numpy as np
 
 from jbrain import learn
 from jbrain.config import BrainConfig
-from jbrain.evals import readout
+from jbrain.evals import consistency, readout
 from jbrain.session import Session
 from jbrain.text import ALPHABET, Codec, as_said
 
@@ -105,16 +105,13 @@ def matcher_exact(pairs: list[tuple[str, str]], cues: list[str]) -> float:
     yardstick of what any reader of the cue could do (EVALS.md, teaching),
     never a brain's answer: the brain's corrupted row is `corrupted_exact`."""
 
-    def distance(a: str, b: str) -> int:
-        a, b = a.lower(), b.lower()
-        return sum(x != y for x, y in zip(a.ljust(len(b)), b.ljust(len(a)), strict=True))
-
-    credit = 0.0
-    for (_, reply), cue in zip(pairs, cues, strict=True):
-        d = [distance(cue, c) for c, _ in pairs]
-        nearest = [r for (_, r), x in zip(pairs, d, strict=True) if x == min(d)]
-        credit += sum(r == reply for r in nearest) / len(nearest)
-    return credit / len(pairs)
+    texts = [t.lower() for t in [*cues, *(c for c, _ in pairs)]]
+    width = max(map(len, texts))  # padded alike: the spaces past both texts' ends match
+    d = consistency.hamming([t.ljust(width) for t in texts])[: len(cues), len(cues) :]
+    nearest = d == d.min(axis=1, keepdims=True)
+    replies = np.array([r for _, r in pairs])
+    right = replies[None, :] == replies[:, None]  # [i, j]: taught cue j's reply is cue i's
+    return float(np.mean((nearest & right).sum(axis=1) / nearest.sum(axis=1)))
 
 
 def evaluate(
