@@ -142,3 +142,15 @@ def test_run_logs_each_step_and_ctrl_c_saves_for_the_next_run(tmp_path):
     assert checkpoint.restore(m.group(3)).config.n_neurons == 20_000
     lines = log.read_text().splitlines()
     assert len(lines) == step + 1 and lines[-1].startswith(f"{step}\t")  # flushed
+
+
+@pytest.mark.parametrize("given, expected", [(None, "false"), ("true", "true")])
+def test_the_launchers_let_the_gpu_memory_pool_grow_unless_told(given, expected):
+    # experiments/__init__.py: no 75% reservation at start (it cost ~1.1 s of a
+    # GPU start); a value in the environment is kept
+    env = {k: v for k, v in os.environ.items() if k != "XLA_PYTHON_CLIENT_PREALLOCATE"}
+    if given is not None:
+        env["XLA_PYTHON_CLIENT_PREALLOCATE"] = given
+    code = "import os, experiments.cli; print(os.environ['XLA_PYTHON_CLIENT_PREALLOCATE'])"
+    p = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, check=True)
+    assert p.stdout.decode().strip() == expected
