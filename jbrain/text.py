@@ -376,8 +376,14 @@ def reply(session: _Runs, codec: Codec, text: str | bytes) -> str:
     session with `hold_reply` (Session) then holds the reply's eligibility
     for its feedback (`learn.reward`).
     """
+    return reply_counts(session, codec, text)[0]
+
+
+def reply_counts(session: _Runs, codec: Codec, text: str | bytes) -> tuple[str, np.ndarray]:
+    """`reply`, and the spike counts it was decoded from: (reply, (R,
+    output_channels) int64 `Codec.window_counts`)."""
     metrics = session.run(codec.reply_steps, codec.encode(text))
     hold = getattr(session, "hold_reply", None)
     if hold is not None:  # a rewardable brain keeps this reply's eligibility for /good, /bad
         hold()
-    return codec.decode(metrics["out_counts"])
+    return codec.decode(metrics["out_counts"]), codec.window_counts(metrics["out_counts"])

@@ -180,6 +180,23 @@ def test_a_tiny_teachable_cortex_learns_pairs_and_the_ablation_forgets_them():
         assert record[row] == np.mean(hits), row
     pairs, cues = [(t["cue"], t["reply"]) for t in taught], [t["corrupted_cue"] for t in taught]
     assert record["corrupted_matcher_exact"] == associations.matcher_exact(pairs, cues)
+    # ... with the window counts each was decoded from: a letter is its window's loudest group
+    for t in taught:
+        for said, counts in (("said", "said_counts"), ("corrupted_said", "corrupted_counts")):
+            assert len(t[counts]) == len(t[said])
+            for ch, window in zip(t[said], t[counts], strict=True):
+                assert ch == " " or next(iter(window)) == ch, (t[said], t[counts])
+                assert window or ch == " "
+    assert any(window for t in taught for window in t["said_counts"])
+
+
+def test_spoken_lists_each_windows_groups_loudest_first():
+    counts = np.zeros((3, len(ALPHABET)), np.int64)
+    counts[0, ALPHABET.index("h")], counts[0, ALPHABET.index("e")] = 2, 9
+    counts[2, ALPHABET.index("b")] = counts[2, ALPHABET.index("a")] = 4  # a tie: the lower group first
+    spoken = associations.spoken(counts)
+    assert spoken == [{"e": 9, "h": 2}, {}, {"a": 4, "b": 4}]
+    assert [list(w) for w in spoken] == [["e", "h"], [], ["a", "b"]]
 
 
 def test_the_ideal_matcher_answers_the_nearest_cue_by_position_and_splits_ties():

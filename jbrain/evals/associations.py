@@ -21,7 +21,9 @@ firing rate over 1,000-step windows of that run), interference_exact (the
 pairs again after `interference_pairs` more pairs are taught P times each).
 Chance for one reply is (1/64)^R. `taught` lists each pair's test replies:
 said (trained), corrupted_cue and corrupted_said, after_more_said (after
-the interference pairs; null without them).
+the interference pairs; null without them), and beside each its window
+spike counts (said_counts, corrupted_counts, after_more_counts: per reply
+window, {character: spikes} of the output groups that fired, `spoken`).
 
 Reference row, apart from the brain's own learning (`readout_exact`,
 `readout_per_char`): before any teaching, each cue is sent P times as an
@@ -49,7 +51,7 @@ from jbrain import learn
 from jbrain.config import BrainConfig
 from jbrain.evals import consistency, readout
 from jbrain.session import Session
-from jbrain.text import ALPHABET, Codec, as_said
+from jbrain.text import ALPHABET, Codec, as_said, reply_counts
 
 DEFAULT_PAIRS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "pairs.txt")
 LETTERS = "abcdefghijklmnopqrstuvwxyz"
@@ -93,6 +95,18 @@ def corrupt(cue: str, rng: np.random.Generator) -> str:
     for i in rng.choice(len(chars), max(1, round(len(chars) / 4)), replace=False):
         chars[i] = rng.choice([c for c in LETTERS if c != chars[i].lower()])
     return "".join(chars)
+
+
+def spoken(window_counts: np.ndarray) -> list[dict[str, int]]:
+    """(R, output_channels) window spike counts -> per window, {character:
+    spikes} of the groups that fired, loudest first: the evidence a reply
+    was decoded from (`Codec.decode`), small enough for the record."""
+    out = []
+    for row in np.asarray(window_counts):
+        fired = np.flatnonzero(row)
+        fired = fired[np.argsort(-row[fired], kind="stable")]
+        out.append({ALPHABET[c]: int(row[c]) for c in fired})
+    return out
 
 
 def matcher_exact(pairs: list[tuple[str, str]], cues: list[str]) -> float:
@@ -151,15 +165,18 @@ def evaluate(
                 s.run(reply_steps, quiet)
 
         def test(s: Session, items: list[tuple[str, str]], cues: list[str] | None = None, gen=None) -> dict:
-            said, hit = [], lambda a, b: [x == y for x, y in zip(a, b, strict=True)]
+            said, counts, hit = [], [], lambda a, b: [x == y for x, y in zip(a, b, strict=True)]
             for cue, _ in items if cues is None else zip(cues, items, strict=True):
                 live(s, gen or rng)
-                said.append(learn.answer(s, cue, codec=codec))
+                text, window_counts = reply_counts(s, codec, cue)
+                said.append(text)
+                counts.append(spoken(window_counts))
             want = [as_said(answer, reply_chars) for _, answer in items]
             return {
                 "exact": float(np.mean([a == b for a, b in zip(said, want, strict=True)])),
                 "per_char": float(np.mean([hit(a, b) for a, b in zip(said, want, strict=True)])),
                 "replies": said,
+                "counts": counts,
             }
 
         def teach_rounds(s: Session, items: list[tuple[str, str]], rounds: int, curve: list | None) -> None:
@@ -254,6 +271,9 @@ def evaluate(
                 "corrupted_cue": corrupted_cues[i],
                 "corrupted_said": corrupted["replies"][i],
                 "after_more_said": None if interference is None else interference["replies"][i],
+                "said_counts": trained["counts"][i],
+                "corrupted_counts": corrupted["counts"][i],
+                "after_more_counts": None if interference is None else interference["counts"][i],
             }
             for i, (c, r) in enumerate(pairs)
         ],
