@@ -360,7 +360,10 @@ class Codec:
 
     def decode(self, out_counts: np.ndarray) -> str:
         """out_counts (reply_steps, output_channels) int -> reply of reply_chars characters."""
-        counts = self.window_counts(out_counts)
+        return self.decode_windows(self.window_counts(out_counts))
+
+    def decode_windows(self, counts: np.ndarray) -> str:
+        """`decode` of the window counts (reply_chars, output_channels) `window_counts` gives."""
         winners = np.argmax(counts, axis=1)
         if self.teacher:  # a motor layer: windows far quieter than the reply's loudest are silence
             top = counts.max(axis=1)
@@ -386,4 +389,5 @@ def reply_counts(session: _Runs, codec: Codec, text: str | bytes) -> tuple[str, 
     hold = getattr(session, "hold_reply", None)
     if hold is not None:  # a rewardable brain keeps this reply's eligibility for /good, /bad
         hold()
-    return codec.decode(metrics["out_counts"]), codec.window_counts(metrics["out_counts"])
+    counts = codec.window_counts(metrics["out_counts"])
+    return codec.decode_windows(counts), counts
