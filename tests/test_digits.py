@@ -12,8 +12,8 @@ from conftest import jbrain_cli
 
 from jbrain.evals import digits
 
-# a small network for CPU tests: 100 neurons, 1 ms steps (400 training images, 1 epoch)
-TINY = digits.Params(n_neurons=100, dt=1.0)
+# a small network for CPU tests: 100 neurons, 1 ms steps, 2 readouts an image (400 training images, 1 epoch)
+TINY = digits.Params(n_neurons=100, dt=1.0, readout_repeats=2)
 
 
 def test_the_bundled_digits_load_and_split_in_stratified_halves():
