@@ -97,9 +97,13 @@ def put(devices: int, tree: Any) -> Any:
     """`tree` (state or wiring; host or device arrays, the same values on
     every process) laid out over the mesh of `devices`. Each process
     places only its own devices' shards (`jax.make_array_from_callback`),
-    so it works across processes too. devices=1: the tree unchanged."""
+    so it works across processes too. devices=1: each leaf committed to
+    the device it is on (host arrays: the default device). A newborn
+    brain's arrays are uncommitted and a restored one's committed, and jit
+    keys its programs on that: without this a restored brain would compile
+    every burst again."""
     if devices == 1:
-        return tree
+        return jax.tree.map(_commit, tree)
     target = shardings(devices, tree)
 
     def place(x: Any, sharding: NamedSharding) -> jax.Array:
@@ -109,6 +113,12 @@ def put(devices: int, tree: Any) -> Any:
         return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
     return jax.tree.map(place, tree, target)
+
+
+def _commit(x: Any) -> jax.Array:
+    if isinstance(x, jax.Array):
+        return x if x.committed else jax.device_put(x, x.sharding)
+    return jax.device_put(x, jax.devices()[0])
 
 
 def constrain(devices: int, tree: Any) -> Any:
