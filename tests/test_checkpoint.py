@@ -176,6 +176,36 @@ def test_save_twice_at_one_step_is_one_checkpoint(tmp_path):
     assert os.listdir(tmp_path / "checkpoints") == ["200"] and s.warnings == []
 
 
+def test_a_restored_brain_runs_the_programs_its_newborn_compiled(tmp_path):
+    """A brain saved and restored in one process lowers (and compiles) no
+    burst again: jit keys a program on whether its arguments are committed
+    to a device, a restore's arrays are, and a newborn's are too once in a
+    Session."""
+    from jax._src import dispatch
+
+    lowered = []  # {"fun_name": ...} of every program lowered
+
+    def listen(event: str, _secs: float, **kw) -> None:
+        if event == dispatch.JAXPR_TO_MLIR_MODULE_EVENT:
+            lowered.append(kw)
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        first = Session.open(CONFIG, seed=0, workdir=str(tmp_path))
+        first.run(100)
+        first.close()
+        assert first.state.neurons.v.committed
+        assert any("burst" in t["fun_name"] for t in lowered)
+        before = len(lowered)
+        again = Session.open(CONFIG, seed=0, workdir=str(tmp_path))
+        assert again.step == 100 and again.state.neurons.v.committed
+        again.run(100)
+        again.close(save=False)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    assert not [t for t in lowered[before:] if "burst" in t["fun_name"]], lowered[before:]
+
+
 def test_flags_passed_override_the_checkpoint_the_rest_come_from_it(template, tmp_path):
     workdir = copy_of(template, tmp_path)
     other = BrainConfig(n_neurons=200_000, a_plus=0.002, noise_sd=0.2, plasticity=False)
