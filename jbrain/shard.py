@@ -116,9 +116,10 @@ def put(devices: int, tree: Any) -> Any:
 
 
 def _commit(x: Any) -> jax.Array:
-    if isinstance(x, jax.Array):
-        return x if x.committed else jax.device_put(x, x.sharding)
-    return jax.device_put(x, jax.devices()[0])
+    """x committed to its device (a host array: to the default device);
+    the same buffer where x is already there."""
+    x = x if isinstance(x, jax.Array) else jax.device_put(x)
+    return x if x.committed else jax.device_put(x, x.sharding)
 
 
 def constrain(devices: int, tree: Any) -> Any:
