@@ -6,8 +6,9 @@ relay's P*C positional features (weights U[0.5, 1.5)); the block's code of a
 cue is its k most driven neurons (no time: one top-k). Readout: signed LMS
 from the code to the window's character (silence: no character over 0.5).
 Completion (g > 0): Hebbian M -> M weights between co-active winners of each
-lesson (clipped to [0, rmax]); at recall the top-k is iterated `iters` times
-on h = h0 / max(h0) + g * (R a) / k. Scores the 20 default pairs: clean,
+lesson (clipped to [0, rmax]; only a random `density` of the pairs wired);
+at recall the top-k is iterated `iters` times on
+h = h0 / max(h0) + g * (R a) / k. Scores the 20 default pairs: clean,
 corrupted (`associations.corrupt`, beside the ideal matcher), and the first
 20 after 20 more. Run from the repo root:
 
@@ -37,13 +38,14 @@ def feats(cue: str, fade: float) -> np.ndarray:
     return x
 
 
-def run(B=2048, F=64, k=16, g=0.0, iters=3, lessons=10, eta=0.2, fade=0.3, seed=0, rmax=1.0):
+def run(B=2048, F=64, k=16, g=0.0, iters=3, lessons=10, eta=0.2, fade=0.3, seed=0, rmax=1.0, density=1.0):
     rng = np.random.default_rng(seed)
     W = np.zeros((R, B, P * C))
     for r in range(R):
         for i in range(B):
             W[r, i, rng.choice(P * C, F, replace=False)] = rng.uniform(0.5, 1.5, F)
     rec_w = np.zeros((R, B, B))
+    wired = rng.random((R, B, B)) < density if density < 1 else np.ones((R, B, B), bool)
     out_w = np.zeros((R, len(ALPHABET), B))
 
     def winners(r, x, rec=True):
@@ -70,7 +72,7 @@ def run(B=2048, F=64, k=16, g=0.0, iters=3, lessons=10, eta=0.2, fade=0.3, seed=
                 x = feats(cue, fade)
                 for r in range(R):
                     a = winners(r, x, rec=False)  # a lesson writes the cue's own code
-                    rec_w[r] = np.clip(rec_w[r] + np.outer(a, a) * (1 - np.eye(B)), 0, rmax)
+                    rec_w[r] = np.clip(rec_w[r] + np.outer(a, a) * (1 - np.eye(B)) * wired[r], 0, rmax)
                     out_w[r] += eta * np.outer(target(reply, r) - out_w[r] @ a, a) / k
 
     def answer(cue):
