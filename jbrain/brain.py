@@ -382,8 +382,10 @@ def _working_order(
         else:
             weights_pre = synapses.to_pre_major(wiring.projections[q.name], ps.weights)
         projections[q.name] = ps.replace(weights=weights_pre)
-        if form == "deferred":
-            lags[q.name] = plasticity.lag_init(ps.x_pre, synapses.span_size(circuit, q, "post"))
+        if form == "deferred":  # a replay kernel also pushes (`push_scratch`: its accumulators)
+            n_post = synapses.span_size(circuit, q, "post")
+            push = backend.push_scratch(n_post) if backend.replay_stdp is not None else None
+            lags[q.name] = plasticity.lag_init(ps.x_pre, n_post, push)
         elif form is None and backend.push_event is not None:
             scratch = backend.push_scratch(synapses.span_size(circuit, q, "post"))
             if scratch is not None:
@@ -448,8 +450,9 @@ def projection_step(
         current = backend.csr_push(lag, w, s_pre, synapses.span_size(circuit, q, "post"))
     elif path == "event":
         ids, raw, count = lists[q.pre]
+        current = None
         if form == "deferred":
-            w, x_pre, y_post, lag = plasticity.deferred_step(
+            w, x_pre, y_post, lag, current = plasticity.deferred_step(
                 q, dt, backend, pw, w, x_pre, y_post, s_pre, s_post, raw, count, lag,
                 state.step, fence,
             )  # fmt: skip
@@ -466,7 +469,8 @@ def projection_step(
             w, x_pre, y_post = plasticity.stdp_step(
                 q, dt, pw, w, x_pre, y_post, s_pre, s_post, ids, ids_post, fence
             )
-        current = backend.propagate_event(pw, w, ids)
+        if current is None:  # else the replay kernel pushed the spikers' new rows
+            current = backend.propagate_event(pw, w, ids)
     else:
         if form == "delta":
             if plan.teaching and teacher is not None:

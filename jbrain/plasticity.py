@@ -36,6 +36,7 @@ import jax.numpy as jnp
 
 from jbrain.circuit import Projection
 from jbrain.state import ProjectionWiring
+from jbrain.synapses import from_fixed
 
 
 def _same(tree: Any) -> Any:
@@ -271,17 +272,21 @@ class Lag(NamedTuple):
              before the last processed step
     pending: (N_pre,) int32 processed steps whose LTP the out-row still lacks (< HISTORY)
     anchor:  (N_pre,) f32 x_pre entering the first of those steps
+    push:    what the backend's push carries from step to step (`push_scratch`:
+             the replay kernel also pushes the spikers' rows), or None (XLA
+             pushes after the update, `propagate_event`)
     """
 
     hist: jax.Array
     pending: jax.Array
     anchor: jax.Array
+    push: Any = None
 
 
-def lag_init(x_pre: jax.Array, n_post: int) -> Lag:
+def lag_init(x_pre: jax.Array, n_post: int, push: Any = None) -> Lag:
     """Nothing pending: the bookkeeping at the start of a burst."""
     n = x_pre.shape[0]
-    return Lag(jnp.zeros((n_post,), jnp.uint32), jnp.zeros((n,), jnp.int32), x_pre)
+    return Lag(jnp.zeros((n_post,), jnp.uint32), jnp.zeros((n,), jnp.int32), x_pre, push)
 
 
 def _decay(q: Projection, dt: float) -> jax.Array:
@@ -343,8 +348,9 @@ def _replay_rows(
     return w.at[rows].set(new, mode="drop").reshape(-1)
 
 
-def _kernel(backend, q: Projection, dt: float, wiring, weights_pre, lag: Lag, **kw) -> jax.Array:
-    """The backend's `replay_stdp` kernel with the lag's arrays and the rule's numbers."""
+def _kernel(backend, q: Projection, dt: float, wiring, weights_pre, lag: Lag, **kw) -> tuple[jax.Array, Any]:
+    """The backend's `replay_stdp` kernel with the lag's arrays and the rule's
+    numbers: (weights, the push's (acc, stale) or None)."""
     return backend.replay_stdp(
         wiring.out_post.reshape(-1), weights_pre, lag.hist, lag.pending, lag.anchor,
         _decay(q, dt).reshape(1), history=HISTORY, a_plus=q.plasticity.a_plus, w_max=q.w_max, **kw,
@@ -366,12 +372,14 @@ def deferred_step(
     lag: Lag,
     step: jax.Array,
     fence: Callable[[Any], Any] = _same,
-) -> tuple[jax.Array, jax.Array, jax.Array, Lag]:
+) -> tuple[jax.Array, jax.Array, jax.Array, Lag, jax.Array | None]:
     """`stdp_step` with LTP deferred (see above): the same weights once
     `flush`ed. No synaptic scaling. ids[:n_ids]: the pre population's spike
     list (any order; the backend's raw list); step: the step counter (picks
     the round-robin block); backend: one with a `replay_stdp` kernel (one
-    kernel for both sets of rows) or without (XLA). Returns (weights, x_pre, y_post, lag)."""
+    kernel for both sets of rows) or without (XLA). Returns (weights, x_pre,
+    y_post, lag, W @ s of the listed spikers through the new weights ((N_post,)
+    f32) where the kernel pushed them (lag.push given), else None)."""
     n = wiring.pre.shape[0]
     _, ltd, x_new, y_new = trace_step(q, dt, x_pre, y_post, s_pre, s_post, fence)
     fired = s_pre != 0
@@ -382,11 +390,12 @@ def deferred_step(
     size = -(-n // HISTORY)
     start = jnp.minimum((step % HISTORY).astype(jnp.int32) * size, n - size)
     if backend.replay_stdp is not None:  # one kernel for both sets of rows
-        w = _kernel(
-            backend, q, dt, wiring, weights_pre, lag._replace(hist=hist),
+        w, pushed = _kernel(
+            backend, q, dt, wiring, weights_pre, lag._replace(hist=hist), scratch=lag.push,
             spikes=s_pre.astype(jnp.uint8), ltd=ltd, ids=ids, n_ids=n_ids, start=start, block=size, extra=1,
         )  # fmt: skip
     else:
+        pushed = None
         count = lag.pending + 1
         block = start + jnp.arange(size, dtype=jnp.int32)
         block = jnp.where(fired[block], n, block)
@@ -395,8 +404,12 @@ def deferred_step(
         w = _replay_rows(q, dt, wiring, w, hist, count, lag.anchor, listed, fence, ltd=ltd)
     r = jnp.arange(n, dtype=jnp.int32)
     done = fired | ((r >= start) & (r < start + size))
-    lag = Lag(hist, jnp.where(done, 0, lag.pending + 1), jnp.where(done, x_new, lag.anchor))
-    return w, x_new, y_new, lag
+    current, push = None, lag.push
+    if pushed is not None:
+        acc, stale = pushed
+        current, push = from_fixed(acc), (stale, acc)  # the two accumulators swap every step
+    lag = Lag(hist, jnp.where(done, 0, lag.pending + 1), jnp.where(done, x_new, lag.anchor), push)
+    return w, x_new, y_new, lag, current
 
 
 def flush(
@@ -413,9 +426,9 @@ def flush(
     n = wiring.pre.shape[0]
     every = jnp.arange(n, dtype=jnp.int32)
     if backend.replay_stdp is not None:
-        zero = jnp.zeros((n,), jnp.float32)
+        zero = jnp.zeros(lag.hist.shape, jnp.float32)  # no LTD: (N_post,)
         return _kernel(
             backend, q, dt, wiring, weights_pre, lag, spikes=jnp.zeros((n,), jnp.uint8), ltd=zero,
             ids=every, n_ids=jnp.int32(n), start=jnp.int32(0), block=0, extra=0,
-        )  # fmt: skip
+        )[0]  # fmt: skip
     return _replay_rows(q, dt, wiring, weights_pre, lag.hist, lag.pending, lag.anchor, every, fence)

@@ -111,6 +111,14 @@ def test_the_pallas_kernels_lower_to_mosaic_gpu_calls(k):
             S((n,), jnp.float32), S((1,), jnp.float32), S((n,), jnp.uint8), S((n,), jnp.float32),
             S((cap,), jnp.int32), S((), jnp.int32), S((), jnp.int32),
         ),
+        _lowers_for_cuda(  # the replay that also pushes
+            lambda *a: pallas_gpu.replay_stdp(
+                *a[:-2], (a[-2], a[-1]), block=63, extra=1, history=32, a_plus=0.01, w_max=1.0
+            ),
+            S((n * k,), jnp.int32), S((n * k,), jnp.float32), S((n,), jnp.uint32), S((n,), jnp.int32),
+            S((n,), jnp.float32), S((1,), jnp.float32), S((n,), jnp.uint8), S((n,), jnp.float32),
+            S((cap,), jnp.int32), S((), jnp.int32), S((), jnp.int32), S((n,), jnp.int32), S((n,), jnp.int32),
+        ),
     ]  # fmt: skip
     for text in lowered:
         assert text.count("custom_call @mosaic_gpu") == 1, text[:400]
@@ -150,7 +158,7 @@ def _replay_both(backend, q, dt, wiring, w_pre, lag, ltd, fired, ids, start=700,
     LTD; a block of rows that did not fire: replay), then the flush (every
     row, no LTD)."""
     n = fired.size
-    kernel = plasticity._kernel(
+    kernel, _ = plasticity._kernel(
         backend, q, dt, wiring, jnp.array(w_pre), lag, spikes=jnp.asarray(fired, jnp.uint8), ltd=ltd,
         ids=jnp.asarray(ids), n_ids=jnp.int32(fired.sum()), start=jnp.int32(start), block=size, extra=1,
     )  # fmt: skip
@@ -459,6 +467,26 @@ def test_compiled_pallas_replay_stdp_equals_xla():
     assert (np.asarray(xla) != np.asarray(w_pre)).mean() > 0.02
     np.testing.assert_array_equal(kernel, xla)
     np.testing.assert_array_equal(flush_kernel, flush_xla)
+
+
+@pytest.mark.gpu
+def test_compiled_pallas_replay_stdp_pushes_what_xla_pushes():
+    """With the push's accumulators, the replay kernel's sums are XLA's
+    scatter-add of the updated listed rows, and it zeroes the stale one."""
+    q, dt, wiring, w_pre, lag, ltd, fired, ids = _replay_case(20_000, 32, seed=4)
+    n = fired.size
+    zero, _ = backends.PallasGPU.push_scratch(n)
+    stale = jnp.arange(n, dtype=jnp.int32) + 1  # the step before's accumulator
+    w, (acc, zeroed) = plasticity._kernel(
+        backends.PallasGPU, q, dt, wiring, jnp.array(w_pre), lag, scratch=(zero, stale),
+        spikes=jnp.asarray(fired, jnp.uint8), ltd=ltd, ids=jnp.asarray(ids), n_ids=jnp.int32(fired.sum()),
+        start=jnp.int32(7000), block=625, extra=1,
+    )  # fmt: skip
+    listed = jnp.asarray(np.where(np.arange(ids.size) < fired.sum(), ids, n), jnp.int32)
+    want = synapses.propagate_event(wiring, w, listed)
+    assert float(jnp.abs(want).sum()) > 0
+    np.testing.assert_array_equal(synapses.from_fixed(acc), want)
+    np.testing.assert_array_equal(zeroed, np.zeros(n, np.int32))
 
 
 @pytest.mark.gpu

@@ -247,7 +247,8 @@ def test_deferred_ltp_equals_stdp_step_over_long_silences():
         spikes = jnp.asarray(fired.astype(np.uint8))
         ids, count = synapses.spike_list(spikes, n)
         w_eager, x_e, y_e = eager(w_eager, x_e, y_e, spikes, ids, t)
-        w_lazy, x_l, y_l, lag = lazy(w_lazy, x_l, y_l, spikes, ids, count, lag, t)
+        w_lazy, x_l, y_l, lag, pushed = lazy(w_lazy, x_l, y_l, spikes, ids, count, lag, t)
+        assert pushed is None  # XLA pushes after the update (`propagate_event`)
         assert int(np.asarray(lag.pending).max()) < plasticity.HISTORY
     assert not np.array_equal(w_lazy, w_eager)  # LTP was pending ...
     flush = jax.jit(lambda w, lag, t: plasticity.flush(q, dt, xla, pw, w, lag, fence(t)))

@@ -12,7 +12,8 @@ compiled, under the `gpu` pytest marker):
                and a scatter: three kernels and a mask).
   spike_list   the neurons that fired, one kernel (XLA's takes four).
   replay_stdp  deferred STDP (`plasticity.deferred_step`) over that list and
-               a round-robin block of rows, one kernel per step.
+               a round-robin block of rows, one kernel per step, which also
+               pushes the listed rows' new weights (W @ s, as push_event).
 
 Why SIMT code: Pallas Mosaic GPU (jax.experimental.pallas.mosaic_gpu, the
 supported GPU route; Pallas's Triton lowering is deprecated in jax 0.11)
@@ -367,13 +368,14 @@ def replay_stdp(
     ids: jax.Array,
     n_ids: jax.Array,
     start: jax.Array,
+    scratch: tuple[jax.Array, jax.Array] | None = None,
     *,
     block: int,
     extra: int,
     history: int,
     a_plus: float,
     w_max: float,
-) -> jax.Array:
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
     """Deferred STDP (`plasticity.deferred_step`) in place, one kernel, bit
     for bit `plasticity._replay_rows`. Two sets of out-rows: the listed
     neurons ids[:n_ids] (replay, then LTD), and rows [start, start + block)
@@ -389,19 +391,35 @@ def replay_stdp(
     up to a power of two) adjacent lanes, lane l its slots l, l + L, ...;
     the grid (at most REPLAY_CTAS CTAs) strides over the listed rows up to
     n_ids (not the list's capacity), then the block. Rows are disjoint: no
-    atomics.
-    out_post (N*K,) int32; weights_pre (N*K,) f32; hist (N,) uint32;
-    pending (N,) int32 (g <= history <= 32); anchor, ltd (N,) f32; decay (1,)
-    f32; spikes (N,) uint8; ids (C,) int32; n_ids, start (1,) int32.
-    Returns the weights."""
+    atomics for the weights.
+
+    With `scratch` = (zero, stale), `push_event`'s two accumulators, the
+    same launch also pushes the listed rows: acc[i] += quantize(w) for every
+    listed out-synapse after its update (atomics), so acc is
+    `synapses.propagate_event` of the new weights over the list, in int32
+    and so bit for bit; and it zeroes `stale` for the next step. One kernel
+    instead of the replay, XLA's gather and scatter-add and a fresh zero
+    accumulator: the listed rows are in registers already.
+
+    out_post (N*K,) int32; weights_pre (N*K,) f32; hist (N_post,) uint32;
+    pending (N,) int32 (g <= history <= 32); anchor (N,), ltd (N_post,) f32;
+    decay (1,) f32; spikes (N,) uint8; ids (C,) int32; n_ids, start (1,)
+    int32; zero, stale (N_post,) int32. Returns (the weights, (acc, stale
+    zeroed) or None)."""
     _require()
-    n = hist.shape[0]
+    n = pending.shape[0]
+    n_post = hist.shape[0]
     k = out_post.shape[0] // n
     cap = ids.shape[0]
+    scale = float(2**synapses.WEIGHT_FRAC_BITS)
     lanes = min(WARP, 1 << max(0, math.ceil(math.log2(k))))
 
     def body(t, post_ref, hist_ref, pend_ref, anchor_ref, decay_ref, s_ref, ltd_ref, ids_ref, nid_ref,
-             start_ref, w_ref):  # fmt: skip
+             start_ref, w_ref, *push):  # fmt: skip
+        if push:
+            acc_ref, stale_ref = push
+            with t.rows(t.gid, t.c(n_post), grid) as i:
+                t.store(stale_ref, i, t.c(0))
         d = t.load(decay_ref, t.c(0))
         a = t.c(float(a_plus))
         cap_w = t.c(float(w_max))
@@ -430,6 +448,9 @@ def replay_stdp(
                         down = t.load(ltd_ref, post)
                         w = arith.minimumf(arith.maximumf(arith.subf(w, down), t.c(0.0)), cap_w)
                     t.store(w_ref, e, w)
+                    if listed and push:  # `synapses.quantize`, then into the post's sum
+                        q = arith.fptosi(t.i32, arith.addf(arith.mulf(w, t.c(scale)), t.c(0.5)))
+                        t.red_add(acc_ref, post, q)
 
         # grid-stride: this thread's row slot, every `stride` rows
         slot0 = arith.shrui(t.gid, t.c(lanes.bit_length() - 1))
@@ -444,10 +465,11 @@ def replay_stdp(
                     replay(j, listed=False)
 
     threads = min(REPLAY_CTAS * CTA, (cap + block) * lanes)
-    stride = -(-threads // CTA) * CTA // lanes  # row slots of the whole grid
-    (weights,), _ = _call(
+    grid = -(-threads // CTA) * CTA  # threads of the whole grid
+    stride = grid // lanes  # row slots of the whole grid
+    (weights, *pushed), _ = _call(
         body, threads,
         (out_post, hist, pending, anchor, decay, spikes, ltd, ids, n_ids.reshape(1), start.reshape(1)),
-        [weights_pre], [], name="jbrain_replay_stdp",
+        [weights_pre, *(scratch or ())], [], name="jbrain_replay_stdp",
     )  # fmt: skip
-    return weights
+    return weights, (tuple(pushed) if scratch is not None else None)
