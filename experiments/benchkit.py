@@ -74,6 +74,62 @@ CUPY_SCRIPT = os.path.join(REPO_ROOT, "scripts", "cupy_seed.py")
 
 
 # ----------------------------------------------------------------------------
+# device kernels from a profile
+# ----------------------------------------------------------------------------
+def device_kernels(fn: Callable[[], Any]) -> dict[str, Any] | None:
+    """Run fn() once under `jax.profiler.trace` and read the device kernels
+    it launched from the Perfetto trace (the complete events on GPU stream
+    threads, named like "Stream #N(...)"): {"kernels": {name: [launches,
+    total us]}, "launches", "busy_us" (their summed durations), "span_us"
+    (first kernel's start to last kernel's end)}. None on CPUs, or when the
+    trace has no GPU stream."""
+    import glob
+    import gzip
+
+    import jax
+
+    if jax.default_backend() == "cpu":
+        return None
+    with tempfile.TemporaryDirectory() as tmp:
+        with jax.profiler.trace(tmp, create_perfetto_trace=True):
+            wait(fn())
+        files = glob.glob(os.path.join(tmp, "**", "*.trace.json.gz"), recursive=True)
+        if not files:
+            return None
+        with gzip.open(files[0], "rt") as f:
+            trace = json.load(f)
+    events = trace["traceEvents"] if isinstance(trace, dict) else trace
+    names = {}
+    for e in events:
+        if e.get("ph") == "M" and e.get("name") == "thread_name":
+            names[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
+    stream = {k for k, v in names.items() if "Stream" in v}
+    kernels = [e for e in events if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in stream]
+    if not kernels:
+        return None
+    total: dict[str, list] = {}
+    for e in kernels:
+        t = total.setdefault(e.get("name", "?"), [0, 0.0])
+        t[0] += 1
+        t[1] += float(e.get("dur", 0.0))
+    start = min(float(e["ts"]) for e in kernels)
+    end = max(float(e["ts"]) + float(e.get("dur", 0.0)) for e in kernels)
+    return {
+        "kernels": dict(sorted(total.items(), key=lambda x: -x[1][1])),
+        "launches": len(kernels),
+        "busy_us": sum(t[1] for t in total.values()),
+        "span_us": end - start,
+    }
+
+
+def print_kernels(profile: dict[str, Any], per: int = 1, what: str = "step") -> None:
+    """`device_kernels`'s table: launches and us per `what` (totals / per), heaviest first."""
+    print(f"  kernels (launches/{what}, us/{what}), by time:", flush=True)
+    for name, (count, dur) in profile["kernels"].items():
+        print(f"    {count / per:6.2f} {dur / per:7.2f}  {name[:90]}", flush=True)
+
+
+# ----------------------------------------------------------------------------
 # the timing helper
 # ----------------------------------------------------------------------------
 def wait(result: Any) -> None:

@@ -16,17 +16,13 @@ streams). Prints a markdown table last.
 from __future__ import annotations
 
 import argparse
-import glob
-import gzip
 import json
-import os
-import tempfile
 import time
 
 import jax
 import numpy as np
 
-from experiments.benchkit import time_calls
+from experiments.benchkit import device_kernels, print_kernels, time_calls
 from experiments.flagfiles import config_from_flagfile
 from jbrain.plan import resolve
 from jbrain.session import Session
@@ -45,35 +41,12 @@ def parse_entry(entry: str) -> tuple[str, dict]:
 
 
 def kernels_per_step(session: Session, steps: int) -> float | None:
-    """Device kernels per step of one burst, from a Perfetto trace (GPUs only)."""
-    if jax.default_backend() == "cpu":
+    """Device kernels per step of one burst, from a profile (GPUs only); prints them."""
+    profile = device_kernels(lambda: (session.run(steps), session.state.neurons.v)[1])
+    if profile is None:
         return None
-    with tempfile.TemporaryDirectory() as tmp:
-        with jax.profiler.trace(tmp, create_perfetto_trace=True):
-            session.run(steps)
-            jax.block_until_ready(session.state.neurons.v)
-        files = glob.glob(os.path.join(tmp, "**", "*.trace.json.gz"), recursive=True)
-        if not files:
-            return None
-        with gzip.open(files[0], "rt") as f:
-            trace = json.load(f)
-    events = trace["traceEvents"] if isinstance(trace, dict) else trace
-    # GPU stream threads are named like "Stream #N(...)": count complete events on them
-    names = {}
-    for e in events:
-        if e.get("ph") == "M" and e.get("name") == "thread_name":
-            names[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
-    stream = {k for k, v in names.items() if "Stream" in v}
-    kernels = [e for e in events if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in stream]
-    total: dict[str, list[float]] = {}
-    for e in kernels:
-        t = total.setdefault(e.get("name", "?"), [0, 0.0])
-        t[0] += 1
-        t[1] += float(e.get("dur", 0.0))
-    print("  kernels (launches/step, us/step), by time:", flush=True)
-    for n, (count, dur) in sorted(total.items(), key=lambda x: -x[1][1]):
-        print(f"    {count / steps:6.2f} {dur / steps:7.2f}  {n[:90]}", flush=True)
-    return len(kernels) / steps
+    print_kernels(profile, per=steps)
+    return profile["launches"] / steps
 
 
 def main() -> None:

@@ -17,6 +17,10 @@
    <= 10 s on that CPU; <= 2 s to the first burst at 200k on an H200 with a
    warm cache.
 
+3. With --kernels (GPUs): one more reply under the profiler, its device
+   kernels listed with their launches and time, and their summed time
+   against the span from the first kernel's start to the last one's end.
+
 Writes bench_reply.json to --out (default: $OUT, else /tmp) and prints a table.
 The machine's load average is recorded: other work on the CPU skews timings.
 """
@@ -46,6 +50,7 @@ flags.DEFINE_integer("warmup", 3, "Replies before timing (the first one compiles
 flags.DEFINE_integer("repeats", 20, "Timed replies.")
 flags.DEFINE_integer("ttfr_runs", 3, "`jbrain chat` launches timed to their first reply; 0 skips.")
 flags.DEFINE_float("ttfr_timeout_s", 120.0, "Give up on one launch after this long.")
+flags.DEFINE_bool("kernels", False, "GPUs: profile one more reply and list its device kernels.")
 flags.DEFINE_string("out", "", "Folder for bench_reply.json; empty: $OUT, else /tmp.")
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -83,6 +88,7 @@ def bench_reply() -> dict:
         )
         stims = iter([chat.encode(text) for text in texts(FLAGS.repeats)])
         bursts = benchkit.time_calls(lambda: chat.burst_alone(next(stims)), repeats=FLAGS.repeats)
+        profile = benchkit.device_kernels(lambda: chat.reply("hello")) if FLAGS.kernels else None
         final_rate = chat.last_rate()
         chat.close()
     ms = lambda x: round(x * 1e3, 2)  # noqa: E731
@@ -97,6 +103,8 @@ def bench_reply() -> dict:
         "repeats": replies["n"],
         "distinct_replies": len(set(answers)),
         "final_rate": final_rate,
+        # one reply's kernels: summed durations against first start to last end (the rest: gaps)
+        "reply_kernels": profile,
     }
 
 
@@ -189,6 +197,13 @@ def main(argv: list[str]) -> None:
         f"{'-' if cold is None else f'{cold:.2f}'} / {'-' if warm is None else f'{warm:.2f}'} |"
     )
     print(f"load average before/after: {result['load_before']} / {result['load_after']}; wrote {path}")
+    profile = result["reply_kernels"]
+    if profile is not None:
+        print(
+            f"one reply: {profile['launches']} kernels, busy {profile['busy_us'] / 1e3:.2f} ms of a "
+            f"{profile['span_us'] / 1e3:.2f} ms span (first kernel's start to last kernel's end)"
+        )
+        benchkit.print_kernels(profile, what="reply")
 
 
 if __name__ == "__main__":

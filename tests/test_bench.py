@@ -205,7 +205,7 @@ def test_bench_bad_flag_is_one_line():
 def test_bench_reply_smoke(tmp_path):
     p = _run(
         ["scripts/bench_reply.py", "--n_neurons=2000", "--warmup=1", "--repeats=3", "--ttfr_runs=2",
-         f"--out={tmp_path}"]
+         "--kernels", f"--out={tmp_path}"]
     )  # fmt: skip
     assert p.returncode == 0, p.stderr[-2000:]
     r = json.loads((tmp_path / "bench_reply.json").read_text())
@@ -216,6 +216,7 @@ def test_bench_reply_smoke(tmp_path):
     assert len(r["ttfr_s_runs"]) == 2 and r["ttfr_s_cold"] == r["ttfr_s_runs"][0] > 0
     assert r["ttfr_s_warm_median"] == r["ttfr_s_runs"][1] > 0
     assert "| cpu (" in p.stdout
+    assert r["reply_kernels"] is None  # --kernels profiles GPU streams only
 
 
 def test_bench_checkpoint_smoke(tmp_path):
