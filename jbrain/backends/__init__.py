@@ -17,7 +17,9 @@ bit for bit (tests check each against XLA):
                                         or None
     csr_push(table, w, s, n_post)       W @ s from that table, or None
     event_stdp                          eager STDP over a spike list, or None
-    replay_stdp                         the deferred-STDP kernel, or None
+    replay_stdp                         the deferred-STDP kernel (given the push's
+                                        scratch, it also pushes the spikers' new rows),
+                                        or None
 
 "pallas_gpu" (pallas_gpu.py: the push, the spike list and deferred STDP as
 Pallas Mosaic GPU kernels) and "cpu_native" (cpu_native.py: the push, the
