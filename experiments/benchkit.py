@@ -45,6 +45,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import gc
+import glob
+import gzip
 import itertools
 import json
 import math
@@ -83,9 +85,6 @@ def device_kernels(fn: Callable[[], Any]) -> dict[str, Any] | None:
     total us]}, "launches", "busy_us" (their summed durations), "span_us"
     (first kernel's start to last kernel's end)}. None on CPUs, or when the
     trace has no GPU stream."""
-    import glob
-    import gzip
-
     import jax
 
     if jax.default_backend() == "cpu":

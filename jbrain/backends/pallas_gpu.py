@@ -123,6 +123,12 @@ class _T:
             result or self.i32, list(args), text, constraints, has_side_effects=False, asm_dialect=0
         )
 
+    def quantize(self, w):
+        """`synapses.quantize`: f32 weight -> int32 fixed point, round half up
+        (w * 2**F is exact, so an FMA gives the same integer)."""
+        scale = self.c(float(2**synapses.WEIGHT_FRAC_BITS))
+        return arith.fptosi(self.i32, arith.addf(arith.mulf(w, scale), self.c(0.5)))
+
     def mul_rn(self, a, b):
         """a * b in f32, rounded on its own (never contracted into an FMA)."""
         return self.asm("mul.rn.f32 $0, $1, $2;", "=f,f,f", a, b, result=self.f32)
@@ -255,7 +261,6 @@ def push_event(
     n_post = zero.shape[0]
     chunks = -(-k // WARP)
     at_once = max(1, PUSH_AT_ONCE // chunks)  # registers: 2 per chunk per spiker in flight
-    scale = float(2**synapses.WEIGHT_FRAC_BITS)
     threads = -(-n // CTA) * CTA
 
     def body(t, s_ref, post_ref, w_ref, acc_ref, stale_ref):
@@ -280,8 +285,7 @@ def push_event(
                     pending.append((ok, t.load(post_ref, e), t.load(w_ref, e)))
             for ok, post, w in pending:
                 with t.when(ok):
-                    q = arith.fptosi(t.i32, arith.addf(arith.mulf(w, t.c(scale)), t.c(0.5)))
-                    t.red_add(acc_ref, post, q)
+                    t.red_add(acc_ref, post, t.quantize(w))
             return left
 
     (acc, stale), _ = _call(
@@ -411,7 +415,6 @@ def replay_stdp(
     n_post = hist.shape[0]
     k = out_post.shape[0] // n
     cap = ids.shape[0]
-    scale = float(2**synapses.WEIGHT_FRAC_BITS)
     lanes = min(WARP, 1 << max(0, math.ceil(math.log2(k))))
 
     def body(t, post_ref, hist_ref, pend_ref, anchor_ref, decay_ref, s_ref, ltd_ref, ids_ref, nid_ref,
@@ -448,9 +451,8 @@ def replay_stdp(
                         down = t.load(ltd_ref, post)
                         w = arith.minimumf(arith.maximumf(arith.subf(w, down), t.c(0.0)), cap_w)
                     t.store(w_ref, e, w)
-                    if listed and push:  # `synapses.quantize`, then into the post's sum
-                        q = arith.fptosi(t.i32, arith.addf(arith.mulf(w, t.c(scale)), t.c(0.5)))
-                        t.red_add(acc_ref, post, q)
+                    if listed and push:  # into the post's sum
+                        t.red_add(acc_ref, post, t.quantize(w))
 
         # grid-stride: this thread's row slot, every `stride` rows
         slot0 = arith.shrui(t.gid, t.c(lanes.bit_length() - 1))
