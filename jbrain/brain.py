@@ -448,7 +448,7 @@ def projection_step(
     elif path == "csr":  # `lag`: the burst's table of synapses by pre
         current = backend.csr_push(lag, w, s_pre, synapses.span_size(circuit, q, "post"))
     elif path == "event":
-        ids, raw, count = lists[q.pre]
+        ids, raw, count = lists.get(q.pre, (None, None, None))  # none: the backend's kernel votes
         current = None
         if form == "deferred":
             w, x_pre, y_post, lag, current = plasticity.deferred_step(

@@ -283,13 +283,17 @@ def resolve(
                 form = stdp
         paths.append(path)
         forms.append(form)
-    # a static event projection pushes its spikes without a list where the backend can
+    # a static event projection pushes its spikes without a list where the backend can, and
+    # a deferred one replays and pushes its spikers' rows without one where the backend's
+    # replay kernel votes on the spikes itself
     pushes = backends.REGISTRY[name].push_event is not None
+    votes = backends.REGISTRY[name].replay_stdp is not None
     listed = []
     for p in circuit.populations:
         on = False
         for q, path, form in zip(circuit.projections, paths, forms, strict=True):
-            needs_pre = q.pre == p.name and not (pushes and form is None)
+            unlisted = (pushes and form is None) or (votes and form == "deferred")
+            needs_pre = q.pre == p.name and not unlisted
             if path == "event" and (needs_pre or (form == "eager" and q.post == p.name)):
                 on = True
         listed.append(on)

@@ -98,6 +98,11 @@ def _lowers_for_cuda(f, *shapes) -> str:
 def test_the_pallas_kernels_lower_to_mosaic_gpu_calls(k):
     n, cap = 3000, 500
     S = jax.ShapeDtypeStruct
+    replay_args = (
+        S((n * k,), jnp.int32), S((n * k,), jnp.float32), S((n,), jnp.uint32), S((n,), jnp.int32),
+        S((n,), jnp.float32), S((1,), jnp.float32), S((n,), jnp.uint8), S((n,), jnp.float32),
+        S((), jnp.int32),
+    )  # fmt: skip
     lowered = [
         _lowers_for_cuda(
             pallas_gpu.push_event,
@@ -105,19 +110,15 @@ def test_the_pallas_kernels_lower_to_mosaic_gpu_calls(k):
             S((n,), jnp.int32),
         ),
         _lowers_for_cuda(lambda s: pallas_gpu.spike_list(s, capacity=cap), S((n,), jnp.uint8)),
-        _lowers_for_cuda(
+        _lowers_for_cuda(  # over a spike list
             lambda *a: pallas_gpu.replay_stdp(*a, block=63, extra=1, history=32, a_plus=0.01, w_max=1.0),
-            S((n * k,), jnp.int32), S((n * k,), jnp.float32), S((n,), jnp.uint32), S((n,), jnp.int32),
-            S((n,), jnp.float32), S((1,), jnp.float32), S((n,), jnp.uint8), S((n,), jnp.float32),
-            S((cap,), jnp.int32), S((), jnp.int32), S((), jnp.int32),
+            *replay_args, S((cap,), jnp.int32), S((), jnp.int32),
         ),
-        _lowers_for_cuda(  # the replay that also pushes
+        _lowers_for_cuda(  # voting on the spikes, and pushing
             lambda *a: pallas_gpu.replay_stdp(
-                *a[:-2], (a[-2], a[-1]), block=63, extra=1, history=32, a_plus=0.01, w_max=1.0
+                *a[:-2], scratch=(a[-2], a[-1]), block=63, extra=1, history=32, a_plus=0.01, w_max=1.0
             ),
-            S((n * k,), jnp.int32), S((n * k,), jnp.float32), S((n,), jnp.uint32), S((n,), jnp.int32),
-            S((n,), jnp.float32), S((1,), jnp.float32), S((n,), jnp.uint8), S((n,), jnp.float32),
-            S((cap,), jnp.int32), S((), jnp.int32), S((), jnp.int32), S((n,), jnp.int32), S((n,), jnp.int32),
+            *replay_args, S((n,), jnp.int32), S((n,), jnp.int32),
         ),
     ]  # fmt: skip
     for text in lowered:
@@ -126,14 +127,18 @@ def test_the_pallas_kernels_lower_to_mosaic_gpu_calls(k):
 
 def test_static_event_projections_push_without_a_spike_list_on_pallas():
     """The Pallas plan lists no population whose event projections are all
-    static (the push kernel needs no list), XLA's lists it; plasticity
-    brings the list back (STDP walks it)."""
+    static (the push kernel needs no list) or deferred (the replay kernel
+    votes on the spikes), XLA's lists it; eager STDP brings the list back
+    (it walks the list)."""
     static = small().circuit()
     assert plans.resolve(static, platform="gpu", backend="pallas_gpu").listed == (False,)
     assert plans.resolve(static, platform="gpu", backend="xla").listed == (True,)
-    plastic = small(plasticity=True).circuit()
-    assert plans.resolve(plastic, platform="gpu", backend="pallas_gpu").listed == (True,)
     assert not plans.resolve(static, platform="gpu", backend="pallas_gpu").uses_spike_list
+    plastic = small(plasticity=True).circuit()
+    deferred = plans.resolve(plastic, platform="gpu", backend="pallas_gpu")
+    assert deferred.stdp == ("deferred",) and deferred.listed == (False,)
+    assert plans.resolve(plastic, platform="gpu", backend="pallas_gpu", stdp="eager").listed == (True,)
+    assert plans.resolve(plastic, platform="gpu", backend="xla").listed == (True,)
 
 
 def _replay_case(n: int, k: int, seed: int):
@@ -471,22 +476,28 @@ def test_compiled_pallas_replay_stdp_equals_xla():
 
 @pytest.mark.gpu
 def test_compiled_pallas_replay_stdp_pushes_what_xla_pushes():
-    """With the push's accumulators, the replay kernel's sums are XLA's
-    scatter-add of the updated listed rows, and it zeroes the stale one."""
+    """With the push's accumulators, the replay kernel's weights are XLA's
+    and its sums XLA's scatter-add of the updated spikers' rows, over a
+    spike list or voting on the spikes; it zeroes the stale accumulator."""
     q, dt, wiring, w_pre, lag, ltd, fired, ids = _replay_case(20_000, 32, seed=4)
     n = fired.size
     zero, _ = backends.PallasGPU.push_scratch(n)
     stale = jnp.arange(n, dtype=jnp.int32) + 1  # the step before's accumulator
-    w, (acc, zeroed) = plasticity._kernel(
-        backends.PallasGPU, q, dt, wiring, jnp.array(w_pre), lag, scratch=(zero, stale),
-        spikes=jnp.asarray(fired, jnp.uint8), ltd=ltd, ids=jnp.asarray(ids), n_ids=jnp.int32(fired.sum()),
-        start=jnp.int32(7000), block=625, extra=1,
-    )  # fmt: skip
+    (_, xla), _ = _replay_both(
+        backends.PallasGPU, q, dt, wiring, w_pre, lag, ltd, fired, ids, start=7000, size=625
+    )
     listed = jnp.asarray(np.where(np.arange(ids.size) < fired.sum(), ids, n), jnp.int32)
-    want = synapses.propagate_event(wiring, w, listed)
+    want = synapses.propagate_event(wiring, xla, listed)
     assert float(jnp.abs(want).sum()) > 0
-    np.testing.assert_array_equal(synapses.from_fixed(acc), want)
-    np.testing.assert_array_equal(zeroed, np.zeros(n, np.int32))
+    for by_list in (True, False):  # over the spike list, and voting on the spikes (no list)
+        w, (acc, zeroed) = plasticity._kernel(
+            backends.PallasGPU, q, dt, wiring, jnp.array(w_pre), lag, scratch=(zero, stale),
+            spikes=jnp.asarray(fired, jnp.uint8), ltd=ltd, start=jnp.int32(7000), block=625, extra=1,
+            **({"ids": jnp.asarray(ids), "n_ids": jnp.int32(fired.sum())} if by_list else {}),
+        )  # fmt: skip
+        np.testing.assert_array_equal(w, xla)
+        np.testing.assert_array_equal(synapses.from_fixed(acc), want)
+        np.testing.assert_array_equal(zeroed, np.zeros(n, np.int32))
 
 
 @pytest.mark.gpu

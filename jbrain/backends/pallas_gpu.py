@@ -369,9 +369,9 @@ def replay_stdp(
     decay: jax.Array,
     spikes: jax.Array,
     ltd: jax.Array,
-    ids: jax.Array,
-    n_ids: jax.Array,
     start: jax.Array,
+    ids: jax.Array | None = None,
+    n_ids: jax.Array | None = None,
     scratch: tuple[jax.Array, jax.Array] | None = None,
     *,
     block: int,
@@ -397,6 +397,12 @@ def replay_stdp(
     n_ids (not the list's capacity), then the block. Rows are disjoint: no
     atomics for the weights.
 
+    Without `ids` (None) the kernel lists nothing: each warp votes on its 32
+    neurons' `spikes`, as `push_event` does, and replays the rows of those
+    that fired (32 lanes a row), then takes rows of the block a warp at a
+    time. No spike list, so no list kernel, no zeroed counter and no
+    overflow; the rows and the arithmetic are the listed mode's.
+
     With `scratch` = (zero, stale), `push_event`'s two accumulators, the
     same launch also pushes the listed rows: acc[i] += quantize(w) for every
     listed out-synapse after its update (atomics), so acc is
@@ -411,18 +417,26 @@ def replay_stdp(
     int32; zero, stale (N_post,) int32. Returns (the weights, (acc, stale
     zeroed) or None)."""
     _require()
+    if history > 32:
+        raise ValueError(f"replay_stdp: history {history} > 32 bits of a uint32")
     n = pending.shape[0]
     n_post = hist.shape[0]
     k = out_post.shape[0] // n
-    cap = ids.shape[0]
-    lanes = min(WARP, 1 << max(0, math.ceil(math.log2(k))))
+    vote = ids is None
+    cap = 0 if vote else ids.shape[0]
+    lanes = WARP if vote else min(WARP, 1 << max(0, math.ceil(math.log2(k))))
+    names = ["post", "hist", "pend", "anchor", "decay", "s", "ltd", "start"]
+    names += ([] if vote else ["ids", "nid"]) + ["w"] + (["acc", "stale"] if scratch is not None else [])
 
-    def body(t, post_ref, hist_ref, pend_ref, anchor_ref, decay_ref, s_ref, ltd_ref, ids_ref, nid_ref,
-             start_ref, w_ref, *push):  # fmt: skip
+    def body(t, *refs):
+        r = dict(zip(names, refs, strict=True))
+        post_ref, hist_ref, pend_ref, anchor_ref, w_ref = r["post"], r["hist"], r["pend"], r["anchor"], r["w"]
+        push = scratch is not None
         if push:
-            acc_ref, stale_ref = push
+            acc_ref = r["acc"]
             with t.rows(t.gid, t.c(n_post), grid) as i:
-                t.store(stale_ref, i, t.c(0))
+                t.store(r["stale"], i, t.c(0))
+        decay_ref, s_ref, ltd_ref = r["decay"], r["s"], r["ltd"]
         d = t.load(decay_ref, t.c(0))
         a = t.c(float(a_plus))
         cap_w = t.c(float(w_max))
@@ -439,14 +453,17 @@ def replay_stdp(
                     w = t.load(w_ref, e)
                     # the window's oldest step at bit 31, the next ones below it, zeros after
                     h = arith.shli(t.load(hist_ref, post), t.sub(t.c(32), t.max(g, t.c(1))))
-                    h = t.select(t.lt(t.c(0), g), h, t.c(0))
-                    x = x0
-                    for m in range(history):
+
+                    # the window's g steps only (past them h is 0: nothing changes); g is
+                    # the row's, so a row's lanes loop alike
+                    @t.loop(g, [w, h, x0])
+                    def window(m, carry):
+                        del m
+                        w, h, x = carry
                         up = arith.minimumf(arith.addf(w, t.mul_rn(a, x)), cap_w)  # w, a_plus >= 0
-                        w = t.select(t.lt(h, t.c(0)), up, w)
-                        if m + 1 < history:
-                            h = arith.shli(h, t.c(1))
-                            x = t.mul_rn(x, d)
+                        return [t.select(t.lt(h, t.c(0)), up, w), arith.shli(h, t.c(1)), t.mul_rn(x, d)]
+
+                    w = window.results[0]
                     if listed:
                         down = t.load(ltd_ref, post)
                         w = arith.minimumf(arith.maximumf(arith.subf(w, down), t.c(0.0)), cap_w)
@@ -456,22 +473,34 @@ def replay_stdp(
 
         # grid-stride: this thread's row slot, every `stride` rows
         slot0 = arith.shrui(t.gid, t.c(lanes.bit_length() - 1))
-        with t.rows(slot0, t.min(t.load(nid_ref, t.c(0)), t.c(cap)), stride) as c:
-            replay(t.load(ids_ref, c), listed=True)
+        if vote:  # the warp's spikers, lowest lane first (the ballot is the whole warp's)
+            fired = t.ballot(_spike(t, s_ref, n))
+            first = t.sub(t.gid, t.lane)
+
+            @t.loop(t.popc(fired), fired)
+            def _(i, left):
+                del i
+                replay(t.add(first, t.lowest_bit(left)), listed=True)
+                return arith.andi(left, t.sub(left, t.c(1)))
+
+        else:
+            with t.rows(slot0, t.min(t.load(r["nid"], t.c(0)), t.c(cap)), stride) as c:
+                replay(t.load(r["ids"], c), listed=True)
         if block:
-            start0 = t.load(start_ref, t.c(0))
+            start0 = t.load(r["start"], t.c(0))
             with t.rows(slot0, t.c(block), stride) as c:
                 j = t.add(start0, c)
                 # rows that fired are the listed rows' (replayed above, with LTD)
                 with t.when(t.eq(arith.extui(t.i32, t.load(s_ref, j)), t.c(0))):
                     replay(j, listed=False)
 
-    threads = min(REPLAY_CTAS * CTA, (cap + block) * lanes)
+    # a thread per pre neuron to vote, else as many as the rows need (at most REPLAY_CTAS CTAs)
+    threads = -(-n // WARP) * WARP if vote else min(REPLAY_CTAS * CTA, (cap + block) * lanes)
     grid = -(-threads // CTA) * CTA  # threads of the whole grid
     stride = grid // lanes  # row slots of the whole grid
+    id_args = () if vote else (ids, n_ids.reshape(1))
     (weights, *pushed), _ = _call(
-        body, threads,
-        (out_post, hist, pending, anchor, decay, spikes, ltd, ids, n_ids.reshape(1), start.reshape(1)),
+        body, threads, (out_post, hist, pending, anchor, decay, spikes, ltd, start.reshape(1), *id_args),
         [weights_pre, *(scratch or ())], [], name="jbrain_replay_stdp",
     )  # fmt: skip
     return weights, (tuple(pushed) if scratch is not None else None)
