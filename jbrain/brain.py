@@ -384,7 +384,8 @@ def _working_order(
         projections[q.name] = ps.replace(weights=weights_pre)
         if form == "deferred":  # a replay kernel also pushes (`push_scratch`: its accumulators)
             n_post = synapses.span_size(circuit, q, "post")
-            lags[q.name] = plasticity.lag_init(ps.x_pre, n_post, backend.push_scratch(n_post))
+            step = state.step if backend.replay_stdp is not None else None  # the kernel carries the phase
+            lags[q.name] = plasticity.lag_init(ps.x_pre, n_post, backend.push_scratch(n_post), step)
         elif form is None and backend.push_event is not None:
             scratch = backend.push_scratch(synapses.span_size(circuit, q, "post"))
             if scratch is not None:

@@ -275,18 +275,26 @@ class Lag(NamedTuple):
     push:    what the backend's push carries from step to step (`push_scratch`:
              the replay kernel also pushes the spikers' rows), or None (XLA
              pushes after the update, `propagate_event`)
+    phase:   ((1,) int32 step mod HISTORY, (1,) int32 spare) where the
+             backend's replay kernel advances the round robin itself, or
+             None (the block follows the step counter)
     """
 
     hist: jax.Array
     pending: jax.Array
     anchor: jax.Array
     push: Any = None
+    phase: Any = None
 
 
-def lag_init(x_pre: jax.Array, n_post: int, push: Any = None) -> Lag:
-    """Nothing pending: the bookkeeping at the start of a burst."""
+def lag_init(x_pre: jax.Array, n_post: int, push: Any = None, step: jax.Array | None = None) -> Lag:
+    """Nothing pending: the bookkeeping at the start of a burst. step: the
+    state's step counter where the replay kernel carries the phase, else None."""
     n = x_pre.shape[0]
-    return Lag(jnp.zeros((n_post,), jnp.uint32), jnp.zeros((n,), jnp.int32), x_pre, push)
+    phase = None
+    if step is not None:
+        phase = ((step % HISTORY).astype(jnp.int32).reshape(1), jnp.zeros((1,), jnp.int32))
+    return Lag(jnp.zeros((n_post,), jnp.uint32), jnp.zeros((n,), jnp.int32), x_pre, push, phase)
 
 
 def _decay(q: Projection, dt: float) -> jax.Array:
@@ -348,9 +356,9 @@ def _replay_rows(
     return w.at[rows].set(new, mode="drop").reshape(-1)
 
 
-def _kernel(backend, q: Projection, dt: float, wiring, weights_pre, lag: Lag, **kw) -> tuple[jax.Array, Any]:
+def _kernel(backend, q: Projection, dt: float, wiring, weights_pre, lag: Lag, **kw) -> tuple[Any, Any, Any]:
     """The backend's `replay_stdp` kernel with the lag's arrays and the rule's
-    numbers: (weights, the push's (acc, stale) or None)."""
+    numbers: (weights, the push's (acc, stale) or None, the next phase or None)."""
     return backend.replay_stdp(
         wiring.out_post.reshape(-1), weights_pre, lag.hist, lag.pending, lag.anchor,
         _decay(q, dt).reshape(1), history=HISTORY, a_plus=q.plasticity.a_plus, w_max=q.w_max, **kw,
@@ -390,11 +398,14 @@ def deferred_step(
     # no window outgrows the history; rows that fired are replayed as spikers
     # (the pending LTP, this step's included, then LTD).
     size = -(-n // HISTORY)
-    start = jnp.minimum((step % HISTORY).astype(jnp.int32) * size, n - size)
+    phase = (step % HISTORY).astype(jnp.int32) if lag.phase is None else lag.phase[0][0]
+    start = jnp.minimum(phase * size, n - size)
+    phase_next = None
     if backend.replay_stdp is not None:  # one kernel for both sets of rows
-        w, pushed = _kernel(
+        w, pushed, phase_next = _kernel(
             backend, q, dt, wiring, weights_pre, lag._replace(hist=hist), scratch=lag.push,
-            spikes=s_pre.astype(jnp.uint8), ltd=ltd, ids=ids, n_ids=n_ids, start=start, block=size, extra=1,
+            spikes=s_pre.astype(jnp.uint8), ltd=ltd, ids=ids, n_ids=n_ids,
+            start=None if lag.phase is not None else start, phase=lag.phase, block=size, extra=1,
         )  # fmt: skip
     else:
         pushed = None
@@ -410,7 +421,9 @@ def deferred_step(
     if pushed is not None:
         acc, stale = pushed
         current, push = from_fixed(acc), (stale, acc)  # the two accumulators swap every step
-    lag = Lag(hist, jnp.where(done, 0, lag.pending + 1), jnp.where(done, x_new, lag.anchor), push)
+    if phase_next is not None:  # the two phase buffers swap every step, as the accumulators do
+        phase_next = (phase_next, lag.phase[0])
+    lag = Lag(hist, jnp.where(done, 0, lag.pending + 1), jnp.where(done, x_new, lag.anchor), push, phase_next)
     return w, x_new, y_new, lag, current
 
 

@@ -120,6 +120,12 @@ def test_the_pallas_kernels_lower_to_mosaic_gpu_calls(k):
             ),
             *replay_args, S((n,), jnp.int32), S((n,), jnp.int32),
         ),
+        _lowers_for_cuda(  # its block from a phase, which it advances
+            lambda *a: pallas_gpu.replay_stdp(
+                *a[:-3], None, phase=(a[-2], a[-1]), block=63, extra=1, history=32, a_plus=0.01, w_max=1.0
+            ),
+            *replay_args, S((1,), jnp.int32), S((1,), jnp.int32),
+        ),
     ]  # fmt: skip
     for text in lowered:
         assert text.count("custom_call @mosaic_gpu") == 1, text[:400]
@@ -163,7 +169,7 @@ def _replay_both(backend, q, dt, wiring, w_pre, lag, ltd, fired, ids, start=700,
     LTD; a block of rows that did not fire: replay), then the flush (every
     row, no LTD)."""
     n = fired.size
-    kernel, _ = plasticity._kernel(
+    kernel, *_ = plasticity._kernel(
         backend, q, dt, wiring, jnp.array(w_pre), lag, spikes=jnp.asarray(fired, jnp.uint8), ltd=ltd,
         ids=jnp.asarray(ids), n_ids=jnp.int32(fired.sum()), start=jnp.int32(start), block=size, extra=1,
     )  # fmt: skip
@@ -478,26 +484,32 @@ def test_compiled_pallas_replay_stdp_equals_xla():
 def test_compiled_pallas_replay_stdp_pushes_what_xla_pushes():
     """With the push's accumulators, the replay kernel's weights are XLA's
     and its sums XLA's scatter-add of the updated spikers' rows, over a
-    spike list or voting on the spikes; it zeroes the stale accumulator."""
+    spike list or voting on the spikes, its block given by a start or by a
+    phase (which it advances); it zeroes the stale accumulator."""
     q, dt, wiring, w_pre, lag, ltd, fired, ids = _replay_case(20_000, 32, seed=4)
     n = fired.size
     zero, _ = backends.PallasGPU.push_scratch(n)
     stale = jnp.arange(n, dtype=jnp.int32) + 1  # the step before's accumulator
     (_, xla), _ = _replay_both(
-        backends.PallasGPU, q, dt, wiring, w_pre, lag, ltd, fired, ids, start=7000, size=625
+        backends.PallasGPU, q, dt, wiring, w_pre, lag, ltd, fired, ids, start=11 * 625, size=625
     )
     listed = jnp.asarray(np.where(np.arange(ids.size) < fired.sum(), ids, n), jnp.int32)
     want = synapses.propagate_event(wiring, xla, listed)
     assert float(jnp.abs(want).sum()) > 0
-    for by_list in (True, False):  # over the spike list, and voting on the spikes (no list)
-        w, (acc, zeroed) = plasticity._kernel(
+    phase = (jnp.array([11], jnp.int32), jnp.array([-1], jnp.int32))  # phase 11: rows from 11 x 625
+    for by_list, by_phase in ((True, False), (False, False), (False, True)):
+        w, (acc, zeroed), following = plasticity._kernel(
             backends.PallasGPU, q, dt, wiring, jnp.array(w_pre), lag, scratch=(zero, stale),
-            spikes=jnp.asarray(fired, jnp.uint8), ltd=ltd, start=jnp.int32(7000), block=625, extra=1,
+            spikes=jnp.asarray(fired, jnp.uint8), ltd=ltd, block=625, extra=1,
             **({"ids": jnp.asarray(ids), "n_ids": jnp.int32(fired.sum())} if by_list else {}),
+            **({"start": None, "phase": phase} if by_phase else {"start": jnp.int32(11 * 625)}),
         )  # fmt: skip
         np.testing.assert_array_equal(w, xla)
         np.testing.assert_array_equal(synapses.from_fixed(acc), want)
         np.testing.assert_array_equal(zeroed, np.zeros(n, np.int32))
+        assert (following is not None) == by_phase
+        if by_phase:
+            assert np.asarray(following).tolist() == [12]
 
 
 @pytest.mark.gpu

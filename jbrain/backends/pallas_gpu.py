@@ -369,17 +369,18 @@ def replay_stdp(
     decay: jax.Array,
     spikes: jax.Array,
     ltd: jax.Array,
-    start: jax.Array,
+    start: jax.Array | None,
     ids: jax.Array | None = None,
     n_ids: jax.Array | None = None,
     scratch: tuple[jax.Array, jax.Array] | None = None,
+    phase: tuple[jax.Array, jax.Array] | None = None,
     *,
     block: int,
     extra: int,
     history: int,
     a_plus: float,
     w_max: float,
-) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None]:
+) -> tuple[jax.Array, tuple[jax.Array, jax.Array] | None, jax.Array | None]:
     """Deferred STDP (`plasticity.deferred_step`) in place, one kernel, bit
     for bit `plasticity._replay_rows`. Two sets of out-rows: the listed
     neurons ids[:n_ids] (replay, then LTD), and rows [start, start + block)
@@ -411,11 +412,17 @@ def replay_stdp(
     instead of the replay, XLA's gather and scatter-add and a fresh zero
     accumulator: the listed rows are in registers already.
 
+    With `phase` = (p, spare) instead of `start` (None), the block starts
+    at min(p * block, N - block) (`deferred_step`'s round robin, p = step
+    mod history) and the kernel writes (p + 1) mod history into `spare`,
+    which the burst carries to the next step, swapped with p: computed by
+    XLA, the start was a one-thread kernel of its own every step.
+
     out_post (N*K,) int32; weights_pre (N*K,) f32; hist (N_post,) uint32;
     pending (N,) int32 (g <= history <= 32); anchor (N,), ltd (N_post,) f32;
-    decay (1,) f32; spikes (N,) uint8; ids (C,) int32; n_ids, start (1,)
-    int32; zero, stale (N_post,) int32. Returns (the weights, (acc, stale
-    zeroed) or None)."""
+    decay (1,) f32; spikes (N,) uint8; ids (C,) int32; n_ids, start, p,
+    spare (1,) int32; zero, stale (N_post,) int32. Returns (the weights,
+    (acc, stale zeroed) or None, the next phase or None)."""
     _require()
     if history > 32:
         raise ValueError(f"replay_stdp: history {history} > 32 bits of a uint32")
@@ -425,8 +432,11 @@ def replay_stdp(
     vote = ids is None
     cap = 0 if vote else ids.shape[0]
     lanes = WARP if vote else min(WARP, 1 << max(0, math.ceil(math.log2(k))))
-    names = ["post", "hist", "pend", "anchor", "decay", "s", "ltd", "start"]
+    if phase is not None and not (block and history & (history - 1) == 0):
+        raise ValueError("replay_stdp: a phase needs a block and a power-of-two history")
+    names = ["post", "hist", "pend", "anchor", "decay", "s", "ltd", "start" if phase is None else "phase"]
     names += ([] if vote else ["ids", "nid"]) + ["w"] + (["acc", "stale"] if scratch is not None else [])
+    names += [] if phase is None else ["phase_out"]
 
     def body(t, *refs):
         r = dict(zip(names, refs, strict=True))
@@ -487,7 +497,13 @@ def replay_stdp(
             with t.rows(slot0, t.min(t.load(r["nid"], t.c(0)), t.c(cap)), stride) as c:
                 replay(t.load(r["ids"], c), listed=True)
         if block:
-            start0 = t.load(r["start"], t.c(0))
+            if phase is not None:  # the block's start from the phase p, and p + 1 for the next step
+                p = t.load(r["phase"], t.c(0))
+                start0 = t.min(t.mul(p, t.c(block)), t.c(n - block))
+                with t.when(t.eq(t.gid, t.c(0))):
+                    t.store(r["phase_out"], t.c(0), arith.andi(t.add(p, t.c(1)), t.c(history - 1)))
+            else:
+                start0 = t.load(r["start"], t.c(0))
             with t.rows(slot0, t.c(block), stride) as c:
                 j = t.add(start0, c)
                 # rows that fired are the listed rows' (replayed above, with LTD)
@@ -499,8 +515,10 @@ def replay_stdp(
     grid = -(-threads // CTA) * CTA  # threads of the whole grid
     stride = grid // lanes  # row slots of the whole grid
     id_args = () if vote else (ids, n_ids.reshape(1))
-    (weights, *pushed), _ = _call(
-        body, threads, (out_post, hist, pending, anchor, decay, spikes, ltd, start.reshape(1), *id_args),
-        [weights_pre, *(scratch or ())], [], name="jbrain_replay_stdp",
+    where, spare = (start.reshape(1), ()) if phase is None else (phase[0], phase[1:])
+    (weights, *rest), _ = _call(
+        body, threads, (out_post, hist, pending, anchor, decay, spikes, ltd, where, *id_args),
+        [weights_pre, *(scratch or ()), *spare], [], name="jbrain_replay_stdp",
     )  # fmt: skip
-    return weights, (tuple(pushed) if scratch is not None else None)
+    pushed = tuple(rest[:2]) if scratch is not None else None
+    return weights, pushed, (rest[-1] if phase is not None else None)
