@@ -1,0 +1,11 @@
+#!/bin/bash
+export PYTHONPATH=. PYTHONUNBUFFERED=1
+nvidia-smi --query-gpu=name --format=csv,noheader
+git worktree add -f /tmp/base HEAD > /dev/null 2>&1
+cp _ab/ctas.py /tmp/ctas.py
+timeout 170 python -m pytest -q -m gpu tests/test_backends.py -k "replay or plastic_bursts" 2>&1 | tail -2
+B="--presets=default:plasticity=true --reps=3 --warmup=1000"
+one() { rm -f /tmp/p.json; (cd $2 && PYTHONPATH=$2 timeout 60 python /tmp/ctas.py 1024 $B $3 --out=/tmp/p.json) > $OUT/$1.txt 2>&1
+  echo "$1: $(python -c "import json;[print(round(r['us_best'],2),round(r['us_median'],2),r['kernels_per_step'], end=' | ') for r in json.load(open('/tmp/p.json'))]")"; }
+for r in 1 2; do one base_r$r /tmp/base; one new_r$r .; done
+one new_k . --kernels
