@@ -10,10 +10,14 @@ compiled, under the `gpu` pytest marker):
                atomics. Integer sums are order-free, so the result is XLA's
                `propagate_event` exactly (that takes a spike list, a gather
                and a scatter: three kernels and a mask).
-  spike_list   the neurons that fired, one kernel (XLA's takes four).
-  replay_stdp  deferred STDP (`plasticity.deferred_step`) over that list and
-               a round-robin block of rows, one kernel per step, which also
-               pushes the listed rows' new weights (W @ s, as push_event).
+  spike_list   the neurons that fired, one kernel (XLA's takes four); eager
+               STDP walks it.
+  replay_stdp  deferred STDP (`plasticity.deferred_step`) over the rows of
+               the neurons that fired (each warp votes on its 32, as
+               push_event does; or over a spike list) and a round-robin
+               block of rows, one kernel per step, which also pushes the
+               spikers' new weights (W @ s, as push_event) and advances
+               the round robin.
 
 Why SIMT code: Pallas Mosaic GPU (jax.experimental.pallas.mosaic_gpu, the
 supported GPU route; Pallas's Triton lowering is deprecated in jax 0.11)

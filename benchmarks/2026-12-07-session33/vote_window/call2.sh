@@ -9,4 +9,4 @@ one() { rm -f /tmp/p.json; (cd $2 && PYTHONPATH=$2 timeout 60 python /tmp/ctas.p
   echo "$1: $(python -c "import json;r=json.load(open('/tmp/p.json'))[0];print(round(r['us_best'],2),round(r['us_median'],2),r['kernels_per_step'])")"; }
 for r in 1 2; do one base_r$r /tmp/base; one wl_r$r /tmp/wl; one new_r$r .; done
 one wl_k /tmp/wl --kernels
-timeout 200 python _ab/gaps.py --flagfile=experiments/configs/default.flags 2>&1 | tee $OUT/gaps.txt | grep -v Warn
+GAPS_TRACE=1 timeout 200 python _ab/gaps.py --flagfile=experiments/configs/default.flags 2>&1 | tee $OUT/gaps.txt | grep -v Warn
