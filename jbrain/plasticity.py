@@ -385,11 +385,12 @@ def deferred_step(
     `flush`ed. No synaptic scaling. ids[:n_ids]: the pre population's spike
     list (any order; the backend's raw list), or None where the backend's
     kernel finds the spikers itself (`Plan.listed`: the pre population is
-    not listed); step: the step counter (picks the round-robin block);
-    backend: one with a `replay_stdp` kernel (one kernel for both sets of
-    rows) or without (XLA). Returns (weights, x_pre, y_post, lag, W @ s of
-    the listed spikers through the new weights ((N_post,) f32) where the
-    kernel pushed them (lag.push given), else None)."""
+    not listed); step: the step counter (picks the round-robin block, or
+    lag.phase does where the kernel carries it); backend: one with a
+    `replay_stdp` kernel (one kernel for both sets of rows) or without
+    (XLA). Returns (weights, x_pre, y_post, lag, W @ s of the listed
+    spikers through the new weights ((N_post,) f32) where the kernel pushed
+    them (lag.push given), else None)."""
     n = wiring.pre.shape[0]
     _, ltd, x_new, y_new = trace_step(q, dt, x_pre, y_post, s_pre, s_post, fence)
     fired = s_pre != 0
