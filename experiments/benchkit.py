@@ -78,23 +78,21 @@ CUPY_SCRIPT = os.path.join(REPO_ROOT, "scripts", "cupy_seed.py")
 # ----------------------------------------------------------------------------
 # device kernels from a profile
 # ----------------------------------------------------------------------------
-def device_kernels(fn: Callable[[], Any]) -> dict[str, Any] | None:
-    """Run fn() once under `jax.profiler.trace` and read the device kernels
-    it launched from the Perfetto trace (the complete events on GPU stream
-    threads, named like "Stream #N(...)"): {"kernels": {name: [launches,
-    total us]}, "launches", "busy_us" (their summed durations), "span_us"
-    (first kernel's start to last kernel's end)}. None on CPUs, or when the
-    trace has no GPU stream."""
+def traced_kernels(fn: Callable[[], Any]) -> list[dict[str, Any]]:
+    """Run fn() once under `jax.profiler.trace` and return the device
+    kernels it launched, in start order: the Perfetto trace's complete
+    events ("ts", "dur" in us, "name") on GPU stream threads, named like
+    "Stream #N(...)". Empty on CPUs, or when the trace has no GPU stream."""
     import jax
 
     if jax.default_backend() == "cpu":
-        return None
+        return []
     with tempfile.TemporaryDirectory() as tmp:
         with jax.profiler.trace(tmp, create_perfetto_trace=True):
             wait(fn())
         files = glob.glob(os.path.join(tmp, "**", "*.trace.json.gz"), recursive=True)
         if not files:
-            return None
+            return []
         with gzip.open(files[0], "rt") as f:
             trace = json.load(f)
     events = trace["traceEvents"] if isinstance(trace, dict) else trace
@@ -104,6 +102,15 @@ def device_kernels(fn: Callable[[], Any]) -> dict[str, Any] | None:
             names[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
     stream = {k for k, v in names.items() if "Stream" in v}
     kernels = [e for e in events if e.get("ph") == "X" and (e.get("pid"), e.get("tid")) in stream]
+    return sorted(kernels, key=lambda e: float(e["ts"]))
+
+
+def device_kernels(fn: Callable[[], Any]) -> dict[str, Any] | None:
+    """`traced_kernels` of fn() summed by name: {"kernels": {name:
+    [launches, total us]}, "launches", "busy_us" (their summed durations),
+    "span_us" (first kernel's start to last kernel's end)}. None on CPUs,
+    or when the trace has no GPU stream."""
+    kernels = traced_kernels(fn)
     if not kernels:
         return None
     total: dict[str, list] = {}

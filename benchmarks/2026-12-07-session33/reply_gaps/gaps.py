@@ -6,9 +6,6 @@ also traced and its idle gaps between device kernels listed.
 """
 
 import collections
-import glob
-import gzip
-import json
 import os
 import sys
 import tempfile
@@ -18,30 +15,11 @@ import numpy as np
 from absl import app, flags
 
 sys.path.insert(0, os.getcwd())
-from experiments import bench_engine, common  # noqa: E402
+from experiments import bench_engine, benchkit, common  # noqa: E402
 
 FLAGS = flags.FLAGS
 common.define_brain_flags()
 FLAGS.set_default("plasticity", True)
-
-
-def trace(fn):
-    """The device kernels fn() launched, in start order (trace events)."""
-    import jax
-
-    with tempfile.TemporaryDirectory() as tmp:
-        with jax.profiler.trace(tmp, create_perfetto_trace=True):
-            jax.block_until_ready(fn())
-        path = glob.glob(os.path.join(tmp, "**", "*.trace.json.gz"), recursive=True)[0]
-        with gzip.open(path, "rt") as f:
-            ev = json.load(f)
-    ev = ev["traceEvents"] if isinstance(ev, dict) else ev
-    names = {}
-    for e in ev:
-        if e.get("ph") == "M" and e.get("name") == "thread_name":
-            names[(e.get("pid"), e.get("tid"))] = e.get("args", {}).get("name", "")
-    stream = [e for e in ev if e.get("ph") == "X" and "Stream" in names.get((e.get("pid"), e.get("tid")), "")]
-    return sorted(stream, key=lambda e: float(e["ts"]))
 
 
 def report(tag, ks):
@@ -98,7 +76,7 @@ def main(argv):
         print("ms median: " + " | ".join(f"{k} {ms(fn)}" for k, fn in cases.items()), flush=True)
         if os.environ.get("GAPS_TRACE"):
             for k in ("burst_alone stims", "run(200) no stims", "run(1000, stims)", "run(1000)"):
-                report(k, trace(cases[k]))
+                report(k, benchkit.traced_kernels(cases[k]))
         chat.close()
 
 
