@@ -118,7 +118,7 @@ def device_kernels(fn: Callable[[], Any]) -> dict[str, Any] | None:
         t = total.setdefault(e.get("name", "?"), [0, 0.0])
         t[0] += 1
         t[1] += float(e.get("dur", 0.0))
-    start = min(float(e["ts"]) for e in kernels)
+    start = float(kernels[0]["ts"])  # in start order
     end = max(float(e["ts"]) + float(e.get("dur", 0.0)) for e in kernels)
     return {
         "kernels": dict(sorted(total.items(), key=lambda x: -x[1][1])),

@@ -12,8 +12,11 @@ import json
 import os
 import sys
 
+import numpy as np
+
 REPO = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", "..", ".."))
 sys.path.insert(0, REPO)
+from jbrain import text  # noqa: E402
 from jbrain.text import ALPHABET, as_said  # noqa: E402
 
 QUIETS = [None, 2, 3, 4, 5, 6, 8, 12]
@@ -21,15 +24,14 @@ ROWS = {"trained": "said_counts", "corrupted": "corrupted_counts", "after 20 mor
 
 
 def decode(windows: list[dict[str, int]], quiet: int | None) -> str:
-    """`Codec.decode_windows` of a teachable brain on recorded windows."""
-    tops, winners = [], []
-    for w in windows:
-        top = max(w.values(), default=0)
-        tops.append(top)  # ties: the lowest group, as np.argmax
-        winners.append(min((ALPHABET.index(c) for c, v in w.items() if v == top), default=0))
-    loudest = max(tops)
-    silent = lambda t: quiet is not None and t * quiet < loudest  # noqa: E731
-    return "".join(ALPHABET[0] if silent(t) else ALPHABET[i] for t, i in zip(tops, winners, strict=True))
+    """`Codec.decode_windows` of a teachable brain (quiet None: of a brain
+    without a motor layer, argmax in every window) on recorded windows."""
+    counts = np.zeros((len(windows), len(ALPHABET)), np.int64)
+    for r, w in enumerate(windows):
+        for c, n in w.items():
+            counts[r, ALPHABET.index(c)] = n
+    text.QUIET = quiet or text.QUIET
+    return text.Codec(teacher=quiet is not None).decode_windows(counts)
 
 
 def exact(record: dict, counts: list, quiet: int | None) -> float:
