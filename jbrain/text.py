@@ -102,11 +102,10 @@ TEACH_DELAY = 3
 # A teachable brain's window reads as silence when its winning group fires
 # under 1/QUIET of the reply's loudest window (`Codec.decode`): a taught
 # letter's group fires many times the stray groups that other lessons'
-# shared memory neurons wake in the silent windows after a word (1-3
-# spikes against 30-47). Chosen on recorded replies (EVALS.md, teaching:
-# "Stray spikes read as silence"; 4 until session 33, "The quiet decoder
-# re-read"): at 6, a taught reply's fading last window, or a partly taught
-# one, still reads as its letter.
+# shared memory neurons wake in the silent windows after a word, while a
+# taught reply's fading last window, or a partly taught one, still reads
+# as its letter. Chosen on recorded replies (EVALS.md, teaching: "Stray
+# spikes read as silence" and "The quiet decoder re-read").
 QUIET = 6
 # A recall window opens with a volley: the slot's recall channel at this many
 # times its steady value for one step, which fires every neuron of the slot
