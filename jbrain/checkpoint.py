@@ -408,22 +408,45 @@ def _orbax():
 
 
 def _drop_abandoned_orbax_reads() -> None:
-    """Install (once) a filter for the "Exception ignored in <coroutine ...>"
-    tracebacks that orbax's sibling reads print when one array of a damaged
-    checkpoint fails: the failure itself reaches the caller as one
-    DamagedCheckpoint line. Such a coroutine may be collected any time later
-    (at exit, even), so the filter stays; it drops only orbax's coroutines."""
+    """Install (once) a filter for the tracebacks that orbax's sibling reads
+    print when one array of a damaged checkpoint fails; the failure itself
+    reaches the caller as one DamagedCheckpoint line. orbax then closes its
+    event loop with the other reads still in flight, and each one, when
+    tensorstore finishes it, reports through `sys.unraisablehook`:
+      * "Exception ignored in <coroutine ...>" for its coroutine, collected
+        any time later (at exit, even), and
+      * RuntimeError("Event loop is closed") from `call_soon_threadsafe`,
+        called from tensorstore's thread (no Python frame above it) to wake
+        the closed loop.
+    Such reports come at any time later, so the filter stays; it drops only
+    these two kinds."""
     if getattr(sys.unraisablehook, "_drops_orbax_reads", False):
         return
     previous = sys.unraisablehook
 
     def hook(unraisable):
         code = getattr(unraisable.object, "cr_code", None)
-        if code is None or "orbax" not in code.co_filename:
-            previous(unraisable)
+        if code is not None and "orbax" in code.co_filename:
+            return
+        if unraisable.object is None and _wakes_a_closed_loop(unraisable.exc_value):
+            return
+        previous(unraisable)
 
     hook._drops_orbax_reads = True
     sys.unraisablehook = hook
+
+
+def _wakes_a_closed_loop(e: BaseException | None) -> bool:
+    """Whether `e` is asyncio's "Event loop is closed" raised by a
+    `call_soon_threadsafe` that native code (tensorstore) called: the
+    traceback's outermost Python frame is that method itself."""
+    tb = getattr(e, "__traceback__", None)
+    return (
+        isinstance(e, RuntimeError)
+        and str(e) == "Event loop is closed"
+        and tb is not None
+        and tb.tb_frame.f_code.co_name == "call_soon_threadsafe"
+    )
 
 
 def _unflat(flat: dict[str, Any]) -> dict[str, Any]:

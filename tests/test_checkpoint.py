@@ -415,6 +415,57 @@ def test_damage_reasons_name_the_problem(template, tmp_path):
     assert str(e.value) == "its metadata says step 400"
 
 
+def test_reads_abandoned_by_a_failed_restore_print_nothing_later(tmp_path):
+    """When one array of a damaged checkpoint fails, orbax closes its event
+    loop with the sibling reads in flight; each then wakes the closed loop
+    from tensorstore's thread, a RuntimeError that would print a traceback
+    under a `jbrain run` that should print one line. This stages
+    exactly that (30 reads, the loop closed under them); an unrelated
+    unraisable still gets through."""
+    script = textwrap.dedent(f"""
+        import asyncio, logging, sys, time
+        import tensorstore as ts
+        from jbrain import checkpoint
+        checkpoint._drop_abandoned_orbax_reads()
+        logging.getLogger("asyncio").setLevel(logging.CRITICAL)  # "Task was destroyed": not ours
+        spec = {{"driver": "zarr", "kvstore": "file://{tmp_path}/a",
+                "metadata": {{"shape": [3_000_000], "dtype": "<f4", "chunks": [10_000]}}}}
+        arr = ts.open(spec, create=True).result()
+        arr.write(1.0).result()
+
+        async def fail_among_reads():
+            reads = [arr[i * 100_000:(i + 1) * 100_000].read() for i in range(30)]
+            tasks = [asyncio.ensure_future(_wait(r)) for r in reads]
+            await asyncio.sleep(0)
+            raise ValueError("one array failed")
+
+        async def _wait(read):
+            return await read
+
+        loop = asyncio.new_event_loop()
+        try:
+            loop.run_until_complete(fail_among_reads())
+        except ValueError:
+            pass
+        loop.close()
+        time.sleep(1.0)  # the reads finish and wake the closed loop
+
+        class Unrelated:
+            def __del__(self):
+                raise KeyError("unrelated")
+
+        Unrelated()
+        print("done")
+    """)
+    p = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, cwd=ROOT, env=cli_env(), timeout=120
+    )
+    assert p.returncode == 0 and p.stdout == b"done\n", p.stderr.decode()
+    err = p.stderr.decode()
+    assert "Event loop is closed" not in err
+    assert err.startswith("Exception ignored in: <function") and "KeyError: 'unrelated'" in err, err
+
+
 def test_every_checkpoint_damaged_starts_a_new_brain_with_warnings(template, tmp_path):
     workdir = copy_of(template, tmp_path)
     for step in ("400", "600"):
