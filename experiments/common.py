@@ -365,7 +365,8 @@ def flags_parser(prog: str) -> Callable[[list[str]], list[str]]:
         try:
             return FLAGS(argv)
         except flags.Error as e:
-            fail(prog, f"{e} (see `jbrain {prog} --help`)")
+            # absl words a missing flagfile "ERROR:: Unable to open flagfile: ..."
+            fail(prog, f"{str(e).removeprefix('ERROR:: ')} (see `jbrain {prog} --help`)")
         return []  # unreachable
 
     return parse

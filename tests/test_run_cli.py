@@ -30,6 +30,11 @@ SMALL = "--flagfile=experiments/configs/small.flags"
         (["--steps=-1"], "--steps=-1 must be >= 0 (0 runs until Ctrl-C)"),
         (["extra"], "unexpected argument 'extra': every option is a --flag"),
         (
+            ["--flagfile=no/such.flags"],
+            "jbrain run: error: Unable to open flagfile: [Errno 2] No such file or directory: "
+            "'no/such.flags' (see `jbrain run --help`)",
+        ),
+        (
             ["--plasticity", "--stdp=deferred", "--propagation=gather"],
             "--stdp=deferred cannot run projection 'W' on the gather path: use --stdp=eager, or drop "
             "--propagation / --synaptic_scaling",
@@ -39,7 +44,15 @@ SMALL = "--flagfile=experiments/configs/small.flags"
             "--backend=pallas_gpu does not run on this cpu: use --backend=xla or auto",
         ),
     ],
-    ids=["absl-type", "unknown-flag", "launcher-value", "positional", "deferred-gather", "pallas-on-cpu"],
+    ids=[
+        "absl-type",
+        "unknown-flag",
+        "launcher-value",
+        "positional",
+        "no-flagfile",
+        "deferred-gather",
+        "pallas-on-cpu",
+    ],
 )
 def test_bad_flags_are_one_line_exit_2_and_write_nothing(flags, message, tmp_path):
     p = jbrain_cli("run", "--n_neurons=2000", f"--workdir={tmp_path}", *flags)
