@@ -708,8 +708,8 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     U[-teach_w, teach_w): random drive, so an untaught brain's reply already
     depends on the message; signed, within +-teach_w_max) is written only
     by the teacher-gated delta rule (--teach_eta, --teach_target,
-    --teach_floor, pre traces of --teach_tau ms), as climbing fibres teach the parallel fibre ->
-    Purkinje synapses. The teacher port drives the motor groups by
+    --teach_floor, pre traces of --teach_tau ms), as climbing fibres
+    teach the parallel fibre -> Purkinje synapses. The teacher port drives the motor groups by
     --teacher_gain. Why a motor layer and not the sheet's output region:
     there every group fires ~20 spikes per window of its own (the sheet's
     activity, held by fast homeostasis), which the learned drive moved by
