@@ -110,9 +110,6 @@ _HELP = {
     "teach_eta": "cortex --teach: delta-rule (LMS) rate per step.",
     "teach_tau": "cortex --teach: time constant (ms) of the delta rule's presynaptic traces.",
     "teach_target": "cortex --teach: drive per step the delta rule gives a taught output neuron.",
-    "teach_floor": "cortex --teach: >= 0 makes the delta rule one-sided for output neurons that should "
-    "not answer: turned down only while their drive is above 0 (another group's window) or above "
-    "-teach_floor (a taught silence), never up; < 0: LMS both ways.",
     "teacher_gain": "cortex --teach: drive per step of the teacher on the reply's output group.",
     "reward": "cortex --teach: a reward-modulated readout M -> O, so /good and /bad credit the last reply.",
     "reward_eta": "cortex --teach --reward: weight change per unit of dopamine and of eligibility, per step.",

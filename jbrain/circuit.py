@@ -287,15 +287,7 @@ class STDP:
     interneurons (the molecular-layer interneurons between parallel fibres
     and Purkinje cells), so the rule turns a wrong post down as well as a
     right one up; with weights >= 0 a code that two cues share carries the
-    majority's character to both (EVALS.md, teaching). `floor` >= 0 makes
-    the rule one-sided for the posts that should not answer (T_i <= 0):
-        u_i > b_i:  error T_i target - u_i  ->  b_i - u_i;  u_i <= b_i: no change
-    with b_i = 0 for a quiet post (T_i = 0: another group's window) and
-    b_i = -floor for a taught silence (T_i = -1): such a post is turned down
-    only as far as it must be, and never up, so a lesson takes less from the
-    synapses that other cues' codes share with its own (fewer old pairs
-    lost to new ones: EVALS.md, "One-sided quiet"). floor < 0 (the default):
-    LMS for every post.
+    majority's character to both (EVALS.md, teaching).
 
     rule "vogels" (inhibitory plasticity, Vogels et al. 2011, for I -> E):
     post fires: w += eta x_pre; pre fires: w += eta (y_post - alpha), with
@@ -327,7 +319,6 @@ class STDP:
     target: float = 0.0
     tau_elig: float = 1000.0
     tau_dopamine: float = 200.0
-    floor: float = -1.0
 
 
 @dataclasses.dataclass(frozen=True)

@@ -152,7 +152,6 @@ class BrainConfig:
     teach_eta: float = 0.3
     teach_tau: float = 2.0
     teach_target: float = 0.7
-    teach_floor: float = -1.0
     teacher_gain: float = 0.2
     # reward (cortex --teach): a reward-modulated readout M -> O for /good and /bad
     reward: bool = False
@@ -707,9 +706,9 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
     M -> O (--teach_fan_in synapses per motor neuron, born
     U[-teach_w, teach_w): random drive, so an untaught brain's reply already
     depends on the message; signed, within +-teach_w_max) is written only
-    by the teacher-gated delta rule (--teach_eta, --teach_target,
-    --teach_floor, pre traces of --teach_tau ms), as climbing fibres
-    teach the parallel fibre -> Purkinje synapses. The teacher port drives the motor groups by
+    by the teacher-gated delta rule (--teach_eta, --teach_target, pre traces
+    of --teach_tau ms), as climbing fibres teach the parallel fibre ->
+    Purkinje synapses. The teacher port drives the motor groups by
     --teacher_gain. Why a motor layer and not the sheet's output region:
     there every group fires ~20 spikes per window of its own (the sheet's
     activity, held by fast homeostasis), which the learned drive moved by
@@ -740,10 +739,7 @@ def _teachable(c: BrainConfig) -> tuple[tuple[Population, ...], list[Projection]
         Projection(
             "memory_output", "M", "O", "random", c.teach_fan_in, w_lo=-c.teach_w, w_hi=c.teach_w,
             w_max=c.teach_w_max, delay=c.delay,
-            plasticity=STDP(
-                c.teach_tau, c.teach_tau, c.teach_eta, 0.0, False, "delta", c.teach_target,
-                floor=c.teach_floor,
-            ),
+            plasticity=STDP(c.teach_tau, c.teach_tau, c.teach_eta, 0.0, False, "delta", c.teach_target),
         ),
         Projection("motor_pool", "O", "P", "random", c.motor_pool_fan_in, **fixed(1.0)),
         Projection("pool_motor", "P", "O", "random", c.motor_pool_fan_in, **fixed(c.motor_inh)),

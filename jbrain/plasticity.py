@@ -175,7 +175,6 @@ def delta_step(
     rows r_i = r[pre[i, :]] (K,):
         x_pre' = x_pre d + s_pre
         w_i <- clip(w_i + eta r_i (T_i target - w_i . r_i), -w_max, w_max)
-    (with the rule's `floor` >= 0, one-sided for T_i <= 0: circuit.STDP)
     when `on` (LMS, Widrow-Hoff: the post's predicted drive w_i . r_i moves
     toward its target by eta |r_i|^2 of the gap per step). r is the pres'
     rate over the last tau_pre / dt steps or so: long enough that a post's
@@ -193,11 +192,7 @@ def delta_step(
     x_pre = x_pre * d + s_pre.astype(jnp.float32)
     rows = (x_pre * (1.0 - d))[wiring.pre]
     w = weights.reshape(n, k)
-    drive = (w * rows).sum(axis=1)
-    error = target * r.target - drive
-    if r.floor >= 0:  # one-sided for the posts that should not answer (circuit.STDP)
-        bound = jnp.where(target < 0, -r.floor, 0.0)
-        error = jnp.where(target > 0, error, jnp.minimum(bound - drive, 0.0))
+    error = target * r.target - (w * rows).sum(axis=1)
     step = jnp.where(on, r.a_plus * error, 0.0)
     w = jnp.clip(w + rows * step[:, None], -q.w_max, q.w_max)
     return w.reshape(-1), x_pre

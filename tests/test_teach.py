@@ -112,38 +112,6 @@ def test_the_delta_rule_moves_the_predicted_drive_to_the_target_only_when_on():
     np.testing.assert_allclose(np.asarray(w).reshape(2, 2), [[1.0, -1.0], [1.0, -1.0]], atol=1e-4)
 
 
-def test_the_one_sided_delta_rule_turns_a_quiet_post_down_only_to_its_bound():
-    """floor >= 0: a post taught quiet (T = 0) is turned down while its drive
-    is above 0 and never up; a taught silence (T = -1) goes down to -floor,
-    not to -target; a taught post (T = 1) learns as LMS does."""
-    r = 1.0 - np.exp(-2.0)  # the trace of one spike, as a rate
-
-    def learn(floor, w, target):
-        rule = STDP(0.5, 0.5, 0.5, 0.0, False, "delta", 1.0, floor=floor)
-        q = Projection("R", "M", "E", fan_in=2, w_lo=0.0, w_hi=0.0, w_max=2.0, plasticity=rule)
-        wiring = ProjectionWiring(pre=jnp.asarray([[0, 1]] * 3, jnp.int32), out_post=None)
-        w, x = jnp.asarray(w, jnp.float32), jnp.zeros((2,), jnp.float32)
-        for _ in range(200):
-            w, _ = plasticity.delta_step(
-                q, 1.0, wiring, w, x, jnp.asarray([1, 1], jnp.uint8), jnp.asarray(target), jnp.asarray(True)
-            )
-        return np.asarray(w).reshape(3, 2).sum(axis=1) * r  # each post's drive
-
-    # posts: taught (T = 1), quiet (T = 0), silent (T = -1)
-    target = [1.0, 0.0, -1.0]
-    up = [0.2, 0.2, 0.2, 0.2, 0.2, 0.2]  # every drive starts above 0
-    down = [-0.5, -0.5, -0.5, -0.5, -0.5, -0.5]  # every drive starts below -1
-    np.testing.assert_allclose(learn(-1.0, up, target), [1.0, 0.0, -1.0], atol=1e-4)  # LMS
-    np.testing.assert_allclose(learn(0.25, up, target), [1.0, 0.0, -0.25], atol=1e-4)
-    np.testing.assert_allclose(learn(-1.0, down, target), [1.0, 0.0, -1.0], atol=1e-4)  # LMS: up too
-    np.testing.assert_allclose(learn(0.25, down, target), [1.0, -r, -r], atol=1e-4)  # unchanged
-    # --teach_floor reaches the taught readout's rule (off by default)
-    for floor in (-1.0, 0.35):
-        circuit = tiny_teachable(teach_floor=floor).circuit()
-        (rule,) = [q.plasticity for q in circuit.projections if q.name == "memory_output"]
-        assert (rule.rule, rule.floor) == ("delta", floor)
-
-
 def test_k_winners_take_all_lets_at_most_k_fire_per_block():
     circuit = tiny_teachable().circuit()
     memory = circuit.population("M")
