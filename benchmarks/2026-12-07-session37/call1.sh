@@ -8,7 +8,7 @@ export PYTHONUNBUFFERED=1
 R=$PWD; D=$R/benchmarks/2026-12-07-session36/tally; S=$R/benchmarks/2026-12-07-session37
 nvidia-smi --query-gpu=name --format=csv,noheader
 git worktree add -f /tmp/t $(git rev-parse HEAD) > /dev/null 2>&1
-cd /tmp/t && git apply $D/000[12]-*.patch && git apply $S/0001-wip-*.patch && git status --short | head -3
+cd /tmp/t && git apply $D/000[12]-*.patch && git apply $S/call1_form.patch && git status --short | head -3
 export PYTHONPATH=.
 timeout 150 python -m pytest -q -x -m gpu tests/test_backends.py -k tally > $OUT/t_tally.txt 2>&1
 tail -3 $OUT/t_tally.txt

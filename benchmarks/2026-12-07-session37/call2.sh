@@ -8,7 +8,7 @@ for t in t0 t1; do
   git worktree add -f /tmp/$t $(git rev-parse HEAD) > /dev/null 2>&1
   (cd /tmp/$t && git apply $D/000[12]-*.patch)
 done
-(cd /tmp/t1 && git apply $S/0001-wip-*.patch)
+(cd /tmp/t1 && git apply $S/call1_form.patch)
 for t in t0 t1; do
   (cd /tmp/$t && PYTHONPATH=. timeout 150 python $S/kernel_sparse.py > $OUT/sparse_$t.txt 2>&1)
   echo "== $t"; grep -v "^MISMATCH" $OUT/sparse_$t.txt | tail -16; grep "^MISMATCH" $OUT/sparse_$t.txt | head -5
