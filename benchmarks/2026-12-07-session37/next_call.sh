@@ -2,14 +2,11 @@
 # The next session's first device call (from main's root; ~8-10 min on a
 # warm card). Worktree A: main + session 36's tally patches 1-2 + this
 # folder's 0001 (each writing warp fences its partials). Worktree B: A +
-# 0002 (the rate and the controller in the tally's tail, the oscillation
-# precomputed). kernel_sparse.py and the gpu tally tests on each; the
-# fingerprint case that failed (A; B with the controller's error rounded
-# after the rate, and fused: JB_FUSED_RATE=1, a probe switch in 0002).
-# Then, if A passes, the presets for main, A and B, kernels counted, and
-# A's gpu fingerprints. Expect B to miss the fingerprint: XLA's own chain
-# reads the carried (rounded) rate at the first step of each unrolled body
-# and fuses count * (1/N) into the subtraction at the others (NOTES.md).
+# 0002 (the rate and the controller in the tally's tail, rounded as XLA's
+# chain of controller steps rounds them; the oscillation precomputed).
+# kernel_sparse.py and the gpu tally tests on each; the fingerprint case
+# that failed, on each. Then, if A passes, the presets for main, A and B,
+# kernels counted, and A's gpu fingerprints (B's if B passed).
 export PYTHONUNBUFFERED=1
 R=$PWD; D=$R/benchmarks/2026-12-07-session36/tally; S=$R/benchmarks/2026-12-07-session37
 nvidia-smi --query-gpu=name --format=csv,noheader
@@ -25,9 +22,8 @@ for w in A B; do
   tail -1 $OUT/t_tally_$w.txt
 done
 cd /tmp/A && timeout 60 python $S/fp_variants.py A > $OUT/fp.txt 2>&1
-cd /tmp/B && JB_FUSED_RATE= timeout 60 python $S/fp_variants.py B_rounded >> $OUT/fp.txt 2>&1
-JB_FUSED_RATE=1 timeout 60 python $S/fp_variants.py B_fused >> $OUT/fp.txt 2>&1
-grep "^A \|^B_" $OUT/fp.txt
+cd /tmp/B && timeout 60 python $S/fp_variants.py B >> $OUT/fp.txt 2>&1
+grep "^A \|^B " $OUT/fp.txt
 grep -q "^A .*'v': True, 'theta': True" $OUT/fp.txt || exit 0
 B="--presets=default,default:plasticity=true,cortex --reps=3 --warmup=1000 --kernels"
 one() { # name dir
@@ -35,4 +31,6 @@ one() { # name dir
   python -c "import json;print([(r['preset'],round(r['us_best'],2),round(r['us_median'],2),r['kernels_per_step']) for r in json.load(open('/tmp/p.json'))])"
 }
 echo "main: $(one main $R)"; echo "A: $(one A /tmp/A)"; echo "B: $(one B /tmp/B)"
-cd /tmp/A && timeout 120 python -m pytest -q -x -m gpu tests/test_compat.py > $OUT/compat_A.txt 2>&1; tail -3 $OUT/compat_A.txt
+W=A; grep -q "^B .*'v': True, 'theta': True" $OUT/fp.txt && W=B
+cd /tmp/$W && timeout 120 python -m pytest -q -x -m gpu tests/test_compat.py > $OUT/compat.txt 2>&1
+echo "compat $W: $(tail -1 $OUT/compat.txt)"
