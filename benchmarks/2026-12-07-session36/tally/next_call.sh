@@ -1,4 +1,5 @@
 #!/bin/bash
+# Superseded by benchmarks/2026-12-07-session37/next_call.sh (session 37 found the bug and patched it).
 # The call that would take the tally up again (run from the repo root on main): apply the archived
 # patches in a worktree, then compare its Pallas run with XLA's where test_compat's first case fails
 # (the log step by step), and run that case. Short: ~2-3 min on a warm card.
