@@ -33,10 +33,11 @@
 // cache-line pairs, fetched PREFETCH rows ahead so their misses overlap.
 //
 // Threads: the kernels split the spike list (EventPush: the neurons) into
-// T contiguous shares, one per thread (T = the cores this process may run
-// on, or $JBRAIN_CPU_THREADS; one thread when the list holds fewer than
-// kMinEventsPerThread synapse events per thread, where starting threads
-// costs more than it saves).
+// T contiguous shares (T = the cores this process may run on, or
+// $JBRAIN_CPU_THREADS; one share when the list holds fewer than
+// kMinEventsPerThread synapse events per share, where a second thread costs
+// more than it saves), run on the calling thread and XLA's CPU thread pool
+// (`Parallel`).
 // EventPropagate gives each share its own int32 accumulator and adds them
 // (integer sums: the same numbers for any T); EventStdp needs none, since
 // every weight is written by at most one spiker.
@@ -77,16 +78,44 @@ int64_t Threads(int64_t events) {
   return std::max<int64_t>(1, std::min(cores, events / kMinEventsPerThread));
 }
 
-// Runs body(t, begin, end) for t < T over the shares [begin, end) of [0, c);
-// share 0 on the calling thread.
+// Runs body(t, begin, end) for the shares t < T of [0, c): share 0 on the
+// calling thread, the others as tasks on XLA's CPU thread pool, whose
+// threads are already running (a thread of our own, started each call, cost
+// tens of microseconds). XLA does not promise that a task runs beside
+// another, so the caller never waits for a task no thread has started: a
+// share is claimed by whoever reaches it first, its pool task or the caller
+// after its own share, and the caller waits only for shares a pool thread
+// is running.
 template <typename Body>
-void Parallel(int64_t threads, int64_t c, Body body) {
-  std::vector<std::thread> pool;
-  for (int64_t t = 1; t < threads; ++t) {
-    pool.emplace_back(body, t, c * t / threads, c * (t + 1) / threads);
+void Parallel(ffi::ThreadPool& pool, int64_t threads, int64_t c, Body body) {
+  auto share = [&](int64_t t) { body(t, c * t / threads, c * (t + 1) / threads); };
+  if (threads <= 1) {
+    share(0);
+    return;
   }
-  body(0, 0, c / threads);
-  for (auto& th : pool) th.join();
+  // Per share 0: unclaimed, 1: running, 2: done. Shared with the tasks,
+  // which may run (and find their share claimed) after this call returns.
+  auto state = std::make_shared<std::vector<std::atomic<int>>>(threads);
+  for (auto& s : *state) s.store(0, std::memory_order_relaxed);
+  auto claim = [](std::atomic<int>& s) {
+    int unclaimed = 0;
+    return s.compare_exchange_strong(unclaimed, 1, std::memory_order_acq_rel);
+  };
+  for (int64_t t = 1; t < threads; ++t) {
+    pool.Schedule([state, t, &share, claim] {
+      if (!claim((*state)[t])) return;
+      share(t);
+      (*state)[t].store(2, std::memory_order_release);
+    });
+  }
+  share(0);
+  for (int64_t t = 1; t < threads; ++t) {
+    if (claim((*state)[t])) {
+      share(t);
+    } else {
+      while ((*state)[t].load(std::memory_order_acquire) != 2) std::this_thread::yield();
+    }
+  }
 }
 
 // synapses.quantize: a weight as int32 fixed point, q = int32(w * 2^F + 0.5).
@@ -144,37 +173,22 @@ void GiveScratch(std::vector<std::vector<int32_t>> used) {
   for (auto& a : used) scratch_free.push_back(std::move(a));
 }
 
-// Waits until all `n` threads of one Parallel call have arrived (they all
-// run at once, so a yielding spin is enough).
-class Barrier {
- public:
-  explicit Barrier(int64_t n) : n_(n) {}
-  void Wait() {
-    arrived_.fetch_add(1, std::memory_order_acq_rel);
-    while (arrived_.load(std::memory_order_acquire) < n_) std::this_thread::yield();
-  }
-
- private:
-  const int64_t n_;
-  std::atomic<int64_t> arrived_{0};
-};
-
 // Runs add(acc, begin, end) over `threads` shares of [0, c), share 0
-// accumulating in `own` (n,), share t > 0 in an accumulator of its own;
-// then (after a barrier) thread t adds every share's slice t of [0, n) into
-// `own` and calls finish(own, lo, hi) on it. Each thread zeroes its own
-// accumulator, so no pass over [0, n) runs on one thread alone. Integer sums:
-// the same numbers for any T.
+// accumulating in `own` (n,), share t > 0 in an accumulator of its own
+// (each share zeroes its own); then, in a second round, share t adds the
+// other accumulators' slice t of [0, n) into `own` and calls finish(own,
+// lo, hi) on it, so no pass over [0, n) runs on one thread alone. Integer
+// sums: the same numbers for any T.
 template <typename Add, typename Finish>
-void SumShares(int64_t threads, int64_t c, int64_t n, int32_t* own, Add add, Finish finish) {
+void SumShares(ffi::ThreadPool& pool, int64_t threads, int64_t c, int64_t n, int32_t* own, Add add,
+               Finish finish) {
   std::vector<std::vector<int32_t>> extra = TakeScratch(threads - 1, n);
-  Barrier added(threads);
-  Parallel(threads, c, [&](int64_t t, int64_t begin, int64_t end) {
+  Parallel(pool, threads, c, [&](int64_t t, int64_t begin, int64_t end) {
     int32_t* acc = t == 0 ? own : extra[t - 1].data();
     std::fill(acc, acc + n, 0);
     add(acc, begin, end);
-    added.Wait();
-    const int64_t lo = n * t / threads, hi = n * (t + 1) / threads;
+  });
+  Parallel(pool, threads, n, [&](int64_t, int64_t lo, int64_t hi) {
     for (const auto& a : extra) {
       for (int64_t i = lo; i < hi; ++i) own[i] += a[i];
     }
@@ -185,15 +199,15 @@ void SumShares(int64_t threads, int64_t c, int64_t n, int32_t* own, Add add, Fin
 
 // SumShares into `out` (n,), then I = float(sum) * 2^-F in place.
 template <typename Add>
-void Accumulate(int64_t threads, int64_t c, int64_t n, float* out, Add add) {
+void Accumulate(ffi::ThreadPool& pool, int64_t threads, int64_t c, int64_t n, float* out, Add add) {
   static_assert(sizeof(int32_t) == sizeof(float), "the sums live in the output buffer");
   const float inv = 1.0f / static_cast<float>(1 << kFracBits);
-  SumShares(threads, c, n, reinterpret_cast<int32_t*>(out), add, [&](int32_t* sums, int64_t lo, int64_t hi) {
+  SumShares(pool, threads, c, n, reinterpret_cast<int32_t*>(out), add, [&](int32_t* sums, int64_t lo, int64_t hi) {
     for (int64_t i = lo; i < hi; ++i) out[i] = static_cast<float>(sums[i]) * inv;
   });
 }
 
-ffi::Error EventPropagate(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weights_pre,
+ffi::Error EventPropagate(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weights_pre,
                           ffi::Buffer<ffi::S32> ids, ffi::ResultBuffer<ffi::F32> current) {
   const int64_t n = current->element_count();
   const int64_t k = n ? out_post.element_count() / n : 0;
@@ -204,7 +218,7 @@ ffi::Error EventPropagate(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> 
   const int32_t* post = out_post.typed_data();
   const float* w = weights_pre.typed_data();
   const int32_t* id = ids.typed_data();
-  Accumulate(Threads(c * k), c, n, current->typed_data(), [&](int32_t* acc, int64_t begin, int64_t end) {
+  Accumulate(pool, Threads(c * k), c, n, current->typed_data(), [&](int32_t* acc, int64_t begin, int64_t end) {
     AddRows(post, w, id, begin, end, n, k, acc);
   });
   return ffi::Error::Success();
@@ -212,7 +226,7 @@ ffi::Error EventPropagate(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> 
 
 // EventPush: EventPropagate over the spike vector itself (no list): each
 // share lists its own neurons that fired, then adds their rows.
-ffi::Error EventPush(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weights_pre,
+ffi::Error EventPush(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weights_pre,
                      ffi::Buffer<ffi::U8> spikes, ffi::ResultBuffer<ffi::F32> current) {
   const int64_t n = current->element_count();
   const int64_t k = n ? out_post.element_count() / n : 0;
@@ -230,7 +244,7 @@ ffi::Error EventPush(ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weigh
   // mispredict on sparse random spikes).
   std::vector<std::vector<int32_t>> list = TakeScratch(1, n);
   int32_t* ids = list[0].data();
-  Accumulate(Threads(fired * k), n, n, current->typed_data(), [&](int32_t* acc, int64_t begin, int64_t end) {
+  Accumulate(pool, Threads(fired * k), n, n, current->typed_data(), [&](int32_t* acc, int64_t begin, int64_t end) {
     int32_t* mine = ids + begin;
     int64_t count = 0;
     for (int64_t i = begin; i < end; ++i) {
@@ -273,7 +287,7 @@ ffi::Error CsrOrder(ffi::Buffer<ffi::S32> pre, ffi::ResultBuffer<ffi::S32> offse
 // post-major). The sums, not the current: XLA converts them in the fusion
 // that uses them, as it converts the gather path's, so the floats that
 // follow round alike. The pre neurons are split into shares (`SumShares`).
-ffi::Error CsrPush(ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, ffi::Buffer<ffi::F32> weights,
+ffi::Error CsrPush(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, ffi::Buffer<ffi::F32> weights,
                    ffi::Buffer<ffi::U8> spikes, ffi::ResultBuffer<ffi::S32> sums) {
   const int64_t n_post = sums->element_count();
   const int64_t n_pre = spikes.element_count();
@@ -289,7 +303,7 @@ ffi::Error CsrPush(ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, f
   int64_t events = 0;
   for (int64_t j = 0; j < n_pre; ++j) events += s[j] ? off[j + 1] - off[j] : 0;
   SumShares(
-      Threads(events), n_pre, n_post, sums->typed_data(),
+      pool, Threads(events), n_pre, n_post, sums->typed_data(),
       [&](int32_t* acc, int64_t begin, int64_t end) {
         for (int64_t j = begin; j < end; ++j) {
           if (!s[j]) continue;
@@ -305,7 +319,7 @@ ffi::Error CsrPush(ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, f
 
 inline float Clip(float w, float w_max) { return std::min(std::max(w, 0.0f), w_max); }
 
-ffi::Error EventStdp(ffi::Buffer<ffi::S32> pre, ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::U8> spikes,
+ffi::Error EventStdp(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> pre, ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::U8> spikes,
                      ffi::Buffer<ffi::S32> ids, ffi::Buffer<ffi::F32> ltp, ffi::Buffer<ffi::F32> ltd,
                      ffi::Buffer<ffi::F32> weights_in, float w_max, ffi::ResultBuffer<ffi::F32> weights) {
   const int64_t n = spikes.element_count();
@@ -328,7 +342,7 @@ ffi::Error EventStdp(ffi::Buffer<ffi::S32> pre, ffi::Buffer<ffi::S32> out_post, 
   // Two-stage prefetch: the rows of spiker r + 2D, then what spiker r + D
   // scatters to (in-row weights, spikes and traces of its pre and post
   // neurons), whose ids are in cache by then.
-  Parallel(Threads(c * k), c, [&](int64_t, int64_t begin, int64_t end) {
+  Parallel(pool, Threads(c * k), c, [&](int64_t, int64_t begin, int64_t end) {
     for (int64_t r = begin; r < end; ++r) {
       if (r + 2 * kPrefetch < end) {
         const int64_t ahead = id[r + 2 * kPrefetch];
@@ -377,6 +391,7 @@ ffi::Error EventStdp(ffi::Buffer<ffi::S32> pre, ffi::Buffer<ffi::S32> out_post, 
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainEventStdp, EventStdp,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::S32>>()  // pre (N*K,)
                                   .Arg<ffi::Buffer<ffi::S32>>()  // out_post (N*K,)
                                   .Arg<ffi::Buffer<ffi::U8>>()  // spikes (N,)
@@ -389,6 +404,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainEventStdp, EventStdp,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainEventPush, EventPush,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::S32>>()  // out_post (N*K,)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // weights, presynaptic order (N*K,)
                                   .Arg<ffi::Buffer<ffi::U8>>()  // spikes (N,)
@@ -396,6 +412,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainEventPush, EventPush,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainEventPropagate, EventPropagate,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::S32>>()  // out_post (N*K,)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // weights, presynaptic order (N*K,)
                                   .Arg<ffi::Buffer<ffi::S32>>()  // ids (C,), padded with N
@@ -409,6 +426,7 @@ XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainCsrOrder, CsrOrder,
 
 XLA_FFI_DEFINE_HANDLER_SYMBOL(JbrainCsrPush, CsrPush,
                               ffi::Ffi::Bind()
+                                  .Ctx<ffi::ThreadPool>()
                                   .Arg<ffi::Buffer<ffi::S32>>()  // offsets (N_pre + 1,)
                                   .Arg<ffi::Buffer<ffi::S32>>()  // order (N_post*K,)
                                   .Arg<ffi::Buffer<ffi::F32>>()  // weights, post-major (N_post*K,)
