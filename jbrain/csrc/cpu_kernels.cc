@@ -60,7 +60,7 @@ namespace {
 
 constexpr int kFracBits = 20;  // config.WEIGHT_FRAC_BITS (checked by cpu_kernels.py)
 constexpr int64_t kPrefetch = 16;  // rows ahead
-constexpr int64_t kMinEventsPerThread = 16384;  // synapse events (C*K) a thread must have to be worth starting
+constexpr int64_t kMinEventsPerThread = 4096;  // synapse events (C*K) a share must have to be worth a task
 
 // Threads for a list of `events` synapse events: $JBRAIN_CPU_THREADS if set
 // (>= 1), else the cores in this process's affinity mask; fewer when the
