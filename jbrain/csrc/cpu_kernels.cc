@@ -212,13 +212,15 @@ template <typename Add>
 void Accumulate(ffi::ThreadPool& pool, int64_t threads, int64_t c, int64_t n, float* out, Add add) {
   static_assert(sizeof(int32_t) == sizeof(float), "the sums live in the output buffer");
   const float inv = 1.0f / static_cast<float>(1 << kFracBits);
-  SumShares(pool, threads, c, n, reinterpret_cast<int32_t*>(out), add, [&](int32_t* sums, int64_t lo, int64_t hi) {
-    for (int64_t i = lo; i < hi; ++i) out[i] = static_cast<float>(sums[i]) * inv;
-  });
+  SumShares(pool, threads, c, n, reinterpret_cast<int32_t*>(out), add,
+            [&](int32_t* sums, int64_t lo, int64_t hi) {
+              for (int64_t i = lo; i < hi; ++i) out[i] = static_cast<float>(sums[i]) * inv;
+            });
 }
 
-ffi::Error EventPropagate(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::F32> weights_pre,
-                          ffi::Buffer<ffi::S32> ids, ffi::ResultBuffer<ffi::F32> current) {
+ffi::Error EventPropagate(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> out_post,
+                          ffi::Buffer<ffi::F32> weights_pre, ffi::Buffer<ffi::S32> ids,
+                          ffi::ResultBuffer<ffi::F32> current) {
   const int64_t n = current->element_count();
   const int64_t k = n ? out_post.element_count() / n : 0;
   const int64_t c = ids.element_count();
@@ -228,9 +230,8 @@ ffi::Error EventPropagate(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> out_post, 
   const int32_t* post = out_post.typed_data();
   const float* w = weights_pre.typed_data();
   const int32_t* id = ids.typed_data();
-  Accumulate(pool, Threads(c * k), c, n, current->typed_data(), [&](int32_t* acc, int64_t begin, int64_t end) {
-    AddRows(post, w, id, begin, end, n, k, acc);
-  });
+  Accumulate(pool, Threads(c * k), c, n, current->typed_data(),
+             [&](int32_t* acc, int64_t begin, int64_t end) { AddRows(post, w, id, begin, end, n, k, acc); });
   return ffi::Error::Success();
 }
 
@@ -254,7 +255,7 @@ ffi::Error EventPush(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> out_post, ffi::
   // mispredict on sparse random spikes).
   std::vector<std::vector<int32_t>> list = TakeScratch(1, n);
   int32_t* ids = list[0].data();
-  Accumulate(pool, Threads(fired * k), n, n, current->typed_data(), [&](int32_t* acc, int64_t begin, int64_t end) {
+  auto add = [&](int32_t* acc, int64_t begin, int64_t end) {
     int32_t* mine = ids + begin;
     int64_t count = 0;
     for (int64_t i = begin; i < end; ++i) {
@@ -262,7 +263,8 @@ ffi::Error EventPush(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> out_post, ffi::
       count += s[i] != 0;
     }
     AddRows(post, w, mine, 0, count, n, k, acc);
-  });
+  };
+  Accumulate(pool, Threads(fired * k), n, n, current->typed_data(), add);
   GiveScratch(std::move(list));
   return ffi::Error::Success();
 }
@@ -297,8 +299,9 @@ ffi::Error CsrOrder(ffi::Buffer<ffi::S32> pre, ffi::ResultBuffer<ffi::S32> offse
 // post-major). The sums, not the current: XLA converts them in the fusion
 // that uses them, as it converts the gather path's, so the floats that
 // follow round alike. The pre neurons are split into shares (`SumShares`).
-ffi::Error CsrPush(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order, ffi::Buffer<ffi::F32> weights,
-                   ffi::Buffer<ffi::U8> spikes, ffi::ResultBuffer<ffi::S32> sums) {
+ffi::Error CsrPush(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> offsets, ffi::Buffer<ffi::S32> order,
+                   ffi::Buffer<ffi::F32> weights, ffi::Buffer<ffi::U8> spikes,
+                   ffi::ResultBuffer<ffi::S32> sums) {
   const int64_t n_post = sums->element_count();
   const int64_t n_pre = spikes.element_count();
   const int64_t e = weights.element_count();
@@ -329,9 +332,10 @@ ffi::Error CsrPush(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> offsets, ffi::Buf
 
 inline float Clip(float w, float w_max) { return std::min(std::max(w, 0.0f), w_max); }
 
-ffi::Error EventStdp(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> pre, ffi::Buffer<ffi::S32> out_post, ffi::Buffer<ffi::U8> spikes,
-                     ffi::Buffer<ffi::S32> ids, ffi::Buffer<ffi::F32> ltp, ffi::Buffer<ffi::F32> ltd,
-                     ffi::Buffer<ffi::F32> weights_in, float w_max, ffi::ResultBuffer<ffi::F32> weights) {
+ffi::Error EventStdp(ffi::ThreadPool pool, ffi::Buffer<ffi::S32> pre, ffi::Buffer<ffi::S32> out_post,
+                     ffi::Buffer<ffi::U8> spikes, ffi::Buffer<ffi::S32> ids, ffi::Buffer<ffi::F32> ltp,
+                     ffi::Buffer<ffi::F32> ltd, ffi::Buffer<ffi::F32> weights_in, float w_max,
+                     ffi::ResultBuffer<ffi::F32> weights) {
   const int64_t n = spikes.element_count();
   const int64_t k = n ? pre.element_count() / n : 0;
   const int64_t c = ids.element_count();
