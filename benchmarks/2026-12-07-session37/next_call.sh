@@ -1,4 +1,5 @@
 #!/bin/bash
+# Ran in session 38 (H100): the fence did not fix the count; benchmarks/2026-12-07-session38/call1.sh is the next probe.
 # The next session's first device call (from main's root; ~8-10 min on a
 # warm card). Worktree A: main + session 36's tally patches 1-2 + this
 # folder's 0001 (each writing warp fences its partials). Worktree B: A +
