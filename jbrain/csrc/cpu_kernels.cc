@@ -35,7 +35,7 @@
 // Threads: the kernels split the spike list (EventPush: the neurons) into
 // T contiguous shares (T = the cores this process may run on, or
 // $JBRAIN_CPU_THREADS; one share when the list holds fewer than
-// kMinEventsPerThread synapse events per share, where a second thread costs
+// kMinEventsPerShare synapse events per share, where a second thread costs
 // more than it saves), run on the calling thread and XLA's CPU thread pool
 // (`Parallel`).
 // EventPropagate gives each share its own int32 accumulator and adds them
@@ -48,6 +48,7 @@
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <mutex>
 #include <thread>
 #include <vector>
@@ -60,7 +61,7 @@ namespace {
 
 constexpr int kFracBits = 20;  // config.WEIGHT_FRAC_BITS (checked by cpu_kernels.py)
 constexpr int64_t kPrefetch = 16;  // rows ahead
-constexpr int64_t kMinEventsPerThread = 4096;  // synapse events (C*K) a share must have to be worth a task
+constexpr int64_t kMinEventsPerShare = 4096;  // synapse events (C*K) a share must have to be worth a task
 
 // Threads for a list of `events` synapse events: $JBRAIN_CPU_THREADS if set
 // (>= 1), else the cores in this process's affinity mask; fewer when the
@@ -75,7 +76,7 @@ int64_t Threads(int64_t events) {
     if (sched_getaffinity(0, sizeof(set), &set) == 0) return static_cast<int64_t>(std::max(1, CPU_COUNT(&set)));
     return static_cast<int64_t>(std::max(1u, std::thread::hardware_concurrency()));
   }();
-  return std::max<int64_t>(1, std::min(cores, events / kMinEventsPerThread));
+  return std::max<int64_t>(1, std::min(cores, events / kMinEventsPerShare));
 }
 
 // Runs body(t, begin, end) for the shares t < T of [0, c): share 0 on the
