@@ -5,8 +5,10 @@ nvvm.vote.sync), which LLVM knows are convergent, instead of inline asm
 without side effects, which LLVM may sink into a branch that only lane 0
 takes (session 38's lead for the tally's count)."""
 
-p = "jbrain/backends/pallas_gpu.py"
-s = open(p).read()
+import pathlib
+
+p = pathlib.Path("jbrain/backends/pallas_gpu.py")
+s = p.read_text()
 
 
 def rep(a: str, b: str) -> None:
@@ -46,7 +48,7 @@ rep(
 )
 rep(
     """            other = self.asm(f"shfl.sync.bfly.b32 $0, $1, {d}, 0x1f, 0xffffffff;", "=f,f", x, result=self.f32)
-            x = arith.addf(x, other)""",
+            x = arith.addf(x, other)""",  # noqa: E501
     """            x = arith.addf(x, self.shfl(x, d))""",
 )
 rep(
@@ -71,4 +73,4 @@ rep(
 ''',
 )
 assert "shfl.sync." not in s and "vote.sync." not in s
-open(p, "w").write(s)
+p.write_text(s)
