@@ -21,6 +21,7 @@ rep(
     "global IMPORT_ERROR, _imported, ir, arith, gpu, llvm, memref, scf, pl, mu, plgpu",
     "global IMPORT_ERROR, _imported, ir, arith, gpu, llvm, memref, nvvm, scf, pl, mu, plgpu",
 )
+rep("import functools\n", "import functools\nimport inspect\n")
 rep(
     "from jax._src.lib.mlir.dialects import arith, gpu, llvm, memref, scf",
     "from jax._src.lib.mlir.dialects import arith, gpu, llvm, memref, nvvm, scf",
@@ -69,7 +70,10 @@ rep(
         )
 ''',
     '''        """Bit l: lane l's pred (all 32 lanes vote; NVVM's intrinsic, convergent as `shfl`)."""
-        return nvvm.vote_sync(self.c(-1), pred, nvvm.VoteSyncKind.ballot, results=[self.i32])
+        args = (self.c(-1), pred, nvvm.VoteSyncKind.ballot)
+        if next(iter(inspect.signature(nvvm.vote_sync).parameters)) == "mask":
+            return nvvm.vote_sync(*args, results=[self.i32])
+        return nvvm.vote_sync(self.i32, *args)  # an older binding: the result type first
 ''',
 )
 assert "shfl.sync." not in s and "vote.sync." not in s
