@@ -7,6 +7,7 @@
 # tests, the fingerprint variants); if B is right, the presets on main and B
 # (kernels counted), B's gpu compat tests, then all of B's gpu kernel tests.
 # If A's count is still wrong: session 38's per-warp probe instead.
+# QUICK=1: the shortest check (1-2 min): A's kernel_sparse.py and gpu tally tests only.
 export PYTHONUNBUFFERED=1
 R=$PWD; D=$R/benchmarks/2026-12-07-session36/tally; S=$R/benchmarks/2026-12-07-session37
 N=$R/benchmarks/2026-12-07-session39
@@ -22,6 +23,7 @@ for w in A B; do
   echo "== $w: $(grep 'calls wrong' $OUT/sparse_$w.txt)"; grep MISMATCH $OUT/sparse_$w.txt | head -2
   timeout 90 python -m pytest -q -x -m gpu tests/test_backends.py -k tally > $OUT/t_tally_$w.txt 2>&1
   tail -1 $OUT/t_tally_$w.txt
+  [ -n "$QUICK" ] && exit 0
 done
 cd /tmp/A && timeout 60 python $S/fp_variants.py A > $OUT/fp.txt 2>&1
 cd /tmp/B && timeout 60 python $S/fp_variants.py B >> $OUT/fp.txt 2>&1
